@@ -1,0 +1,5 @@
+"""SQL Traits Kit: warehouse tables -> churn/LTV models -> output table -> Segment profile traits."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
