@@ -1,0 +1,78 @@
+"""The ``sqltraits`` command line: each command is a few lines that call the library.
+
+Command modules import only ``argparse`` at import time so that ``sqltraits --help`` starts fast;
+the library is imported inside each command's ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+#: command name -> module inside ``sqltraits_kit.cli``; each has ``register(subparsers)`` and ``run(args)``.
+COMMANDS = {
+    "sample": "sample",
+    "load": "load",
+    "tables": "tables",
+    "train": "train",
+    "models": "models",
+    "score": "score",
+    "validate": "validate",
+    "sync": "sync",
+    "history": "history",
+    "run": "run",
+}
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    from sqltraits_kit import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="sqltraits",
+        description="Train churn/LTV models on warehouse tables and publish traits to Segment.",
+    )
+    parser.add_argument("--version", action="version", version=f"sqltraits-kit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in COMMANDS.items():
+        try:
+            mod = importlib.import_module(f"sqltraits_kit.cli.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"sqltraits_kit.cli.{module}":
+                continue  # command not built yet in this checkout
+            raise
+        cmd = mod.register(sub)
+        cmd.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sqltraits_kit.errors import ConfigError, SqlTraitsError
+
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except ConfigError as exc:
+        if args.debug:
+            raise
+        print(f"sqltraits {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SqlTraitsError as exc:
+        if args.debug:
+            raise
+        print(f"sqltraits {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"sqltraits {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

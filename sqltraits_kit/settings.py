@@ -1,0 +1,146 @@
+"""One settings object, filled from the environment (CLI, notebooks) or ``st.secrets`` (the app)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_SAMPLE_PATH", "Secret", "Settings"]
+
+#: Where the demo warehouse lives, relative to the working directory (the repository root).
+DEFAULT_SAMPLE_PATH = Path("sample_data") / "sample.duckdb"
+
+
+class Secret:
+    """A credential that never shows itself in ``repr``, ``str``, logs or f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("a secret must be a non-empty string")
+        self._value = value.strip()
+
+    def reveal(self) -> str:
+        """The real value: call this only where it is handed to the wire."""
+        return self._value
+
+    def masked(self) -> str:
+        """A hint to recognise which key is configured: the last 4 characters at most."""
+        tail = self._value[-4:] if len(self._value) >= 12 else ""
+        return f"••••{tail}"
+
+    def __repr__(self) -> str:
+        return "Secret('••••')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> Any:  # never pickle a credential into a cache or a file
+        raise TypeError("Secret values cannot be pickled")
+
+
+def _secret(value: object) -> Secret | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return Secret(str(value))
+
+
+_ENV = {
+    "db_url": "SQLTRAITS_DB_URL",
+    "models_dir": "SQLTRAITS_MODELS_DIR",
+    "segment_write_key": "SEGMENT_WRITE_KEY",
+    "segment_region": "SEGMENT_REGION",
+    "segment_endpoint": "SEGMENT_ENDPOINT",
+    "profile_api_token": "SEGMENT_PROFILE_API_TOKEN",
+    "profile_space_id": "SEGMENT_SPACE_ID",
+    "profile_endpoint": "SEGMENT_PROFILE_ENDPOINT",
+    "max_requests_per_second": "SQLTRAITS_MAX_REQUESTS_PER_SECOND",
+    "max_events_per_second": "SQLTRAITS_MAX_EVENTS_PER_SECOND",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the kit needs to know about where it runs. Credentials are :class:`Secret`."""
+
+    db_url: str | None = None  # None: the demo sample (built on first use)
+    models_dir: Path = Path("models")
+    segment_write_key: Secret | None = field(default=None, repr=False)
+    segment_region: str = "us"
+    segment_endpoint: str | None = None
+    profile_api_token: Secret | None = field(default=None, repr=False)
+    profile_space_id: str | None = None
+    profile_endpoint: str | None = None
+    max_requests_per_second: float = 20.0
+    max_events_per_second: float = 1000.0
+
+    def __post_init__(self) -> None:
+        if self.segment_region not in ("us", "eu"):
+            raise ValueError(f"segment_region must be 'us' or 'eu', got {self.segment_region!r}")
+        for name in ("max_requests_per_second", "max_events_per_second"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 = no client-side limit)")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], /) -> Settings:
+        """Build from a mapping keyed by field name or by environment-variable name.
+
+        ``st.secrets`` is such a mapping; a ``[sqltraits]`` or ``[segment]`` section is read too.
+        """
+        flat: dict[str, Any] = {}
+        for section in ("sqltraits", "segment"):
+            sub = values.get(section) if hasattr(values, "get") else None
+            if isinstance(sub, Mapping):
+                for key, value in sub.items():
+                    flat.setdefault(key.lower(), value)
+        for key, value in values.items():
+            if not isinstance(value, Mapping):
+                flat[key.lower()] = value
+        picked: dict[str, Any] = {}
+        for name, env in _ENV.items():
+            for key in (name, env.lower(), name.removeprefix("segment_")):
+                if key in flat and flat[key] not in (None, ""):
+                    picked[name] = flat[key]
+                    break
+        return cls._coerce(picked)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, /) -> Settings:
+        env = os.environ if environ is None else environ
+        picked = {name: env[var] for name, var in _ENV.items() if env.get(var, "").strip()}
+        return cls._coerce(picked)
+
+    @classmethod
+    def _coerce(cls, picked: dict[str, Any]) -> Settings:
+        out: dict[str, Any] = {}
+        for name, value in picked.items():
+            if name in ("segment_write_key", "profile_api_token"):
+                out[name] = _secret(value)
+            elif name == "models_dir":
+                out[name] = Path(str(value))
+            elif name.startswith("max_"):
+                try:
+                    out[name] = float(value)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{_ENV[name]} must be a number, got {value!r}") from None
+            elif name == "segment_region":
+                out[name] = str(value).strip().lower()
+            else:
+                out[name] = str(value)
+        return cls(**out)
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (the UI edits settings this way)."""
+        return replace(self, **changes)
