@@ -68,6 +68,7 @@ _ENV = {
     "profile_endpoint": "SEGMENT_PROFILE_ENDPOINT",
     "max_requests_per_second": "SQLTRAITS_MAX_REQUESTS_PER_SECOND",
     "max_events_per_second": "SQLTRAITS_MAX_EVENTS_PER_SECOND",
+    "sample_customers": "SQLTRAITS_SAMPLE_CUSTOMERS",
 }
 
 
@@ -85,6 +86,7 @@ class Settings:
     profile_endpoint: str | None = None
     max_requests_per_second: float = 20.0
     max_events_per_second: float = 1000.0
+    sample_customers: int = 50_000  # size of the demo sample built on first start
 
     def __post_init__(self) -> None:
         if self.segment_region not in ("us", "eu"):
@@ -130,9 +132,9 @@ class Settings:
                 out[name] = _secret(value)
             elif name == "models_dir":
                 out[name] = Path(str(value))
-            elif name.startswith("max_"):
+            elif name.startswith("max_") or name == "sample_customers":
                 try:
-                    out[name] = float(value)
+                    out[name] = int(value) if name == "sample_customers" else float(value)
                 except (TypeError, ValueError):
                     raise ValueError(f"{_ENV[name]} must be a number, got {value!r}") from None
             elif name == "segment_region":

@@ -1,0 +1,25 @@
+"""SQL Traits Kit — the Streamlit app. Run with: streamlit run app.py"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import app_state
+
+st.set_page_config(page_title="SQL Traits Kit", page_icon="📈", layout="wide")
+
+PAGES = [
+    st.Page("pages/data.py", title="Data", icon="🗄️", default=True),
+    st.Page("pages/train.py", title="Train", icon="🧠"),
+    st.Page("pages/score.py", title="Score", icon="🎯"),
+    st.Page("pages/preview.py", title="Preview", icon="📊"),
+    st.Page("pages/publish.py", title="Publish", icon="🚀"),
+]
+
+nav = st.navigation(PAGES)
+with st.sidebar:
+    st.caption("SQL Traits Kit — warehouse → models → Segment traits")
+with app_state.user_errors():
+    wh = app_state.warehouse()
+    st.sidebar.caption(f"Warehouse: `{wh.display_url}` ({wh.backend})")
+    nav.run()

@@ -1,0 +1,61 @@
+"""Data: the warehouse in use, its tables, a preview, and activity over time."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+import app_state
+
+st.title("Data")
+
+wh = app_state.warehouse()
+
+with st.form("data_connection"):
+    url = st.text_input(
+        "Warehouse URL",
+        value=app_state.settings().db_url or "",
+        placeholder="empty = demo sample · duckdb:///path/file.duckdb · postgres://user@host:5432/db",
+        help="Any Ibis backend URL. Credentials belong in st.secrets or the environment.",
+        key="data_url",
+    )
+    if st.form_submit_button("Connect"):
+        with app_state.user_errors():
+            wh = app_state.switch_warehouse(url.strip() or None)
+            st.success(f"Connected to {wh.display_url}")
+
+st.caption(f"In use: `{wh.display_url}` — backend **{wh.backend}**")
+
+with app_state.user_errors():
+    overview = app_state.table_overview(wh.url, wh)
+    if overview.empty:
+        st.info("This warehouse has no tables yet.")
+        st.stop()
+    left, right = st.columns([2, 3])
+    with left:
+        st.subheader("Tables")
+        st.dataframe(
+            overview[["table", "rows", "columns"]],
+            hide_index=True,
+            column_config={"rows": st.column_config.NumberColumn(format="%d")},
+        )
+    with right:
+        st.subheader("Preview")
+        table = st.selectbox("Table", overview["table"].tolist(), key="data_table")
+        limit = st.slider("Rows", 5, 500, 50, key="data_limit")
+        schema = overview.set_index("table").loc[table, "schema"]
+        st.caption(f"Schema: {schema}")
+        st.dataframe(app_state.preview(wh.url, wh, table, limit), hide_index=True)
+
+    st.subheader("Activity over time")
+    grain = st.radio("Grain", ["week", "month", "day"], horizontal=True, key="data_grain")
+    activity = app_state.activity(wh.url, wh, grain)
+    if activity.empty:
+        st.info("No event tables (order_completed, tracks, pages) found in this warehouse.")
+    else:
+        fig = px.line(
+            activity, x="period", y="events", color="table", labels={"period": grain.title()}
+        )
+        fig.update_layout(height=360, margin=dict(l=10, r=10, t=10, b=10))
+        st.plotly_chart(fig, width="stretch")
+        st.caption("Counted inside the warehouse; only the per-period counts reach the browser.")
