@@ -5,4 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 st.title("Preview")
-st.info("Not built yet. Check the traits against Segment's contract, see their distributions and drift against the last publish.")
+st.info(
+    "Not built yet. "
+    "Check the traits against Segment's contract, see their distributions and drift against the last publish."
+)

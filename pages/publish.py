@@ -5,4 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 st.title("Publish")
-st.info("Not built yet. Dry-run and publish the changed traits to Segment, with run history and failed rows.")
+st.info(
+    "Not built yet. "
+    "Dry-run and publish the changed traits to Segment, with run history and failed rows."
+)

@@ -5,4 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 st.title("Train")
-st.info("Not built yet. Train churn and LTV models on the warehouse tables, with metrics beside a reference predictor.")
+st.info(
+    "Not built yet. "
+    "Train churn and LTV models on the warehouse tables, with metrics beside a reference predictor."
+)

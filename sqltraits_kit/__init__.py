@@ -1,4 +1,4 @@
-"""SQL Traits Kit: warehouse tables -> churn/LTV models -> output table -> Segment profile traits."""
+"""SQL Traits Kit: warehouse tables -> churn/LTV models -> output table -> Segment traits."""
 
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ trained on it can be judged against the truth:
 
 * Orders follow BG/NBD: each customer's weekly purchase rate ``lambda ~ Gamma(r, rate=alpha)``;
   after every repeat purchase the customer drops out with probability ``p ~ Beta(a, b)``.
-* Order values follow Gamma-Gamma: ``nu ~ Gamma(q, rate=v)``, each value ``~ Gamma(p_spend, rate=nu)``.
+* Order values follow Gamma-Gamma: ``nu ~ Gamma(q, rate=v)``, each value
+  ``~ Gamma(p_spend, rate=nu)``.
 * Web activity (``pages``, ``tracks``) is a Poisson process that fades in the weeks before the
   customer drops out and stops a few weeks after, so it carries churn signal.
 
@@ -109,6 +110,12 @@ def _latent(n: int, seed: int, params: SampleParameters) -> pa.Table:
             "extra_tau": extra_tau,
         }
     )
+
+
+def _pick(values: list[str], seed: int, *parts: str) -> str:
+    """SQL picking one of ``values`` by a hash of (seed, parts)."""
+    args = ", ".join([str(int(seed)), *parts])
+    return f"{_sql_list(values)}[CAST(1 + hash({args}) % {len(values)} AS BIGINT)]"
 
 
 def _u(seed: int, *parts: str) -> str:
@@ -227,7 +234,7 @@ def _statements(seed: int, params: SampleParameters, n_accounts: int) -> list[tu
             CREATE TABLE pages AS
             SELECT 'pg_' || lpad(row_number() OVER (ORDER BY v.uid, v.k)::VARCHAR, 11, '0') AS id,
                    'u' || lpad(v.uid::VARCHAR, 8, '0') AS user_id,
-                   {_sql_list(_PATHS)}[CAST(1 + hash({s}, v.uid, v.k, 4) % {len(_PATHS)} AS BIGINT)] AS path,
+                   {_pick(_PATHS, s, "v.uid", "v.k", "4")} AS path,
                    v.ts AS "timestamp"
             FROM _visits v
             ORDER BY v.uid, v.k
@@ -248,10 +255,11 @@ def _statements(seed: int, params: SampleParameters, n_accounts: int) -> list[tu
                       FROM order_completed) o
                 JOIN _truth t ON t.user_id = o.user_id
             )
-            SELECT 'trk_' || lpad(row_number() OVER (ORDER BY uid, ts, k, j)::VARCHAR, 11, '0') AS id,
+            SELECT 'trk_' || lpad(row_number() OVER (ORDER BY uid, ts, k, j)::VARCHAR, 11, '0')
+                       AS id,
                    'u' || lpad(uid::VARCHAR, 8, '0') AS user_id,
                    CASE WHEN j < 0 THEN 'Order Completed'
-                        ELSE {_sql_list(_EVENTS)}[CAST(1 + hash({s}, uid, k, j, 6) % {len(_EVENTS)} AS BIGINT)]
+                        ELSE {_pick(_EVENTS, s, "uid", "k", "j", "6")}
                    END AS event,
                    least(ts + to_microseconds(CAST(greatest(j, 0) * 45e6 AS BIGINT)),
                          TIMESTAMP '{today}' - INTERVAL 1 SECOND) AS "timestamp"
@@ -265,9 +273,9 @@ def _statements(seed: int, params: SampleParameters, n_accounts: int) -> list[tu
             CREATE TABLE accounts AS
             SELECT 'acc_' || lpad(i::VARCHAR, 6, '0') AS id,
                    'Company ' || i::VARCHAR AS name,
-                   {_sql_list(_INDUSTRIES)}[CAST(1 + hash({s}, i, 10) % {len(_INDUSTRIES)} AS BIGINT)] AS industry,
+                   {_pick(_INDUSTRIES, s, "i", "10")} AS industry,
                    CAST(5 + floor(exp(8 * {_u(s, "i", "11")})) AS BIGINT) AS employees,
-                   {_sql_list(_PLANS)}[CAST(1 + hash({s}, i, 12) % {len(_PLANS)} AS BIGINT)] AS plan
+                   {_pick(_PLANS, s, "i", "12")} AS plan
             FROM range(1, {n_accounts + 1}) r(i)
             ORDER BY i
             """,
@@ -278,11 +286,11 @@ def _statements(seed: int, params: SampleParameters, n_accounts: int) -> list[tu
             CREATE TABLE users AS
             SELECT t.user_id AS id,
                    'user' || t.uid::VARCHAR || '@example.com' AS email,
-                   {_sql_list(_FIRST)}[CAST(1 + hash({s}, t.uid, 20) % {len(_FIRST)} AS BIGINT)] || ' ' ||
-                   {_sql_list(_LAST)}[CAST(1 + hash({s}, t.uid, 21) % {len(_LAST)} AS BIGINT)] AS name,
+                   {_pick(_FIRST, s, "t.uid", "20")} || ' ' ||
+                   {_pick(_LAST, s, "t.uid", "21")} AS name,
                    t.created_at,
-                   {_sql_list(_PLANS)}[CAST(1 + hash({s}, t.uid, 22) % {len(_PLANS)} AS BIGINT)] AS plan,
-                   {_sql_list(_COUNTRIES)}[CAST(1 + hash({s}, t.uid, 23) % {len(_COUNTRIES)} AS BIGINT)] AS country,
+                   {_pick(_PLANS, s, "t.uid", "22")} AS plan,
+                   {_pick(_COUNTRIES, s, "t.uid", "23")} AS country,
                    'acc_' || lpad((1 + hash({s}, t.uid, 24) % {n_accounts})::VARCHAR, 6, '0')
                        AS account_id
             FROM _truth t

@@ -155,7 +155,7 @@ def connect(
     sample_customers: int = 50_000,
     progress: Callable[[str, float], None] | None = None,
 ) -> Warehouse:
-    """Connect to a warehouse by URL, or to the demo sample (built on first use) when ``url`` is None.
+    """Connect to a warehouse by URL, or to the demo sample (built on first use) when url is None.
 
     ``duckdb:///path.duckdb``, ``postgres://user@host:5432/db`` and any URL Ibis understands.
     A DuckDB file is opened read-only when ``read_only``; if another process holds its write

@@ -47,7 +47,7 @@ def test_activity_over_time_is_counted_in_the_warehouse(wh):
 
 
 def test_unknown_table_and_column_are_named(wh):
-    with pytest.raises(UnknownTableError, match="'nope'.*has: accounts"):
+    with pytest.raises(UnknownTableError, match=r"'nope'.*has: accounts"):
         wh.table("nope")
     users = wh.table("users")
     with pytest.raises(UnknownTableError, match="'revenue' not found in users"):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 __all__ = ["main"]
 
-#: command name -> module inside ``sqltraits_kit.cli``; each has ``register(subparsers)`` and ``run(args)``.
+#: command -> module in ``sqltraits_kit.cli``, each with ``register(subparsers)`` and ``run(args)``.
 COMMANDS = {
     "sample": "sample",
     "load": "load",
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sqltraits-kit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in COMMANDS.items():
+    for module in COMMANDS.values():
         try:
             mod = importlib.import_module(f"sqltraits_kit.cli.{module}")
         except ModuleNotFoundError as exc:

@@ -19,9 +19,21 @@ def _sqltraits() -> list[str]:
 def test_sample_command_twice_gives_identical_content(tmp_path):
     for name in ("a.duckdb", "b.duckdb"):
         proc = subprocess.run(
-            [*_sqltraits(), "sample", "--db", str(tmp_path / name), "--customers", "800",
-             "--seed", "3", "--quiet"],
-            capture_output=True, text=True, timeout=120, env={**os.environ},
+            [
+                *_sqltraits(),
+                "sample",
+                "--db",
+                str(tmp_path / name),
+                "--customers",
+                "800",
+                "--seed",
+                "3",
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ},
         )
         assert proc.returncode == 0, proc.stderr
         assert "users 800" in proc.stdout
@@ -55,6 +67,18 @@ def test_usage_errors_exit_2_with_a_message(capsys, tmp_path):
 
 @pytest.mark.postgres
 def test_load_copies_the_sample_into_postgres(sample_file, postgres_url, capsys):
-    assert main(["load", "--from", f"duckdb://{sample_file}", "--to", postgres_url,
-                 "--table", "accounts"]) == 0
+    assert (
+        main(
+            [
+                "load",
+                "--from",
+                f"duckdb://{sample_file}",
+                "--to",
+                postgres_url,
+                "--table",
+                "accounts",
+            ]
+        )
+        == 0
+    )
     assert "accounts: 200 rows" in capsys.readouterr().out
