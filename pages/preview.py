@@ -7,5 +7,6 @@ import streamlit as st
 st.title("Preview")
 st.info(
     "Not built yet. "
-    "Check the traits against Segment's contract, see their distributions and drift against the last publish."
+    "Check the traits against Segment's contract, see their distributions "
+    "and drift against the last publish."
 )
