@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -15,26 +16,43 @@ DEFAULT_SAMPLE_PATH = Path("sample_data") / "sample.duckdb"
 
 
 class Secret:
-    """A credential that never shows itself in ``repr``, ``str``, logs or f-strings."""
+    """A credential (write key, token) that never shows itself in ``repr``, ``str`` or logs.
+
+    Only :meth:`reveal` returns the value, at the one place that builds a request header.
+    """
 
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         if not isinstance(value, str) or not value.strip():
-            raise ValueError("a secret must be a non-empty string")
+            raise ValueError("a secret (write key or token) must be a non-empty string")
         self._value = value.strip()
+
+    @classmethod
+    def of(cls, value: Any) -> Secret:
+        """Accept a `Secret`, a plain string, or an object with ``get_secret_value()``."""
+        if isinstance(value, Secret):
+            return value
+        if hasattr(value, "get_secret_value"):  # pydantic.SecretStr and similar
+            return cls(value.get_secret_value())
+        return cls(value)
 
     def reveal(self) -> str:
         """The real value: call this only where it is handed to the wire."""
         return self._value
 
     def masked(self) -> str:
-        """A hint to recognise which key is configured: the last 4 characters at most."""
+        """A hint to recognise which key is configured: the last 4 characters of a long key."""
         tail = self._value[-4:] if len(self._value) >= 12 else ""
         return f"••••{tail}"
 
+    def redact(self, text: str) -> str:
+        """``text`` with this secret (and its HTTP Basic form) replaced by ``***``."""
+        basic = base64.b64encode(f"{self._value}:".encode()).decode()
+        return text.replace(self._value, "***").replace(basic, "***")
+
     def __repr__(self) -> str:
-        return "Secret('••••')"
+        return "Secret('***')"
 
     __str__ = __repr__
 
@@ -48,7 +66,7 @@ class Secret:
         return hash(self._value)
 
     def __reduce__(self) -> Any:  # never pickle a credential into a cache or a file
-        raise TypeError("Secret values cannot be pickled")
+        raise TypeError("Secret values are not picklable")
 
 
 def _secret(value: object) -> Secret | None:
