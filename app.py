@@ -6,14 +6,14 @@ import streamlit as st
 
 import app_state
 
-st.set_page_config(page_title="SQL Traits Kit", page_icon="📈", layout="wide")
+st.set_page_config(page_title="SQL Traits Kit", page_icon=":material/insights:", layout="wide")
 
 PAGES = [
-    st.Page("pages/data.py", title="Data", icon="🗄️", default=True),
-    st.Page("pages/train.py", title="Train", icon="🧠"),
-    st.Page("pages/score.py", title="Score", icon="🎯"),
-    st.Page("pages/preview.py", title="Preview", icon="📊"),
-    st.Page("pages/publish.py", title="Publish", icon="🚀"),
+    st.Page("pages/data.py", title="Data", icon=":material/database:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/score.py", title="Score", icon=":material/target:"),
+    st.Page("pages/preview.py", title="Preview", icon=":material/bar_chart:"),
+    st.Page("pages/publish.py", title="Publish", icon=":material/send:"),
 ]
 
 nav = st.navigation(PAGES)

@@ -81,7 +81,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except SqlTraitsError as exc:
-        st.error(str(exc), icon="⚠️")
+        st.error(str(exc), icon=":material/error:")
 
 
 @st.cache_data(ttl=300, show_spinner=False)

@@ -37,7 +37,7 @@ with app_state.user_errors():
         st.dataframe(
             overview[["table", "rows", "columns"]],
             hide_index=True,
-            column_config={"rows": st.column_config.NumberColumn(format="%d")},
+            column_config={"rows": st.column_config.NumberColumn(format="localized")},
         )
     with right:
         st.subheader("Preview")
