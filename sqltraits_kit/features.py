@@ -1,0 +1,478 @@
+"""Point-in-time features and labels, each built as one Ibis expression that runs in the warehouse.
+
+Time convention: a cutoff is an instant (a date means its midnight, UTC). Everything strictly
+before it is history and may feed a feature; the label horizon is ``[cutoff, cutoff + H days)``.
+So an event stamped exactly at the cutoff already belongs to the future, and adding any event at
+or after the cutoff changes no feature (the leakage test checks this).
+
+Every source table is filtered and aggregated per profile on its own, then the aggregates are
+left-joined onto the profiles table: the warehouse scans each event table once, and only the
+per-profile result (one row per profile) ever leaves it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqltraits_kit.errors import ConfigError, UnknownTableError
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+    from sqltraits_kit.warehouse import Warehouse
+
+__all__ = [
+    "DEFAULT_WINDOWS",
+    "FEATURE_COLUMNS",
+    "TableMapping",
+    "build_features",
+    "build_labels",
+    "data_end",
+    "feature_columns",
+    "profile_count",
+    "to_instant",
+]
+
+DEFAULT_WINDOWS: tuple[int, ...] = (7, 30, 90)
+_DAY_SECONDS = 86_400.0
+CHURN_ON = ("orders", "activity")
+_OPTIONAL_FIELDS = ("profile_created_at", "tracks_table", "track_event", "pages_table")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableMapping:
+    """Which warehouse tables and columns hold profiles, orders and activity.
+
+    The defaults fit the demo sample and Segment's warehouse schema (``users``, ``tracks``,
+    ``pages`` and one table per track event such as ``order_completed``). Set
+    ``profile_created_at`` to None when profiles have no creation time: a profile then exists
+    from its first event. Set ``tracks_table`` or ``pages_table`` to None when there is none.
+    """
+
+    profiles_table: str = "users"
+    profile_id: str = "id"
+    profile_created_at: str | None = "created_at"
+    orders_table: str = "order_completed"
+    order_profile_id: str = "user_id"
+    order_timestamp: str = "timestamp"
+    order_revenue: str = "revenue"
+    tracks_table: str | None = "tracks"
+    track_profile_id: str = "user_id"
+    track_timestamp: str = "timestamp"
+    track_event: str | None = "event"
+    pages_table: str | None = "pages"
+    page_profile_id: str = "user_id"
+    page_timestamp: str = "timestamp"
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.name in _OPTIONAL_FIELDS:
+                continue
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(
+                    f"table mapping: {f.name} must be a non-empty name, got {value!r}"
+                )
+
+    def to_dict(self) -> dict[str, str | None]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], /) -> TableMapping:
+        """Build from a mapping as written by :meth:`to_dict`; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"table mapping: unknown key(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        return cls(**{k: (None if v in ("", None) else v) for k, v in values.items()})
+
+    def activity_sources(self) -> list[tuple[str, str, str]]:
+        """(table, profile id column, timestamp column) of the mapped activity tables."""
+        out = []
+        if self.tracks_table:
+            out.append((self.tracks_table, self.track_profile_id, self.track_timestamp))
+        if self.pages_table:
+            out.append((self.pages_table, self.page_profile_id, self.page_timestamp))
+        return out
+
+    def validate(self, wh: Warehouse) -> None:
+        """Check that every mapped table and column exists with a usable type."""
+        checks: list[tuple[str, str, str]] = [(self.profiles_table, self.profile_id, "id")]
+        if self.profile_created_at:
+            checks.append((self.profiles_table, self.profile_created_at, "time"))
+        checks += [
+            (self.orders_table, self.order_profile_id, "id"),
+            (self.orders_table, self.order_timestamp, "time"),
+            (self.orders_table, self.order_revenue, "number"),
+        ]
+        for table, id_col, ts_col in self.activity_sources():
+            checks += [(table, id_col, "id"), (table, ts_col, "time")]
+        if self.tracks_table and self.track_event:
+            checks.append((self.tracks_table, self.track_event, "any"))
+        schemas: dict[str, Any] = {}
+        for table, column, role in checks:
+            if table not in schemas:
+                schemas[table] = wh.table(table).schema()
+            schema = schemas[table]
+            if column not in schema:
+                raise UnknownTableError(
+                    f"column {column!r} not found in table {table!r} "
+                    f"(columns: {', '.join(schema.names)})"
+                )
+            dtype = schema[column]
+            if role == "time" and not (dtype.is_timestamp() or dtype.is_date()):
+                raise ConfigError(
+                    f"column {table}.{column} must be a timestamp or date to serve as a time, "
+                    f"is {dtype}"
+                )
+            if role == "number" and not dtype.is_numeric():
+                raise ConfigError(f"column {table}.{column} must be numeric (revenue), is {dtype}")
+
+
+def to_instant(value: dt.date | dt.datetime | str, *, name: str = "cutoff") -> dt.datetime:
+    """A naive UTC datetime from a date (its midnight), a datetime or an ISO string."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be an ISO date such as 2026-05-01, got {value!r}"
+            ) from None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day)
+    raise ConfigError(f"{name} must be a date, datetime or ISO string, got {value!r}")
+
+
+def _windows(windows: Sequence[int]) -> tuple[int, ...]:
+    try:
+        out = tuple(sorted({int(w) for w in windows}))
+    except (TypeError, ValueError):
+        raise ConfigError(f"windows must be whole numbers of days, got {windows!r}") from None
+    if not out or out[0] < 1:
+        raise ConfigError(f"windows must be at least one positive number of days, got {windows!r}")
+    return out
+
+
+def _trend_days(windows: tuple[int, ...]) -> int:
+    # The middle window: long enough to hold a few events, short enough to see a fading customer.
+    return windows[len(windows) // 2]
+
+
+def feature_columns(
+    mapping: TableMapping | None = None, *, windows: Sequence[int] = DEFAULT_WINDOWS
+) -> list[str]:
+    """The feature columns :func:`build_features` makes for this mapping, in order."""
+    mapping = mapping or TableMapping()
+    ws = _windows(windows)
+    cols = ["tenure_days", "orders_count"]
+    cols += [f"orders_{w}d" for w in ws]
+    cols += ["revenue_sum", "revenue_mean"]
+    cols += [f"revenue_{w}d" for w in ws]
+    cols += ["days_since_first_order", "days_since_last_order", "orders_trend"]
+    if mapping.tracks_table:
+        cols += ["tracks_count", *[f"tracks_{w}d" for w in ws], "tracks_trend"]
+        if mapping.track_event:
+            cols.append("distinct_event_types")
+    if mapping.pages_table:
+        cols += ["pages_count", *[f"pages_{w}d" for w in ws], "pages_trend"]
+    if mapping.activity_sources():
+        cols.append("days_since_last_visit")
+    return cols
+
+
+#: The features of the default mapping and windows.
+FEATURE_COLUMNS: tuple[str, ...] = tuple(feature_columns())
+
+
+def _literal_for(column: ir.Column, when: dt.datetime) -> ir.Value:
+    """A timestamp literal comparable with ``column`` (time zones handled, no implicit casts)."""
+    import ibis
+
+    dtype = column.type()
+    if dtype.is_timestamp() and dtype.timezone is not None:
+        return ibis.literal(when.replace(tzinfo=dt.UTC), type=dtype)
+    return ibis.literal(when, type="timestamp")
+
+
+def _time(table: ir.Table, column: str) -> ir.Column:
+    col = table[column]
+    return col.cast("timestamp") if col.type().is_date() else col
+
+
+def _events(
+    wh: Warehouse,
+    table: str,
+    id_col: str,
+    ts_col: str,
+    id_type: Any,
+    *,
+    start: dt.datetime | None,
+    end: dt.datetime,
+    extra: Mapping[str, str] | None = None,
+) -> ir.Table:
+    """Rows of ``table`` in ``[start, end)`` as (profile_id, ts, extra...), without NULL keys."""
+    t = wh.table(table)
+    for col in (id_col, ts_col, *(extra or {}).values()):
+        wh.column(t, col, table_name=table)
+    ts = _time(t, ts_col)
+    pid = t[id_col] if t[id_col].type() == id_type else t[id_col].cast(id_type)
+    cols = {"profile_id": pid, "ts": ts}
+    cols.update({name: t[col] for name, col in (extra or {}).items()})
+    ev = t.select(**cols)
+    cond = [ev.profile_id.notnull(), ev.ts.notnull(), ev.ts < _literal_for(ev.ts, end)]
+    if start is not None:
+        cond.append(ev.ts >= _literal_for(ev.ts, start))
+    return ev.filter(*cond)
+
+
+def _days_before(as_of_epoch: float, ts: ir.Value) -> ir.Value:
+    return (as_of_epoch - ts.epoch_seconds().cast("float64")) / _DAY_SECONDS
+
+
+def _trend(ev: ir.Table, as_of: dt.datetime, days: int) -> ir.Value:
+    """ln((n recent + 1) / (n earlier + 1)): 0 when steady, negative when activity fades."""
+    recent_from = _literal_for(ev.ts, as_of - dt.timedelta(days=days))
+    earlier_from = _literal_for(ev.ts, as_of - dt.timedelta(days=2 * days))
+    recent = ev.count(where=ev.ts >= recent_from).cast("float64")
+    earlier = ev.count(where=(ev.ts >= earlier_from) & (ev.ts < recent_from)).cast("float64")
+    return ((recent + 1.0) / (earlier + 1.0)).ln()
+
+
+def _profiles(wh: Warehouse, mapping: TableMapping, as_of: dt.datetime) -> ir.Table:
+    import ibis
+
+    t = wh.table(mapping.profiles_table)
+    wh.column(t, mapping.profile_id, table_name=mapping.profiles_table)
+    if mapping.profile_created_at:
+        wh.column(t, mapping.profile_created_at, table_name=mapping.profiles_table)
+        created = _time(t, mapping.profile_created_at)
+        prof = t.select(profile_id=t[mapping.profile_id], created=created)
+        prof = prof.filter(
+            prof.profile_id.notnull(),
+            prof.created.notnull(),
+            prof.created < _literal_for(prof.created, as_of),
+        )
+        # Segment's users table can hold a profile twice across loads: one row per profile.
+        return prof.group_by("profile_id").aggregate(
+            created_epoch=prof.created.min().epoch_seconds().cast("float64")
+        )
+    # No creation time: a profile exists from its first event of any mapped kind.
+    id_type = t[mapping.profile_id].type()
+    firsts = []
+    sources = [(mapping.orders_table, mapping.order_profile_id, mapping.order_timestamp)]
+    for table, id_col, ts_col in sources + mapping.activity_sources():
+        ev = _events(wh, table, id_col, ts_col, id_type, start=None, end=as_of)
+        firsts.append(
+            ev.group_by("profile_id").aggregate(
+                created_epoch=ev.ts.min().epoch_seconds().cast("float64")
+            )
+        )
+    seen = ibis.union(*firsts)
+    seen = seen.group_by("profile_id").aggregate(created_epoch=seen.created_epoch.min())
+    known = t.select(profile_id=t[mapping.profile_id]).distinct()
+    return known.join(seen, "profile_id")
+
+
+def profile_count(
+    wh: Warehouse, mapping: TableMapping | None = None, *, as_of: dt.date | dt.datetime | str
+) -> int:
+    """How many profiles existed before ``as_of`` (the rows :func:`build_features` makes)."""
+    mapping = mapping or TableMapping()
+    return int(_profiles(wh, mapping, to_instant(as_of, name="as_of")).count().execute())
+
+
+def build_features(
+    wh: Warehouse,
+    mapping: TableMapping | None = None,
+    *,
+    as_of: dt.date | dt.datetime | str,
+    windows: Sequence[int] = DEFAULT_WINDOWS,
+) -> ir.Table:
+    """One row per profile that existed before ``as_of``: ``profile_id`` + numeric features.
+
+    Only events strictly before ``as_of`` are read. Windows count the last ``w`` days before
+    ``as_of``; the ``*_trend`` features compare the last ``m`` days with the ``m`` days before
+    them, ``m`` being the middle window. No feature is NULL: counts and sums are 0 without
+    events, the ``days_since_*`` features fall back to the profile's tenure (as if its last event
+    were its creation), ``revenue_mean`` is 0 without orders.
+    """
+    mapping = mapping or TableMapping()
+    as_of = to_instant(as_of, name="as_of")
+    ws = _windows(windows)
+    trend_days = _trend_days(ws)
+    as_of_epoch = as_of.replace(tzinfo=dt.UTC).timestamp()
+    since = {w: as_of - dt.timedelta(days=w) for w in ws}
+
+    profiles = _profiles(wh, mapping, as_of)
+    id_type = wh.table(mapping.profiles_table)[mapping.profile_id].type()
+
+    orders = _events(
+        wh,
+        mapping.orders_table,
+        mapping.order_profile_id,
+        mapping.order_timestamp,
+        id_type,
+        start=None,
+        end=as_of,
+        extra={"revenue": mapping.order_revenue},
+    )
+    orders = orders.mutate(revenue=orders.revenue.cast("float64"))
+    o_aggs: dict[str, ir.Value] = {
+        "orders_count": orders.count(),
+        "revenue_sum": orders.revenue.sum(),
+        "revenue_mean": orders.revenue.mean(),
+        "first_order_epoch": orders.ts.min().epoch_seconds().cast("float64"),
+        "last_order_epoch": orders.ts.max().epoch_seconds().cast("float64"),
+        "orders_trend": _trend(orders, as_of, trend_days),
+    }
+    for w in ws:
+        recent = orders.ts >= _literal_for(orders.ts, since[w])
+        o_aggs[f"orders_{w}d"] = orders.count(where=recent)
+        o_aggs[f"revenue_{w}d"] = orders.revenue.sum(where=recent)
+    joined = profiles.left_join(orders.group_by("profile_id").aggregate(**o_aggs), "profile_id")
+
+    last_visit_cols = []
+    for prefix, table, id_col, ts_col in (
+        ("tracks", mapping.tracks_table, mapping.track_profile_id, mapping.track_timestamp),
+        ("pages", mapping.pages_table, mapping.page_profile_id, mapping.page_timestamp),
+    ):
+        if not table:
+            continue
+        extra = (
+            {"event": mapping.track_event} if prefix == "tracks" and mapping.track_event else None
+        )
+        ev = _events(wh, table, id_col, ts_col, id_type, start=None, end=as_of, extra=extra)
+        aggs: dict[str, ir.Value] = {
+            f"{prefix}_count": ev.count(),
+            f"{prefix}_last_epoch": ev.ts.max().epoch_seconds().cast("float64"),
+            f"{prefix}_trend": _trend(ev, as_of, trend_days),
+        }
+        for w in ws:
+            aggs[f"{prefix}_{w}d"] = ev.count(where=ev.ts >= _literal_for(ev.ts, since[w]))
+        if extra:
+            aggs["distinct_event_types"] = ev.event.nunique()
+        joined = joined.left_join(ev.group_by("profile_id").aggregate(**aggs), "profile_id")
+        last_visit_cols.append(f"{prefix}_last_epoch")
+
+    tenure = (as_of_epoch - joined.created_epoch) / _DAY_SECONDS
+    out: dict[str, ir.Value] = {"profile_id": joined.profile_id, "tenure_days": tenure}
+    for name in feature_columns(mapping, windows=ws)[1:]:
+        if name == "days_since_first_order":
+            value = ((as_of_epoch - joined.first_order_epoch) / _DAY_SECONDS).fill_null(tenure)
+        elif name == "days_since_last_order":
+            value = ((as_of_epoch - joined.last_order_epoch) / _DAY_SECONDS).fill_null(tenure)
+        elif name == "days_since_last_visit":
+            import ibis
+
+            lasts = [joined[c] for c in last_visit_cols]
+            # GREATEST skips NULLs on DuckDB and PostgreSQL alike.
+            last = lasts[0] if len(lasts) == 1 else ibis.greatest(*lasts)
+            value = ((as_of_epoch - last) / _DAY_SECONDS).fill_null(tenure)
+        elif _is_count(name):
+            value = joined[name].fill_null(0)
+        else:
+            value = joined[name].fill_null(0.0)
+        out[name] = value
+    # Casts last: counts as integers, everything else as float64, so both backends agree.
+    typed = {
+        k: v if k == "profile_id" else v.cast("int64" if _is_count(k) else "float64")
+        for k, v in out.items()
+    }
+    return joined.select(**typed)
+
+
+def _is_count(name: str) -> bool:
+    if name in ("distinct_event_types",) or name.endswith("_count"):
+        return True
+    head, _, tail = name.rpartition("_")
+    return head in ("orders", "tracks", "pages") and tail.endswith("d") and tail[:-1].isdigit()
+
+
+def build_labels(
+    wh: Warehouse,
+    mapping: TableMapping | None = None,
+    *,
+    cutoff: dt.date | dt.datetime | str,
+    horizon_days: int,
+    churn_on: str = "orders",
+) -> ir.Table:
+    """``profile_id, churned, ltv`` for profiles that existed before ``cutoff``.
+
+    ``churned`` is 1 when the profile places no order (``churn_on="activity"``: has no order,
+    track or page event) in ``[cutoff, cutoff + horizon_days)``; ``ltv`` is its revenue there.
+    """
+    import ibis
+
+    mapping = mapping or TableMapping()
+    cutoff = to_instant(cutoff)
+    if int(horizon_days) != horizon_days or horizon_days < 1:
+        raise ConfigError(f"horizon_days must be a whole number >= 1, got {horizon_days!r}")
+    if churn_on not in CHURN_ON:
+        raise ConfigError(f"churn_on must be one of {CHURN_ON}, got {churn_on!r}")
+    end = cutoff + dt.timedelta(days=int(horizon_days))
+    profiles = _profiles(wh, mapping, cutoff)
+    id_type = wh.table(mapping.profiles_table)[mapping.profile_id].type()
+    orders = _events(
+        wh,
+        mapping.orders_table,
+        mapping.order_profile_id,
+        mapping.order_timestamp,
+        id_type,
+        start=cutoff,
+        end=end,
+        extra={"revenue": mapping.order_revenue},
+    )
+    o = orders.group_by("profile_id").aggregate(
+        future_orders=orders.count(), ltv=orders.revenue.cast("float64").sum()
+    )
+    joined = profiles.left_join(o, "profile_id")
+    active = joined.future_orders.fill_null(0) > 0
+    if churn_on == "activity":
+        sources = mapping.activity_sources()
+        if not sources:
+            raise ConfigError("churn_on='activity' needs a tracks or pages table in the mapping")
+        parts = [
+            _events(wh, table, id_col, ts_col, id_type, start=cutoff, end=end)
+            .select("profile_id")
+            .distinct()
+            for table, id_col, ts_col in sources
+        ]
+        seen = ibis.union(*parts, distinct=True).mutate(seen_active=ibis.literal(1))
+        joined = joined.left_join(seen, "profile_id")
+        active = active | joined.seen_active.notnull()
+    return joined.select(
+        profile_id=joined.profile_id,
+        churned=ibis.ifelse(active, 0, 1).cast("int64"),
+        ltv=joined.ltv.fill_null(0.0).cast("float64"),
+    )
+
+
+def data_end(wh: Warehouse, mapping: TableMapping | None = None) -> dt.datetime:
+    """The latest event time across the mapped order and activity tables (naive UTC)."""
+    import pandas as pd
+
+    mapping = mapping or TableMapping()
+    sources = [(mapping.orders_table, mapping.order_profile_id, mapping.order_timestamp)]
+    latest: list[dt.datetime] = []
+    for table, _id, ts_col in sources + mapping.activity_sources():
+        t = wh.table(table)
+        wh.column(t, ts_col, table_name=table)
+        value = _time(t, ts_col).max().execute()
+        if value is not None and not pd.isna(value):
+            latest.append(to_instant(pd.Timestamp(value).to_pydatetime()))
+    if not latest:
+        raise ConfigError(
+            f"no events in {mapping.orders_table!r} or the activity tables: nothing to learn from"
+        )
+    return max(latest)

@@ -1,0 +1,102 @@
+"""The Train page, run with AppTest against a copy of the sample warehouse."""
+
+from __future__ import annotations
+
+from sqltraits_kit.registry import Registry
+from sqltraits_kit.settings import Settings
+from sqltraits_kit.training import train_model
+
+
+def _metrics(at) -> dict:
+    frame = next(d.value for d in at.dataframe if "metric" in d.value.columns)
+    return frame.set_index("metric").to_dict("index")
+
+
+def test_the_page_offers_a_choice_and_no_results_before_training(page):
+    at = page("pages/train.py").run()
+    assert not at.exception, at.exception
+    assert at.radio(key="train_kind").value == "churn"
+    assert at.selectbox(key="train_estimator_churn").options[:2] == [
+        "gradient boosting (HistGradientBoosting)",
+        "logistic regression (baseline)",
+    ]
+    assert at.toggle(key="train_auto_cutoff").value is True
+    assert at.selectbox(key="train_map_orders_table").value == "order_completed"
+    assert not at.get("plotly_chart")
+    assert any("No saved models" in i.value for i in at.info)
+
+
+def test_train_churn_shows_metrics_beside_the_reference_and_saves(page, tmp_path):
+    at = page("pages/train.py").run()
+    at.selectbox(key="train_estimator_churn").select("logistic").run()
+    at.button(key="train_run").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    status = at.status[0]
+    assert status.label == "Trained" and status.get("progress")  # progress shown while training
+    metrics = _metrics(at)
+    auc = metrics["ROC AUC"]
+    assert 0.5 < auc["model"] <= 1 and 0.5 < auc["reference"] <= 1
+    assert {"PR AUC", "Brier score (lower is better)", "top-decile lift"} <= set(metrics)
+    assert len(at.get("plotly_chart")) == 4  # ROC, calibration, gain, importance
+
+    at.button(key="train_save").click().run()
+    assert not at.exception
+    assert any("Saved as churn@1" in s.value for s in at.success)
+    assert [c.ref for c in Registry(tmp_path / "models").list()] == ["churn@1"]
+    versions = next(d.value for d in at.dataframe if "created" in d.value.columns)
+    assert versions["model"].tolist() == ["churn@1"]
+
+
+def test_ltv_with_the_btyd_pair(page):
+    at = page("pages/train.py").run()
+    at.radio(key="train_kind").set_value("ltv").run()
+    at.selectbox(key="train_estimator_ltv").select("btyd").run()
+    at.toggle(key="train_auto_cutoff").set_value(False).run()
+    at.date_input(key="train_cutoff").set_value("2026-02-01").run()
+    at.number_input(key="train_horizon").set_value(60).run()
+    at.button(key="train_run").click().run()
+    assert not at.exception, at.exception
+    metrics = _metrics(at)
+    assert "normalised Gini" in metrics and "ROC AUC" in metrics
+    assert metrics["normalised Gini"]["reference"] is not None
+    assert len(at.get("plotly_chart")) == 6  # churn: 3, LTV: deciles, revenue gain, scatter
+    assert any("cutoff 2026-02-01" in c.value for c in at.caption)
+
+
+def test_compare_two_saved_versions_and_activate_one(page, duckdb_wh, tmp_path):
+    registry = Registry(tmp_path / "models")
+    for estimator in ("logistic", "gbm"):
+        train_model(duckdb_wh, kind="churn", estimator=estimator, registry=registry)
+    at = page("pages/train.py").run()
+    at.selectbox(key="train_compare_a").select("churn@1").run()
+    at.selectbox(key="train_compare_b").select("churn@2").run()
+    compare = next(d.value for d in at.dataframe if "churn@2" in d.value.columns)
+    row = compare.set_index("").loc["estimator"]
+    assert (row["churn@1"], row["churn@2"]) == ("logistic", "gbm")
+    assert "auc" in compare[""].tolist()
+
+    at.selectbox(key="train_activate_ref").select("churn@1").run()
+    at.button(key="train_activate").click().run()
+    assert not at.exception
+    assert registry.active("churn").version == 1
+
+
+def test_a_bad_mapping_is_a_message_not_a_traceback(page):
+    at = page("pages/train.py").run()
+    at.selectbox(key="train_map_order_revenue").select("currency").run()
+    at.button(key="train_run").click().run()
+    assert not at.exception
+    assert any("must be numeric" in e.value for e in at.error)
+
+
+def test_without_sample_truth_there_is_no_reference_column(page, duckdb_wh, tmp_path):
+    duckdb_wh.con.drop_table("sample_truth")
+    at = page("pages/train.py", settings=Settings(models_dir=tmp_path / "m"))
+    at.run()
+    at.selectbox(key="train_estimator_churn").select("logistic").run()
+    at.button(key="train_run").click().run()
+    assert not at.exception, at.exception
+    frame = next(d.value for d in at.dataframe if "metric" in d.value.columns)
+    assert "reference" not in frame.columns
+    assert any("No reference predictor" in c.value for c in at.caption)

@@ -1,0 +1,228 @@
+"""The model registry: versions, the active version, and refusing artifacts it cannot trust."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from sqltraits_kit.errors import ConfigError, ModelLoadError
+from sqltraits_kit.registry import TRUSTED_TYPES, ModelCard, Registry, artifact_types, parse_ref
+from sqltraits_kit.training import BtydPair, make_estimator
+
+SETSTATE_CALLS: list[str] = []
+
+
+class Sneaky:
+    """A type nobody trusted; loading it would run its __setstate__."""
+
+    def __init__(self) -> None:
+        self.payload = "rm -rf /"
+
+    def __setstate__(self, state: dict) -> None:
+        SETSTATE_CALLS.append("called")
+        self.__dict__.update(state)
+
+
+def _data(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "orders_count": rng.poisson(3, n),
+            "trend": rng.normal(size=n),
+            "revenue": rng.gamma(2, 50, n),
+        }
+    )
+    churned = (rng.uniform(size=n) < 1 / (1 + np.exp(X["orders_count"] - 3))).astype(int)
+    ltv = rng.poisson(X["orders_count"]) * 40.0
+    return X, churned, ltv
+
+
+def _card(name: str = "churn", kind: str = "churn", **extra) -> ModelCard:
+    values = {
+        "name": name,
+        "kind": kind,
+        "estimator": "logistic",
+        "features": ["orders_count", "trend", "revenue"],
+        "mapping": {"orders_table": "order_completed"},
+        "cutoff": "2026-05-01",
+        "test_cutoff": "2026-07-30",
+        "horizon_days": 90,
+        "metrics": {"auc": 0.8},
+        "training_rows": 300,
+        "data_fingerprint": "sha256:abc",
+    }
+    return ModelCard(**{**values, **extra})
+
+
+@pytest.mark.parametrize(
+    ("kind", "estimator"),
+    [("churn", "logistic"), ("churn", "gbm"), ("ltv", "poisson"), ("ltv", "gbm")],
+)
+def test_every_pipeline_round_trips_with_only_trusted_types(tmp_path, kind, estimator):
+    X, churned, ltv = _data()
+    model = make_estimator(kind, estimator).fit(X, churned if kind == "churn" else ltv)
+    registry = Registry(tmp_path)
+    card = registry.save(model, _card(kind, kind, estimator=estimator))
+    assert card.version == 1 and card.artifact == "model.skops"
+    assert card.library_versions["scikit-learn"] and card.created_at
+    data = (tmp_path / kind / "v1" / "model.skops").read_bytes()
+    assert artifact_types(data) <= set(TRUSTED_TYPES)
+    loaded = registry.load(kind)
+    predict = "predict_proba" if kind == "churn" else "predict"
+    np.testing.assert_array_equal(getattr(loaded.model, predict)(X), getattr(model, predict)(X))
+    assert loaded.card == card
+
+
+def test_versions_listing_and_the_active_version(tmp_path):
+    X, churned, _ = _data()
+    registry = Registry(tmp_path)
+    first = registry.save(make_estimator("churn", "logistic").fit(X, churned), _card())
+    second = registry.save(make_estimator("churn", "logistic").fit(X[:200], churned[:200]), _card())
+    other = registry.save(make_estimator("churn", "gbm").fit(X, churned), _card("churn_gbm"))
+    assert (first.version, second.version, other.version) == (1, 2, 1)
+    assert [c.ref for c in registry.list()] == ["churn@1", "churn@2", "churn_gbm@1"]
+    assert [c.ref for c in registry.list("churn")] == ["churn@1", "churn@2"]
+    assert registry.active("churn") is None
+    assert registry.load("churn").card.version == 2  # no active version: the latest
+    registry.set_active("churn", 1)
+    assert registry.active("churn").version == 1
+    assert registry.load("churn").card.version == 1
+    assert registry.load("churn", 2).card.version == 2
+    with pytest.raises(ModelLoadError, match="churn@7 not found"):
+        registry.set_active("churn", 7)
+    with pytest.raises(ModelLoadError, match=r"no model named 'ltv'.*churn, churn_gbm"):
+        registry.load("ltv")
+
+
+def test_btyd_models_live_in_the_card(tmp_path):
+    pair = BtydPair.from_params(
+        {
+            "bgnbd": {"r": 0.7, "alpha": 6.0, "a": 0.9, "b": 3.4},
+            "gamma_gamma": {"p": 6.0, "q": 3.5, "v": 30.0},
+        }
+    )
+    registry = Registry(tmp_path)
+    card = registry.save(pair, _card("ltv", "btyd", estimator="btyd"))
+    assert card.artifact is None and card.params["bgnbd"]["r"] == 0.7
+    assert sorted(p.name for p in (tmp_path / "ltv" / "v1").iterdir()) == ["card.json"]
+    loaded = registry.load("ltv")
+    assert isinstance(loaded.model, BtydPair)
+    assert loaded.model.params() == pair.params()
+    x, tx, T = np.array([0.0, 3.0]), np.array([0.0, 20.0]), np.array([10.0, 30.0])
+    np.testing.assert_allclose(
+        loaded.model.churn_probability(x, tx, T, horizon_days=90),
+        pair.churn_probability(x, tx, T, horizon_days=90),
+    )
+
+
+def test_a_tampered_artifact_is_refused(tmp_path):
+    X, churned, _ = _data()
+    registry = Registry(tmp_path)
+    registry.save(make_estimator("churn", "logistic").fit(X, churned), _card())
+    path = tmp_path / "churn" / "v1" / "model.skops"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="does not match its card"):
+        registry.load("churn")
+
+
+def _plant(tmp_path, model) -> Registry:
+    """An artifact written behind the registry's back, with a card that matches its bytes."""
+    registry = Registry(tmp_path)
+    data = sio.dumps(model)
+    folder = tmp_path / "churn" / "v1"
+    folder.mkdir(parents=True)
+    (folder / "model.skops").write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    card = _card(version=1, artifact="model.skops", artifact_sha256=digest)
+    (folder / "card.json").write_text(card.to_json())
+    return registry
+
+
+def test_an_artifact_with_an_untrusted_type_is_refused_and_never_run(tmp_path):
+    SETSTATE_CALLS.clear()
+    model = Pipeline([("x", FunctionTransformer(np.arcsinh, kw_args={"hidden": Sneaky()}))])
+    registry = _plant(tmp_path, model)
+    with pytest.raises(ModelLoadError, match=r"not on the trusted list.*test_registry\.Sneaky"):
+        registry.load("churn")
+    assert SETSTATE_CALLS == []
+    # the check is not vacuous: loading it anyway would have run Sneaky.__setstate__
+    data = (tmp_path / "churn" / "v1" / "model.skops").read_bytes()
+    sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+    assert SETSTATE_CALLS == ["called"]
+
+
+def test_a_function_that_runs_commands_is_refused(tmp_path):
+    registry = _plant(tmp_path, Pipeline([("x", FunctionTransformer(os.system))]))
+    with pytest.raises(ModelLoadError, match=r"not on the trusted list.*system"):
+        registry.load("churn")
+
+
+def test_an_edited_schema_is_refused_even_with_a_matching_checksum(tmp_path):
+    X, churned, _ = _data()
+    model = make_estimator("churn", "logistic").fit(X, churned)
+    buffer = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(sio.dumps(model))) as src,
+        zipfile.ZipFile(buffer, "w") as dst,
+    ):
+        for item in src.namelist():
+            payload = src.read(item)
+            if item == "schema.json":
+                payload = payload.replace(b'"arcsinh"', b'"system"').replace(
+                    b'"numpy"', b'"posix"', 1
+                )
+            dst.writestr(item, payload)
+    registry = _plant(tmp_path, model)
+    path = tmp_path / "churn" / "v1" / "model.skops"
+    path.write_bytes(buffer.getvalue())
+    card = json.loads((path.parent / "card.json").read_text())
+    card["artifact_sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    (path.parent / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="not on the trusted list"):
+        registry.load("churn")
+
+
+def test_saving_an_untrusted_model_is_refused(tmp_path):
+    with pytest.raises(ModelLoadError, match="Sneaky"):
+        Registry(tmp_path).save(Pipeline([("x", FunctionTransformer(Sneaky))]), _card())
+    assert not (tmp_path / "churn" / "v1").exists()
+
+
+def test_broken_cards_and_bad_names(tmp_path):
+    registry = Registry(tmp_path)
+    with pytest.raises(ConfigError, match="model name"):
+        registry.save(object(), _card("Bad Name"))
+    with pytest.raises(ConfigError, match="kind"):
+        registry.save(object(), _card(kind="forecast"))
+    folder = tmp_path / "churn" / "v1"
+    folder.mkdir(parents=True)
+    (folder / "card.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="unreadable"):
+        registry.load("churn")
+    (folder / "card.json").write_text(_card(version=3).to_json())
+    with pytest.raises(ModelLoadError, match="names churn@3, not churn@1"):
+        registry.load("churn", 1)
+    (folder / "card.json").write_text(json.dumps({"name": "churn"}))
+    with pytest.raises(ModelLoadError, match="incomplete"):
+        registry.load("churn", 1)
+    assert registry.list() == []  # broken versions are skipped in the listing
+
+
+def test_parse_ref():
+    assert parse_ref("churn@3") == ("churn", 3)
+    assert parse_ref("churn@v2") == ("churn", 2)
+    assert parse_ref("churn") == ("churn", None)
+    with pytest.raises(ConfigError, match="NAME@VERSION"):
+        parse_ref("churn@latest")
