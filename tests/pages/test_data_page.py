@@ -34,9 +34,11 @@ def test_bad_url_is_a_message_not_a_traceback(page):
 
 
 def test_placeholder_pages_say_what_is_coming(page):
-    for name in ("score", "preview", "publish"):
-        at = page(f"pages/{name}.py").run()
+    from tests.pages.conftest import ROOT
+
+    for script in sorted((ROOT / "pages").glob("*.py")):
+        if "Not built yet" not in script.read_text():
+            continue  # a built page
+        at = page(f"pages/{script.name}").run()
         assert not at.exception
-        text = " ".join(i.value for i in at.info)
-        if text:  # a built page has no placeholder; a placeholder must explain itself
-            assert "Not built yet" in text
+        assert any("Not built yet" in i.value for i in at.info)
