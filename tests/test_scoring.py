@@ -1,0 +1,399 @@
+"""Scoring on DuckDB and PostgreSQL: both paths agree with scikit-learn (and BTYD with numpy)
+within 1e-9 on every row, the streamed path survives many batches, and bad requests or failed
+runs leave the output table as it was."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression, PoissonRegressor, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from sqltraits_kit.btyd import rfm_summary
+from sqltraits_kit.errors import ConfigError, DataError, ModelLoadError
+from sqltraits_kit.features import (
+    FEATURE_COLUMNS,
+    TableMapping,
+    build_features,
+    build_labels,
+    data_end,
+    profile_count,
+)
+from sqltraits_kit.output import runs
+from sqltraits_kit.registry import LoadedModel, ModelCard, Registry
+from sqltraits_kit.scoring import default_as_of, score
+from sqltraits_kit.warehouse import connect
+
+TOLERANCE = 1e-9
+HORIZON = 90
+BTYD_COLUMNS = ["p_alive", "p_no_purchase_90d", "expected_purchases_90d", "expected_spend_90d"]
+
+
+# --------------------------------------------------------------------------- shared models
+
+
+def _day(when: dt.datetime) -> dt.datetime:
+    return dt.datetime(when.year, when.month, when.day)
+
+
+def card(name: str, kind: str, estimator: str, cutoff: dt.datetime, **extra) -> ModelCard:
+    return ModelCard(
+        name=name,
+        kind=kind,
+        estimator=estimator,
+        features=list(FEATURE_COLUMNS) if kind != "btyd" else [],
+        mapping=TableMapping().to_dict(),
+        cutoff=cutoff.date().isoformat(),
+        horizon_days=HORIZON,
+        metrics={},
+        training_rows=0,
+        data_fingerprint="test",
+        **extra,
+    )
+
+
+def linear_front() -> list:
+    # training's linear pipelines: arcsinh, then standard scaling
+    return [
+        ("arcsinh", FunctionTransformer(np.arcsinh, feature_names_out="one-to-one")),
+        ("scale", StandardScaler()),
+    ]
+
+
+def save_models(wh, registry: Registry) -> dict[str, str]:
+    """Fit small models on the warehouse's features and save them; returns kind -> reference."""
+    from sqltraits_kit.training import BtydPair, reference_parameters
+
+    cutoff = _day(data_end(wh)) - dt.timedelta(days=2 * HORIZON)
+    feats = build_features(wh, as_of=cutoff)
+    labels = build_labels(wh, cutoff=cutoff, horizon_days=HORIZON)
+    frame = feats.join(labels, "profile_id").order_by("profile_id").to_pandas()
+    X = frame[list(FEATURE_COLUMNS)]
+    logistic = Pipeline([*linear_front(), ("model", LogisticRegression(max_iter=2000))])
+    poisson = Pipeline([*linear_front(), ("model", PoissonRegressor(alpha=1e-4, max_iter=1000))])
+    gbm = Pipeline([("model", HistGradientBoostingClassifier(max_iter=30, random_state=0))])
+    truth = reference_parameters(wh)
+    pair = BtydPair.from_params(
+        {
+            "bgnbd": {k: truth[k] for k in ("r", "alpha", "a", "b")},
+            "gamma_gamma": {k: truth[k] for k in ("p", "q", "v")},
+        }
+    )
+    saved = {
+        "churn": registry.save(
+            logistic.fit(X, frame["churned"]), card("churn", "churn", "logistic", cutoff)
+        ),
+        "ltv": registry.save(poisson.fit(X, frame["ltv"]), card("ltv", "ltv", "poisson", cutoff)),
+        "gbm": registry.save(
+            gbm.fit(X, frame["churned"]), card("churn-gbm", "churn", "gbm", cutoff)
+        ),
+        "btyd": registry.save(pair, card("btyd", "btyd", "btyd", cutoff)),
+    }
+    return {k: c.ref for k, c in saved.items()}
+
+
+@pytest.fixture(scope="session")
+def trained(sample_file: Path, tmp_path_factory) -> tuple[Registry, dict[str, str]]:
+    """Models fitted once on the sample (the same data both warehouses hold)."""
+    registry = Registry(tmp_path_factory.mktemp("models"))
+    wh = connect(f"duckdb:///{sample_file}", read_only=True)
+    try:
+        refs = save_models(wh, registry)
+    finally:
+        wh.close()
+    return registry, refs
+
+
+def sklearn_reference(wh, registry: Registry, ref: str, as_of) -> pd.Series:
+    """Scores computed independently: features pulled to pandas, scikit-learn's own predict."""
+    name, _, version = ref.partition("@")
+    loaded = registry.load(name, int(version))
+    frame = build_features(wh, as_of=as_of).to_pandas().set_index("profile_id")
+    X = frame[loaded.card.features]
+    if loaded.card.kind == "churn":
+        values = loaded.model.predict_proba(X)[:, list(loaded.model.classes_).index(1)]
+    else:
+        values = np.clip(loaded.model.predict(X), 0.0, None)
+    return pd.Series(values, index=frame.index)
+
+
+def btyd_reference(wh, registry: Registry, ref: str, as_of: dt.datetime) -> pd.DataFrame:
+    """BG/NBD + Gamma-Gamma in numpy on an RFM summary pulled to pandas."""
+    name, _, version = ref.partition("@")
+    pair = registry.load(name, int(version)).model
+    users = wh.table("users").filter(lambda t: t.created_at < as_of).to_pandas()
+    rfm = rfm_summary(
+        wh.table("order_completed"),
+        customer_id="user_id",
+        timestamp="timestamp",
+        amount="revenue",
+        calibration_end=(as_of - dt.timedelta(days=1)).date(),
+        time_unit="W",
+    ).to_pandas()
+    frame = users[["id"]].merge(rfm, left_on="id", right_on="customer_id", how="left")
+    frame = frame.fillna({"frequency": 0, "recency": 0.0, "T": 0.0, "monetary_value": 0.0})
+    x, tx, T, m = (
+        frame[c].to_numpy(float) for c in ("frequency", "recency", "T", "monetary_value")
+    )
+    t = HORIZON / 7.0
+    purchases = pair.bgnbd.conditional_expected_purchases(t, x, tx, T)
+    return pd.DataFrame(
+        {
+            "p_alive": pair.bgnbd.probability_alive(x, tx, T),
+            "p_no_purchase_90d": pair.bgnbd.probability_no_purchase(t, x, tx, T),
+            "expected_purchases_90d": purchases,
+            "expected_spend_90d": purchases * pair.gamma_gamma.conditional_expected_spend(x, m),
+        },
+        index=pd.Index(frame["id"], name="profile_id"),
+    )
+
+
+def output(wh, table: str, id_column: str = "user_id") -> pd.DataFrame:
+    return wh.table(table).to_pandas().set_index(id_column)
+
+
+def max_diff(a: pd.Series, b: pd.Series) -> float:
+    a, b = a.align(b, join="outer")
+    assert not a.isna().any() and not b.isna().any(), "the profiles differ"
+    return float(np.max(np.abs(a.to_numpy(float) - b.to_numpy(float))))
+
+
+def leftovers(wh) -> list[str]:
+    return [t for t in wh.tables() if t.startswith(("_sqltraits_tmp_", "_sqltraits_staging_"))]
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_linear_models_score_in_the_warehouse_and_match_sklearn(wh, trained, unique_name):
+    registry, refs = trained
+    result = score(wh, models=[refs["churn"], refs["ltv"]], table=unique_name, registry=registry)
+    as_of = default_as_of(wh)
+    assert result.as_of.date() == as_of
+    assert result.rows == profile_count(wh, as_of=as_of) == 2_000
+    churn, ltv = result.models
+    for run in result.models:
+        assert run.path == "warehouse", run.reason
+        assert run.parity_rows == 2_000 and run.parity_max_diff <= TOLERANCE
+        assert "translated to SQL" in run.reason
+    got = output(wh, unique_name)
+    ref = sklearn_reference(wh, registry, churn.ref, as_of)
+    assert max_diff(got["churn_probability"], ref) <= TOLERANCE
+    ref = sklearn_reference(wh, registry, ltv.ref, as_of)
+    assert max_diff(got["predicted_ltv"], ref) <= TOLERANCE
+    assert leftovers(wh) == []
+
+
+def test_streamed_path_matches_sklearn_over_many_batches(wh, trained, unique_name):
+    registry, refs = trained
+    # 2,000 profiles in batches of 150: 14 batches, so a stream that stops after the first
+    # batch (ibis #9444) cannot pass
+    result = score(wh, models=refs["gbm"], table=unique_name, registry=registry, batch_rows=150)
+    (run,) = result.models
+    assert run.path == "streamed"
+    assert "no SQL translation" in run.reason and "HistGradientBoostingClassifier" in run.reason
+    assert result.rows == 2_000 and result.timings["streaming"] > 0
+    got = output(wh, unique_name)
+    ref = sklearn_reference(wh, registry, refs["gbm"], result.as_of)
+    assert len(got) == len(ref) == 2_000
+    assert max_diff(got["churn_probability"], ref) <= TOLERANCE
+    assert leftovers(wh) == []
+
+
+def test_in_warehouse_and_streamed_paths_agree(wh, trained, unique_name):
+    registry, refs = trained
+    models = [refs["churn"], refs["ltv"], refs["btyd"]]
+    inside = score(wh, models=models, table=unique_name, registry=registry, method="warehouse")
+    streamed = score(
+        wh,
+        models=models,
+        table=f"{unique_name}_s",
+        registry=registry,
+        method="streamed",
+        batch_rows=333,
+    )
+    assert {m.path for m in inside.models} == {"warehouse"}
+    assert {m.path for m in streamed.models} == {"streamed"}
+    a, b = output(wh, unique_name), output(wh, f"{unique_name}_s")
+    for column in ["churn_probability", "predicted_ltv", *BTYD_COLUMNS]:
+        assert max_diff(a[column], b[column]) <= TOLERANCE, column
+
+
+def test_btyd_scores_in_the_warehouse_match_numpy(wh, trained, unique_name):
+    registry, refs = trained
+    result = score(wh, models=refs["btyd"], table=unique_name, registry=registry)
+    (run,) = result.models
+    assert run.path == "warehouse", run.reason
+    assert "2F1 looked up for" in run.reason and run.parity_max_diff <= TOLERANCE
+    assert list(run.columns) == BTYD_COLUMNS
+    got = output(wh, unique_name)
+    ref = btyd_reference(wh, registry, refs["btyd"], result.as_of)
+    for column in BTYD_COLUMNS:
+        assert max_diff(got[column], ref[column]) <= TOLERANCE, column
+    # no repeat purchase yet (frequency 0): alive by the model's definition
+    assert (got["p_alive"] == 1.0).sum() > 100
+    assert ((got["p_alive"] >= 0) & (got["p_alive"] <= 1)).all()
+
+
+def test_churn_and_btyd_share_one_row_per_profile(duckdb_wh, trained):
+    registry, refs = trained
+    result = score(
+        duckdb_wh, models=[refs["churn"], refs["btyd"]], table="churn_traits", registry=registry
+    )
+    table = duckdb_wh.table("churn_traits")
+    assert table.columns == (
+        "user_id",
+        "churn_probability",
+        *BTYD_COLUMNS,
+        "model_name",
+        "model_version",
+        "scored_at",
+        "run_id",
+    )
+    assert table.schema()["scored_at"].timezone == "UTC"
+    got = table.to_pandas()
+    assert got["user_id"].is_unique and len(got) == result.rows == 2_000
+    assert set(got["model_name"]) == {"churn,btyd"}
+    assert set(got["model_version"]) == {"1,1"}
+    assert set(got["run_id"]) == {result.run_id}
+    assert got["scored_at"].iloc[0].to_pydatetime() == result.scored_at
+    assert result.scored_at.tzinfo is not None and result.scored_at.utcoffset() == dt.timedelta(0)
+    assert [r.run_id for r in runs(duckdb_wh, "churn_traits")] == [result.run_id]
+
+
+def test_a_failed_parity_check_streams_instead_and_says_why(duckdb_wh, trained):
+    registry, refs = trained
+    # With a tolerance of 0 the exp() of the Poisson model cannot match to the last bit.
+    result = score(
+        duckdb_wh, models=refs["ltv"], table="ltv_traits", registry=registry, tolerance=0.0
+    )
+    (run,) = result.models
+    assert run.path == "streamed"
+    assert run.reason.startswith("parity check failed: max |SQL - scikit-learn|")
+    assert 0 < run.parity_max_diff <= TOLERANCE
+    ref = sklearn_reference(duckdb_wh, registry, refs["ltv"], result.as_of)
+    assert max_diff(output(duckdb_wh, "ltv_traits")["predicted_ltv"], ref) == 0.0
+    # refusing to stream turns the same finding into an error, and nothing is written
+    with pytest.raises(DataError, match="parity check failed"):
+        score(
+            duckdb_wh,
+            models=refs["ltv"],
+            table="ltv_traits",
+            registry=registry,
+            tolerance=0.0,
+            method="warehouse",
+        )
+    assert [r.run_id for r in runs(duckdb_wh, "ltv_traits")] == [result.run_id]
+
+
+def test_method_warehouse_refuses_a_model_without_sql_form(duckdb_wh, trained):
+    registry, refs = trained
+    with pytest.raises(ConfigError, match="cannot be scored in the warehouse"):
+        score(duckdb_wh, models=refs["gbm"], registry=registry, method="warehouse")
+    assert not duckdb_wh.has_table("churn_traits")
+
+
+def test_as_of_picks_the_profiles_and_must_be_a_date(duckdb_wh, trained):
+    registry, refs = trained
+    end = data_end(duckdb_wh)
+    assert default_as_of(duckdb_wh) == (_day(end) + dt.timedelta(days=1)).date()
+    earlier = (_day(end) - dt.timedelta(days=400)).date()
+    result = score(duckdb_wh, models=refs["churn"], registry=registry, as_of=earlier)
+    assert result.as_of.date() == earlier
+    assert result.rows == profile_count(duckdb_wh, as_of=earlier) < 2_000
+    assert any("after as_of" in n for n in result.notes)  # trained on later data
+    ref = sklearn_reference(duckdb_wh, registry, refs["churn"], earlier)
+    assert max_diff(output(duckdb_wh, "churn_traits")["churn_probability"], ref) <= TOLERANCE
+    with pytest.raises(ConfigError, match="as_of must be a date"):
+        score(duckdb_wh, models=refs["churn"], registry=registry, as_of="2026-05-01T12:30")
+    with pytest.raises(ConfigError, match="ISO date"):
+        score(duckdb_wh, models=refs["churn"], registry=registry, as_of="yesterday")
+
+
+def test_bad_requests_are_clear_errors(duckdb_wh, trained, sample_file):
+    registry, refs = trained
+    with pytest.raises(ConfigError, match="both write column 'churn_probability'"):
+        score(duckdb_wh, models=[refs["churn"], refs["gbm"]], registry=registry)
+    with pytest.raises(ModelLoadError, match="no model named 'nope'"):
+        score(duckdb_wh, models="nope", registry=registry)
+    with pytest.raises(ConfigError, match="lower snake_case"):
+        score(duckdb_wh, models=refs["churn"], registry=registry, table="Churn Traits")
+    with pytest.raises(ConfigError, match="no model to score"):
+        score(duckdb_wh, models=[], registry=registry)
+    with pytest.raises(ConfigError, match="method must be one of"):
+        score(duckdb_wh, models=refs["churn"], registry=registry, method="fast")
+    with pytest.raises(ConfigError, match="both a trait and the identifier"):
+        score(duckdb_wh, models=refs["churn"], registry=registry, id_column="churn_probability")
+    ro = connect(f"duckdb:///{sample_file}", read_only=True)
+    try:
+        with pytest.raises(ConfigError, match="read-only"):
+            score(ro, models=refs["churn"], registry=registry)
+    finally:
+        ro.close()
+    assert not duckdb_wh.has_table("churn_traits")
+
+
+def test_a_failed_run_leaves_the_previous_output_untouched(wh, trained, unique_name):
+    registry, refs = trained
+    first = score(wh, models=refs["churn"], table=unique_name, registry=registry)
+    before = output(wh, unique_name)
+
+    @dataclasses.dataclass
+    class Report:
+        ok: bool
+
+        def summary(self) -> str:
+            return "identifier_unique: 3 duplicates"
+
+    seen = []
+
+    def reject(staged):
+        seen.append(staged.count().execute())
+        return Report(ok=False)
+
+    with pytest.raises(DataError, match=r"failed validation.*identifier_unique"):
+        score(
+            wh,
+            models=[refs["churn"], refs["btyd"]],
+            table=unique_name,
+            registry=registry,
+            validate=reject,
+        )
+    assert seen == [2_000]  # the hook saw the staged run
+    after = output(wh, unique_name)
+    pd.testing.assert_frame_equal(before, after)
+    assert set(after["run_id"]) == {first.run_id}
+    assert [r.run_id for r in runs(wh, unique_name)] == [first.run_id]
+    assert leftovers(wh) == []
+
+
+def test_scores_any_loaded_model_and_names_the_identifier(duckdb_wh, trained):
+    """A model passed in directly (here a Ridge pipeline the registry does not store)."""
+    registry, refs = trained
+    churn = registry.load(*refs["churn"].split("@")[:1])
+    cutoff = dt.datetime.fromisoformat(churn.card.cutoff)
+    frame = (
+        build_features(duckdb_wh, as_of=cutoff)
+        .join(build_labels(duckdb_wh, cutoff=cutoff, horizon_days=HORIZON), "profile_id")
+        .to_pandas()
+    )
+    ridge = Pipeline([*linear_front(), ("model", Ridge(alpha=1.0))])
+    ridge.fit(frame[list(FEATURE_COLUMNS)], frame["ltv"])
+    loaded = LoadedModel(
+        ridge, dataclasses.replace(card("ridge", "ltv", "ridge", cutoff), version=7)
+    )
+    result = score(duckdb_wh, models=[loaded], table="ltv_traits", id_column="group_id")
+    (run,) = result.models
+    assert run.ref == "ridge@7" and run.path == "warehouse"
+    got = output(duckdb_wh, "ltv_traits", "group_id")
+    assert (got["predicted_ltv"] >= 0).all()  # clipped at 0, as training evaluated it
+    X = build_features(duckdb_wh, as_of=result.as_of).to_pandas().set_index("profile_id")
+    ref = pd.Series(np.clip(ridge.predict(X[list(FEATURE_COLUMNS)]), 0, None), index=X.index)
+    assert max_diff(got["predicted_ltv"], ref) <= TOLERANCE
