@@ -1,11 +1,323 @@
-"""Publish: coming in a later issue (this page says what it will do, it shows no fake content)."""
+"""Publish: send the changed traits to Segment — settings, verdicts, dry run, publish, history.
+
+The work is :mod:`sqltraits_kit.sync`'s; this page only collects choices and shows results. A
+publish runs in this script's thread (the session's warehouse connection is not thread-safe) and
+reports progress through the sync's ``progress`` callback.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import streamlit as st
 
-st.title("Publish")
-st.info(
-    "Not built yet. "
-    "Dry-run and publish the changed traits to Segment, with run history and failed rows."
+import app_state
+from sqltraits_kit.sync import (
+    DryRunReport,
+    SyncProgress,
+    SyncResult,
+    dry_run,
+    failed_rows,
+    history,
+    make_client,
+    resolve_source,
+    sync,
 )
+from sqltraits_kit.traitset import TraitSet
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAITSETS = ROOT / "traitsets"
+KIT_PREFIXES = ("sqltraits_", "_sqltraits_")
+REMOVE_LABELS = {"null": "set their traits to null (Segment's rule)", "keep": "leave them alone"}
+
+settings = app_state.settings()
+wh = app_state.warehouse()
+key = settings.segment_write_key
+
+
+def limit(value: float) -> float | None:
+    return float(value) or None
+
+
+def run_sync(
+    source: Any,
+    options: dict[str, Any],
+    *,
+    only_failed: bool,
+    allow_drift: bool,
+    allow_invalid: bool,
+) -> SyncResult | None:
+    """Publish with a live progress bar; errors show as messages."""
+    bar = st.progress(0.0, text="Starting…")
+
+    def progress(p: SyncProgress) -> None:
+        bar.progress(
+            p.fraction,
+            text=f"{p.phase}: {p.sent:,} sent, {p.failed:,} failed of {p.total:,} "
+            f"({p.requests:,} requests)",
+        )
+
+    with app_state.user_errors():
+        client = make_client(
+            settings,
+            region=st.session_state.get("publish_region"),
+            endpoint=(st.session_state.get("publish_endpoint") or "").strip() or None,
+            max_requests_per_second=st.session_state.get("publish_rps"),
+            max_events_per_second=st.session_state.get("publish_eps"),
+        )
+        try:
+            return sync(
+                wh,
+                source,
+                client=client,
+                allow_drift=allow_drift,
+                allow_invalid=allow_invalid,
+                only_failed=only_failed,
+                progress=progress,
+                **options,
+            )
+        finally:
+            client.close()
+    return None
+
+
+def show_history(source: Any, options: dict[str, Any], sync_key: str | None) -> None:
+    """The run history, and this source's failed rows with a retry action."""
+    st.subheader("Run history")
+    with app_state.user_errors():
+        runs = history(wh, limit=50)
+        if runs.empty:
+            st.info("No publish runs recorded in this warehouse yet.")
+        else:
+            st.dataframe(runs, hide_index=True, key="publish_history")
+    st.subheader("Failed rows")
+    st.caption(
+        "Rows Segment did not take. Every publish sends them again until they succeed; "
+        "Retry sends only these."
+    )
+    with app_state.user_errors():
+        failed = failed_rows(wh, sync_key=sync_key, limit=1_000) if sync_key else None
+        if failed is None or failed.empty:
+            st.info("No failed rows waiting for this source.")
+            return
+        st.dataframe(failed, hide_index=True, key="publish_failed")
+        if st.button("Retry failed rows", disabled=key is None, key="publish_retry"):
+            result = run_sync(
+                source,
+                options,
+                only_failed=True,
+                allow_drift=st.session_state.get("publish_allow_drift", False),
+                allow_invalid=st.session_state.get("publish_allow_invalid", False),
+            )
+            if result is not None:
+                st.session_state["publish_result"] = result.to_dict()
+                st.rerun()
+
+
+def show_dry_run(report: DryRunReport) -> None:
+    verdicts = report.verdicts
+    left, right = st.columns(2)
+    with left:
+        if verdicts.validation_ok:
+            st.success("Validation: Segment's SQL-trait contract holds", icon="✅")
+        else:
+            errors = "; ".join(f"{e.name}: {e.message}" for e in verdicts.validation.errors)
+            st.error(f"Validation failed: {errors}", icon="⛔")
+        for w in verdicts.validation.warnings:
+            st.caption(f"⚠️ {w.name}: {w.message}")
+    with right:
+        if verdicts.drift is None:
+            st.info("Drift: nothing published under this sync key yet", icon="ℹ️")
+        elif verdicts.drift_over:
+            st.error(
+                f"Drift: max PSI {verdicts.max_psi:.3f} over the threshold "
+                f"{verdicts.drift_threshold:g} ({', '.join(verdicts.drift_over)}): a publish "
+                "needs the override below",
+                icon="⛔",
+            )
+        else:
+            psi = "n/a" if verdicts.max_psi is None else f"{verdicts.max_psi:.3f}"
+            st.success(f"Drift: max PSI {psi} (threshold {verdicts.drift_threshold:g})", icon="✅")
+    for col, label in zip(st.columns(4), ("new", "changed", "removed", "unchanged"), strict=True):
+        col.metric(label.title(), f"{getattr(report, label):,}")
+    approx = "" if report.requests_exact else "about "
+    duration = (
+        "no client-side rate limit"
+        if report.expected_seconds is None
+        else f"about {report.expected_seconds:,.1f} s at the configured rate limit"
+    )
+    st.markdown(
+        f"Would send **{report.to_send:,}** messages in {approx}**{report.requests:,}** "
+        f"requests ({report.payload_bytes / 1e6:.2f} MB): {duration}."
+    )
+    if report.removed and report.on_remove == "null":
+        st.warning(f"{report.removed:,} profiles left the result: their traits become null.")
+    if report.rejected:
+        st.warning(
+            f"{report.rejected:,} rows would be refused: "
+            + "; ".join(f"{i}: {r}" for i, r in report.rejections[:3])
+        )
+    if report.sample:
+        with st.expander("Sample payloads — exact JSON as sent (message ids differ per run)"):
+            for text in report.sample:
+                st.code(text, language="json", wrap_lines=True)
+
+
+# ---------------------------------------------------------------- Segment settings
+st.title("Publish")
+st.caption(
+    "Sends only the profiles whose traits changed since Segment last acknowledged them. "
+    "A publish that is interrupted is resumed by the next one."
+)
+with st.expander("Segment settings", expanded=key is None):
+    if key is None:
+        st.warning(
+            "No write key: add `SEGMENT_WRITE_KEY` to `.streamlit/secrets.toml` or the "
+            "environment. Checks and dry runs work without one."
+        )
+    else:
+        masked = getattr(key, "masked", None)
+        st.markdown(f"Write key: `{masked() if callable(masked) else '••••'}`")
+    left, right = st.columns(2)
+    left.radio(
+        "Region",
+        ["us", "eu"],
+        index=["us", "eu"].index(settings.segment_region),
+        horizontal=True,
+        help="EU workspaces must use the EU endpoint: the US one accepts their data and loses it.",
+        key="publish_region",
+    )
+    right.text_input(
+        "Endpoint (overrides the region)",
+        value=settings.segment_endpoint or "",
+        placeholder="https://api.segment.io",
+        key="publish_endpoint",
+    )
+    left, right = st.columns(2)
+    left.number_input(
+        "Max requests/s (0 = no limit)",
+        min_value=0.0,
+        value=float(settings.max_requests_per_second),
+        key="publish_rps",
+    )
+    right.number_input(
+        "Max events/s (0 = no limit)",
+        min_value=0.0,
+        value=float(settings.max_events_per_second),
+        key="publish_eps",
+    )
+
+# ---------------------------------------------------------------- source
+st.subheader("What to publish")
+files = sorted(p.name for p in TRAITSETS.glob("*.toml")) if TRAITSETS.is_dir() else []
+tables = [t for t in wh.tables() if not t.startswith(KIT_PREFIXES) and not t.endswith("_history")]
+kind_of_source = st.radio(
+    "Source",
+    ["Trait set", "Table"],
+    index=0 if files else 1,
+    horizontal=True,
+    key="publish_source_kind",
+)
+source: Any = None
+options: dict[str, Any] = {}
+sync_key: str | None = None
+with app_state.user_errors():
+    if kind_of_source == "Trait set" and files:
+        name = st.selectbox("Trait set", files, key="publish_traitset")
+        source = TraitSet.load(TRAITSETS / name)
+        st.caption(
+            f"{source.kind} traits ({source.message_type} calls) from {source.source_label}; "
+            f"drift threshold {source.drift_threshold:g}"
+        )
+    elif kind_of_source == "Table" and tables:
+        source = st.selectbox("Table", tables, key="publish_table")
+        columns = list(wh.table(source).columns)
+        left, right = st.columns(2)
+        kind = left.radio("Calls", ["identify", "group"], horizontal=True, key="publish_kind")
+        wanted = "group_id" if kind == "group" else "user_id"
+        id_column = right.selectbox(
+            "Identifier column",
+            columns,
+            index=columns.index(wanted) if wanted in columns else 0,
+            key="publish_id_column",
+        )
+        options = {"kind": kind, "id_column": id_column}
+    elif kind_of_source == "Trait set":
+        st.info(f"No trait-set files in {TRAITSETS}.")
+    else:
+        st.info("This warehouse has no tables to publish.")
+    if source is not None:
+        default_remove = source.on_remove if isinstance(source, TraitSet) else "null"
+        options["on_remove"] = st.radio(
+            "Profiles that left the result",
+            ["null", "keep"],
+            index=["null", "keep"].index(default_remove),
+            format_func=REMOVE_LABELS.__getitem__,
+            horizontal=True,
+            key="publish_on_remove",
+        )
+        sync_key = resolve_source(wh, source, **options).sync_key
+        st.caption(f"Sync key `{sync_key}`: the published state this source is diffed against.")
+
+if sync_key is None:  # no usable source: the history is still worth seeing
+    show_history(source, options, None)
+    st.stop()
+
+signature = json.dumps({"source": str(source), **options}, sort_keys=True, default=str)
+if st.session_state.get("publish_signature") != signature:
+    st.session_state["publish_signature"] = signature
+    st.session_state.pop("publish_dry", None)
+
+# ---------------------------------------------------------------- verdicts and dry run
+st.subheader("Checks and dry run")
+if st.button("Check and dry run", key="publish_dry_button"):
+    with app_state.user_errors(), st.spinner("Validating, diffing, building the payloads…"):
+        st.session_state["publish_dry"] = dry_run(
+            wh,
+            source,
+            max_requests_per_second=limit(st.session_state["publish_rps"]),
+            max_events_per_second=limit(st.session_state["publish_eps"]),
+            **options,
+        )
+report: DryRunReport | None = st.session_state.get("publish_dry")
+if report is None:
+    st.caption("Run the checks to see the verdicts, the counts and the exact payloads.")
+else:
+    show_dry_run(report)
+
+# ---------------------------------------------------------------- publish
+st.subheader("Publish")
+allow_drift = st.checkbox(
+    "Publish even if drift is over the threshold (or the result is empty)",
+    key="publish_allow_drift",
+)
+allow_invalid = st.checkbox(
+    "Publish even if validation fails (bad rows are then reported per row)",
+    key="publish_allow_invalid",
+)
+if st.button("Publish to Segment", type="primary", disabled=key is None, key="publish_button"):
+    result = run_sync(
+        source, options, only_failed=False, allow_drift=allow_drift, allow_invalid=allow_invalid
+    )
+    if result is not None:
+        st.session_state["publish_result"] = result.to_dict()
+        st.session_state.pop("publish_dry", None)  # the published state moved on
+if key is None:
+    st.caption("Publishing is disabled until a write key is configured.")
+
+done = st.session_state.get("publish_result")
+if done:
+    summary = (
+        f"Run {done['run_id']} {done['status']}: {done['sent']:,} sent, {done['failed']:,} "
+        f"failed ({done['new']:,} new, {done['changed']:,} changed, {done['removed']:,} removed, "
+        f"{done['unchanged']:,} unchanged) in {done['requests']:,} requests, "
+        f"{done['duration_s']:.1f} s"
+    )
+    if done["status"] == "succeeded":
+        st.success(summary, icon="✅")
+    else:
+        st.warning(summary + (f" — {done['error']}" if done.get("error") else ""), icon="⚠️")
+
+show_history(source, options, sync_key)

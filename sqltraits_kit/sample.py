@@ -17,6 +17,7 @@ and never loops in Python.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -191,7 +192,8 @@ def _statements(seed: int, params: SampleParameters, n_accounts: int) -> list[tu
                    round(({value_draw}) / t.nu, 2) AS revenue,
                    '[' || list_aggr(list_transform(
                         range(1 + CAST(3 * {_u(s, "o.uid", "o.k", "7")} AS BIGINT)),
-                        i -> '{{"product_id":"p' || (1 + hash(hash({s}, o.uid, o.k, i)) % 500)::VARCHAR
+                        i -> '{{"product_id":"p'
+                             || (1 + hash(hash({s}, o.uid, o.k, i)) % 500)::VARCHAR
                              || '"}}'), 'string_agg', ',') || ']' AS products,
                    'USD' AS currency
             FROM _orders_raw o JOIN _truth t USING (uid)
@@ -354,7 +356,10 @@ def build_sample(
     try:
         # Row order inside tables must not depend on thread scheduling.
         con.execute("SET preserve_insertion_order = true")
-        con.execute("SET enable_progress_bar = false")  # progress goes through `progress`
+        # Progress goes through `progress`, not DuckDB's own bar; in Jupyter without ipywidgets
+        # DuckDB refuses to touch the setting at all.
+        with contextlib.suppress(duckdb.Error):
+            con.execute("SET enable_progress_bar = false")
         report("drawing customer parameters", 0.0)
         latent = _latent(customers, seed, params)
         con.register("_latent_arrow", latent)

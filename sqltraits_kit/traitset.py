@@ -143,7 +143,7 @@ _DERIVED_KEYS = {
     "quantiles": {"name", "type", "column", "bins", "labels"},
     "flag": {"name", "type", "column", "op", "value"},
 }
-_MODEL_KEYS = {"name", "version", "output_table", "as_of"}
+_MODEL_KEYS = {"name", "version", "output_table", "as_of", "also"}
 
 
 class TraitSetError(ConfigError):
@@ -207,9 +207,23 @@ class ModelRef:
     version: str | int | None = None  # a registry version, or "active"
     output_table: str | None = None
     as_of: str | dt.date | dt.datetime | None = None
+    # More registry models scored into the same output table ("btyd", "ltv@2"), joined on the id.
+    also: tuple[str, ...] = ()
+
+    def refs(self) -> list[str]:
+        """Registry references for the scoring step: the main model first."""
+        main = self.name
+        if self.version not in (None, "", "active", "latest"):
+            main = f"{self.name}@{self.version}"
+        return [main, *self.also]
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None and v != ""}
+        out = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and v != ""}
+        if self.also:
+            out["also"] = list(self.also)
+        else:
+            out.pop("also", None)
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -331,7 +345,13 @@ class TraitSet:
                 )
             if not isinstance(raw.get("name"), str) or not raw["name"].strip():
                 raise err("the model needs a non-empty name", "model.name")
-            model = ModelRef(**{k: raw[k] for k in _MODEL_KEYS if k in raw})
+            also = raw.get("also", [])
+            if isinstance(also, str) or not isinstance(also, list | tuple):
+                raise err("expected a list of registry references", "model.also")
+            if not all(isinstance(a, str) and a.strip() for a in also):
+                raise err("every entry must be a non-empty model name", "model.also")
+            fields = {k: raw[k] for k in _MODEL_KEYS - {"also"} if k in raw}
+            model = ModelRef(**fields, also=tuple(a.strip() for a in also))
         exclude = data.get("exclude", ())
         if isinstance(exclude, str) or not isinstance(exclude, list | tuple):
             raise err("expected a list of column names", "exclude")

@@ -15,6 +15,7 @@ import pytest
 
 from sqltraits_kit.warehouse import Warehouse, connect, copy_tables
 
+ROOT = Path(__file__).resolve().parents[1]
 REQUIRE_ALL = os.environ.get("SQLTRAITS_REQUIRE_ALL", "") not in ("", "0", "false")
 POSTGRES_URL = os.environ.get(
     "SQLTRAITS_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"

@@ -1,0 +1,262 @@
+"""sqltraits sync: publish the changed traits of a table, query or trait set to Segment.
+
+Scripts and schedulers rely on this contract: ``--json`` prints one JSON object that starts with
+``run_id, status, rows, new, changed, removed, unchanged, sent, failed, requests, duration_s``;
+exit status 0 when every row was delivered, 1 when some rows failed (they are recorded and sent
+again by the next run), 2 for a usage or configuration error — including a publish refused by a
+gate (validation, drift) that needs a person to look. The write key comes from
+``SEGMENT_WRITE_KEY`` only, never from an argument (it would show in ``ps`` and shell history).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """\
+Publish the new and changed profiles of a table, a SELECT or a trait set to Segment as
+identify (user) or group (account) traits. Only rows whose values changed since the last
+acknowledged publish are sent; profiles that left the result get their traits set to null
+(--on-remove keep leaves them alone). A run killed at any point is resumed by the next run.
+Write key: $SEGMENT_WRITE_KEY. Exit 0: every row delivered; 1: some rows failed (recorded, sent
+again next run); 2: usage/configuration error or a publish refused by the validation or drift
+gate. --dry-run sends nothing (exit 2 if the publish would be refused, 1 if rows would be
+rejected)."""
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0 or value != value:
+        raise argparse.ArgumentTypeError("must be >= 0 (0 = no client-side limit)")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "sync",
+        help="publish changed traits to Segment (diffed, resumable, rate-limited)",
+        description=DESCRIPTION,
+    )
+    p.add_argument("--db", help="warehouse URL (default: $SQLTRAITS_DB_URL; one is required)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--table", metavar="NAME", help="a table: every other column is a trait")
+    source.add_argument("--query", metavar="SQL", help="a single read-only SELECT")
+    source.add_argument("--trait-set", metavar="FILE", help="a trait-set TOML file")
+    p.add_argument("--id-column", help="identifier column (user_id; group_id for --kind group)")
+    p.add_argument(
+        "--kind", choices=("identify", "group"), help="identify (user traits, default) or group"
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--region", choices=("us", "eu"), help="Segment region (default: $SEGMENT_REGION or us)"
+    )
+    where.add_argument("--endpoint", metavar="URL", help="Tracking API base URL (overrides region)")
+    p.add_argument(
+        "--on-remove",
+        choices=("null", "keep"),
+        help="profiles that left the result: null their traits (Segment's rule, default) or keep",
+    )
+    p.add_argument("--dry-run", action="store_true", help="send nothing: counts, payloads, time")
+    p.add_argument(
+        "--max-requests-per-second",
+        type=_non_negative,
+        metavar="N",
+        help="client-side limit (default: $SQLTRAITS_MAX_REQUESTS_PER_SECOND or 20; 0 = none)",
+    )
+    p.add_argument(
+        "--max-events-per-second",
+        type=_non_negative,
+        metavar="N",
+        help="client-side limit (default: $SQLTRAITS_MAX_EVENTS_PER_SECOND or 1000; 0 = none)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--allow-drift",
+        action="store_true",
+        help="publish even if drift from the last publish is over the threshold",
+    )
+    p.add_argument(
+        "--allow-invalid",
+        action="store_true",
+        help="publish even if the contract check fails (bad rows are then reported per row)",
+    )
+    p.add_argument(
+        "--retry-failed", action="store_true", help="send only rows that failed in earlier runs"
+    )
+    p.add_argument(
+        "--sync-key",
+        metavar="NAME",
+        help="name of the published state to diff against (default: the trait set's name, "
+        "table:<name>:<kind> or query:<hash>:<kind>)",
+    )
+    p.add_argument(
+        "--batch-size", type=_positive_int, default=500, metavar="N", help="messages per request"
+    )
+    p.add_argument(
+        "--commit-interval",
+        type=_non_negative,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often acknowledged rows are committed to the state (default 1; after a crash "
+        "at most this much acknowledged work is sent again, with the same message ids)",
+    )
+    return p
+
+
+def _print_dry_run(report, out) -> None:
+    print(f"dry run of {report.source} (sync key {report.sync_key}): nothing sent", file=out)
+    print(
+        f"  {report.rows:,} rows: {report.new:,} new, {report.changed:,} changed, "
+        f"{report.removed:,} removed, {report.unchanged:,} unchanged",
+        file=out,
+    )
+    approx = "" if report.requests_exact else "about "
+    print(
+        f"  would send {report.to_send:,} messages in {approx}{report.requests:,} requests "
+        f"({report.payload_bytes / 1e6:.1f} MB)",
+        file=out,
+    )
+    if report.expected_seconds is not None:
+        print(
+            f"  expected duration {report.expected_seconds:,.1f} s at "
+            f"{report.max_requests_per_second or 'unlimited'} requests/s, "
+            f"{report.max_events_per_second or 'unlimited'} events/s",
+            file=out,
+        )
+    if report.rejected:
+        print(f"  {report.rejected:,} rows would be rejected, e.g.:", file=out)
+        for ident, reason in report.rejections[:5]:
+            print(f"    {ident}: {reason}", file=out)
+    for problem in report.problems():
+        print(f"  REFUSED: {problem}", file=out)
+    for payload in report.sample:
+        print(f"  {payload}", file=out)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+    import time
+
+    from sqltraits_kit.errors import ConfigError
+    from sqltraits_kit.settings import Settings
+    from sqltraits_kit.sync import Query, dry_run, make_client, sync
+    from sqltraits_kit.warehouse import connect, redact_url
+
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    url = args.db or settings.db_url
+    if not url:
+        raise ConfigError(
+            "--db (or $SQLTRAITS_DB_URL) is required: a publish never defaults to the demo sample"
+        )
+    if args.trait_set:
+        from sqltraits_kit.traitset import TraitSet
+
+        source = TraitSet.load(args.trait_set)  # before connecting: a bad file is exit 2
+    elif args.table:
+        source = args.table
+    else:
+        source = Query(args.query)
+    rps = args.max_requests_per_second
+    eps = args.max_events_per_second
+    rps = settings.max_requests_per_second if rps is None else rps
+    eps = settings.max_events_per_second if eps is None else eps
+    options = {
+        "kind": args.kind,
+        "id_column": args.id_column,
+        "on_remove": args.on_remove,
+        "sync_key": args.sync_key,
+        "only_failed": args.retry_failed,
+        "batch_size": args.batch_size,
+    }
+
+    if args.dry_run:
+        wh = connect(url, read_only=True)
+        try:
+            report = dry_run(
+                wh, source, max_requests_per_second=rps, max_events_per_second=eps, **options
+            )
+        finally:
+            wh.close()
+        if args.json:
+            print(json.dumps(report.to_dict(), ensure_ascii=False, default=str))
+        else:
+            _print_dry_run(report, sys.stdout)
+        if report.problems(allow_drift=args.allow_drift, allow_invalid=args.allow_invalid):
+            return 2
+        return 1 if report.rejected else 0
+
+    client = make_client(
+        settings,
+        region=args.region,
+        endpoint=args.endpoint,
+        max_requests_per_second=rps,
+        max_events_per_second=eps,
+    )
+    shown = {"at": 0.0}
+    interactive = sys.stderr.isatty() and not args.json
+
+    def progress(p) -> None:
+        now = time.monotonic()
+        if interactive and (now - shown["at"] >= 2 or p.phase == "done"):
+            shown["at"] = now
+            print(
+                f"[{p.fraction:4.0%}] {p.phase}: {p.sent:,} sent, {p.failed:,} failed of "
+                f"{p.total:,} ({p.requests:,} requests)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    wh = connect(url)
+    try:
+        result = sync(
+            wh,
+            source,
+            client=client,
+            allow_drift=args.allow_drift,
+            allow_invalid=args.allow_invalid,
+            commit_seconds=args.commit_interval,
+            progress=progress,
+            **options,
+        )
+    finally:
+        client.close()
+        wh.close()
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
+    else:
+        print(
+            f"published {result.source} (sync key {result.sync_key}) to {redact_url(client.url)}: "
+            f"run {result.run_id} {result.status}"
+            + (f" (resumed, attempt {result.attempt})" if result.resumed else "")
+        )
+        print(
+            f"  {result.rows:,} rows: {result.new:,} new, {result.changed:,} changed, "
+            f"{result.removed:,} removed, {result.unchanged:,} unchanged"
+        )
+        print(
+            f"  sent {result.sent:,}, failed {result.failed:,} in {result.requests:,} requests, "
+            f"{result.duration_s:.1f} s ({result.messages_per_second:,.0f} messages/s)"
+        )
+        for error in result.errors:
+            print(f"  failed: {error}")
+        if result.error:
+            print(f"  {result.error}")
+        if result.failed:
+            print("  see `sqltraits history --failed`; the next run sends the failed rows again")
+    return 0 if result.ok else 1

@@ -1,0 +1,143 @@
+"""The Publish page: settings, verdicts, dry run, publish with progress, history, retry."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from sqltraits_kit.settings import Secret, Settings
+from tests.segment.conftest import WRITE_KEY, segment_server  # noqa: F401
+from tests.segment.fake_segment import Respond
+
+N = 600
+
+
+@pytest.fixture
+def scores(duckdb_wh):
+    def write(shift: float = 0.0) -> None:
+        data = {"user_id": [f"u{i}" for i in range(N)], "score": [i / N + shift for i in range(N)]}
+        duckdb_wh.con.create_table("scores", pa.table(data), overwrite=True)
+
+    write()
+    return write
+
+
+@pytest.fixture
+def publish_page(page, duckdb_wh, tmp_path, segment_server):  # noqa: F811
+    def open_page():
+        settings = Settings(
+            db_url=duckdb_wh.url,
+            models_dir=tmp_path / "models",
+            segment_write_key=Secret(WRITE_KEY),
+            segment_endpoint=segment_server.url,
+            max_requests_per_second=0,
+            max_events_per_second=0,
+        )
+        at = page("pages/publish.py", settings=settings).run()
+        at.radio(key="publish_source_kind").set_value("Table").run()
+        at.selectbox(key="publish_table").select("scores").run()
+        return at
+
+    return open_page
+
+
+def _frame(at, column: str):
+    """The dataframe that has ``column`` (history: status; failed rows: reason)."""
+    frames = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(frames) == 1, [list(d.value.columns) for d in at.dataframe]
+    return frames[0]
+
+
+def _texts(at) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success")
+             for e in getattr(at, kind)]  # fmt: skip
+    return "\n".join(str(p) for p in parts)
+
+
+def test_without_a_write_key_the_page_explains_and_publishing_is_disabled(page, scores):
+    at = page("pages/publish.py").run()
+    assert not at.exception, at.exception
+    assert any("No write key" in w.value for w in at.warning)
+    at.radio(key="publish_source_kind").set_value("Table").run()
+    at.selectbox(key="publish_table").select("scores").run()
+    assert at.button(key="publish_button").disabled
+    # checks and the dry run work without a key
+    at.button(key="publish_dry_button").click().run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"New": f"{N}", "Changed": "0", "Removed": "0", "Unchanged": "0"}
+    assert "Would send **600** messages in **2** requests" in _texts(at)
+    assert any(c.language == "json" and '"type":"identify"' in c.value for c in at.code)
+
+
+def test_dry_run_then_publish_then_history(publish_page, scores, segment_server):  # noqa: F811
+    at = publish_page()
+    assert not at.exception, at.exception
+    text = _texts(at)
+    assert "••••6789" in text and WRITE_KEY not in text  # masked
+    assert "table:scores:identify" in text
+    assert any("No publish runs" in i.value for i in at.info)
+
+    at.button(key="publish_dry_button").click().run()
+    assert any("Validation: Segment's SQL-trait contract holds" in s.value for s in at.success)
+    assert any("nothing published under this sync key yet" in i.value for i in at.info)
+
+    at.button(key="publish_button").click().run()
+    assert not at.exception, at.exception
+    assert any("succeeded: 600 sent, 0 failed" in s.value for s in at.success)
+    assert segment_server.snapshot()["messages_accepted"] == N
+    assert segment_server.user_traits("u42") == {"score": 42 / N}
+    runs = _frame(at, "status")
+    assert list(runs["status"]) == ["succeeded"] and list(runs["sent"]) == [N]
+    assert at.get("progress")  # the live progress bar was drawn
+
+    # the next dry run finds nothing to send
+    at.button(key="publish_dry_button").click().run()
+    assert {m.label: m.value for m in at.metric}["Unchanged"] == f"{N}"
+    assert any("Drift: max PSI" in s.value for s in at.success)
+
+
+def test_failed_rows_are_listed_and_retried(publish_page, scores, segment_server):  # noqa: F811
+    segment_server.inject(Respond(400))  # one of the two batches is refused
+    at = publish_page()
+    at.button(key="publish_button").click().run()
+    assert not at.exception, at.exception
+    done = at.session_state["publish_result"]
+    # which of the two batches the refusal hit depends on which request arrived first
+    assert done["status"] == "partial" and done["failed"] in (100, 500)
+    assert done["sent"] + done["failed"] == N
+    shown = f"partial: {done['sent']} sent, {done['failed']} failed"
+    assert any(shown in w.value for w in at.warning)
+    failed = _frame(at, "reason")
+    assert len(failed) == done["failed"] and set(failed["attempts"]) == {1}
+
+    at.button(key="publish_retry").click().run()
+    assert not at.exception, at.exception
+    retried = f"succeeded: {done['failed']} sent, 0 failed"
+    assert any(retried in s.value for s in at.success)
+    assert any("No failed rows waiting" in i.value for i in at.info)
+    assert segment_server.snapshot()["messages_accepted"] == N
+
+
+def test_drift_refuses_until_the_override_is_ticked(publish_page, scores, segment_server):  # noqa: F811
+    at = publish_page()
+    at.button(key="publish_button").click().run()
+    scores(shift=5.0)
+    at.button(key="publish_dry_button").click().run()
+    assert any("over the threshold" in e.value for e in at.error)
+    at.button(key="publish_button").click().run()
+    assert not at.exception, at.exception
+    assert any("not published" in e.value and "--allow-drift" in e.value for e in at.error)
+    assert segment_server.snapshot()["messages_accepted"] == N
+    at.checkbox(key="publish_allow_drift").check().run()
+    at.button(key="publish_button").click().run()
+    assert any("600 changed" in s.value for s in at.success)
+    assert segment_server.snapshot()["messages_accepted"] == 2 * N
+
+
+def test_a_broken_trait_set_is_a_message_and_history_still_shows(page):
+    at = page("pages/publish.py").run()
+    assert not at.exception, at.exception
+    # the default trait set reads churn_traits, which the demo sample does not have
+    assert any("churn_traits" in e.value for e in at.error)
+    assert any("No publish runs" in i.value for i in at.info)
