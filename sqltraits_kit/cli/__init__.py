@@ -25,6 +25,7 @@ COMMANDS = {
     "sync": "sync",
     "history": "history",
     "run": "run",
+    "verify": "verify",
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -130,3 +130,9 @@ class ProfileClient:
         """Close the session if this client created it."""
         if self._own_session:
             self._session.close()
+
+    def __enter__(self) -> ProfileClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
