@@ -3,19 +3,30 @@
 Ibis connections are not thread-safe and Streamlit runs each session in its own thread, so the
 connection lives in the session's state rather than in ``st.cache_resource``. Query results are
 cached with ``st.cache_data`` keyed by the warehouse URL (the connection itself is not hashed).
+
+The demo sample is built once per server process, in a thread of its own: a page switch reruns
+the script, and a build running inside the script would be interrupted and start over.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 from sqltraits_kit.errors import SqlTraitsError
-from sqltraits_kit.settings import Settings
+from sqltraits_kit.settings import DEFAULT_SAMPLE_PATH, Settings
 from sqltraits_kit.warehouse import Warehouse, connect
+
+_LOG = logging.getLogger("sqltraits_app")
+# What the pages keep of their last action; it belongs to the warehouse it ran on.
+RESULT_KEYS = ("train_result", "score_result", "publish_dry", "publish_result")
 
 
 def settings() -> Settings:
@@ -46,21 +57,77 @@ def warehouse() -> Warehouse:
     if wh is not None:
         return wh
     url = settings().db_url
-    from sqltraits_kit.settings import DEFAULT_SAMPLE_PATH
-
     if url is None and not DEFAULT_SAMPLE_PATH.exists():
-        with st.status("Building the demo warehouse (first start only)…", expanded=True) as status:
-            bar = st.progress(0.0)
-
-            def progress(message: str, fraction: float) -> None:
-                bar.progress(min(max(fraction, 0.0), 1.0), text=message)
-
-            wh = connect(None, progress=progress, sample_customers=settings().sample_customers)
-            status.update(label="Demo warehouse ready", state="complete", expanded=False)
-    else:
-        wh = connect(url)
+        _wait_for_sample(DEFAULT_SAMPLE_PATH.resolve(), settings().sample_customers)
+    wh = connect(url)
     st.session_state["warehouse"] = wh
     return wh
+
+
+class _SampleBuild:
+    """One build of the demo sample, in a daemon thread; sessions read its progress."""
+
+    def __init__(self, path: Path, customers: int) -> None:
+        self.path = path
+        self.customers = customers
+        self.message = "starting"
+        self.fraction = 0.0
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        threading.Thread(target=self._run, name="sqltraits-sample-build", daemon=True).start()
+
+    def _progress(self, message: str, fraction: float) -> None:
+        self.message, self.fraction = message, fraction
+
+    def _run(self) -> None:
+        from sqltraits_kit.sample import build_sample
+
+        try:
+            build_sample(self.path, customers=self.customers, progress=self._progress)
+        except BaseException as exc:  # handed to the session that waits for it
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+_BUILDS: dict[tuple[Path, int], _SampleBuild] = {}
+_BUILDS_LOCK = threading.Lock()
+
+
+def _sample_build(path: Path, customers: int) -> _SampleBuild:
+    """The build of ``path`` in progress or finished, or a new one if there is none to reuse."""
+    with _BUILDS_LOCK:
+        build = _BUILDS.get((path, customers))
+        finished = build is not None and build.done.is_set()
+        if build is None or (finished and (build.error is not None or not path.exists())):
+            build = _BUILDS[(path, customers)] = _SampleBuild(path, customers)
+        return build
+
+
+def _wait_for_sample(path: Path, customers: int) -> None:
+    """Show the shared build's progress until it is done; the box goes once the sample exists."""
+    build = _sample_build(path, customers)
+    slot = st.empty()
+    with (
+        slot.container(),
+        st.status("Building the demo warehouse (first start only)…", expanded=True) as box,
+    ):
+        st.caption(
+            f"{customers:,} synthetic customers with their orders, tracks and pages, written to "
+            f"`{path}`. Opening another page meanwhile does not restart it."
+        )
+        bar = st.progress(0.0, text="starting")
+        while not build.done.wait(0.2):
+            bar.progress(min(max(build.fraction, 0.0), 1.0), text=build.message)
+        if build.error is not None:
+            box.update(label="Building the demo warehouse failed", state="error")
+    if build.error is not None:
+        raise SqlTraitsError(
+            f"building the demo sample at {path} failed: {type(build.error).__name__}: "
+            f"{build.error}. Reload the page to try again."
+        )
+    slot.empty()
+    st.toast("Demo warehouse ready", icon=":material/check_circle:")
 
 
 def switch_warehouse(url: str | None) -> Warehouse:
@@ -72,19 +139,44 @@ def switch_warehouse(url: str | None) -> Warehouse:
     st.session_state["warehouse"] = new
     st.session_state["settings"] = settings().with_(db_url=url or None)
     st.cache_data.clear()
+    for key in RESULT_KEYS:  # results from the old warehouse would describe the wrong data
+        st.session_state.pop(key, None)
     return new
+
+
+def page_link(page: str, label: str, icon: str) -> None:
+    """A link to another page; as plain text when this page runs outside the app's navigation
+    (``streamlit run pages/score.py``), where Streamlit cannot resolve page links."""
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except StreamlitPageNotFoundError:
+        st.caption(f"{label}: open `{page}` from the app's navigation.")
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Show the kit's errors as messages, not tracebacks."""
+    """Show errors as messages, not tracebacks.
+
+    The kit's own errors say what to fix, so their message is enough. Anything else is a bug or
+    a driver error the kit did not foresee: its type and message, with the traceback folded
+    away for a bug report (and in the server log).
+    """
     try:
         yield
     except SqlTraitsError as exc:
         st.error(str(exc), icon=":material/error:")
+    except Exception as exc:  # Streamlit's stop/rerun signals are BaseExceptions: not caught
+        _LOG.exception("unexpected error in the app")
+        st.error(
+            f"Unexpected error — {type(exc).__name__}: {exc}. This is a bug if the message "
+            "does not say what to change; the details below help a report.",
+            icon=":material/bug_report:",
+        )
+        with st.expander("Details"):
+            st.exception(exc)
 
 
-@st.cache_data(ttl=300, show_spinner=False)
+@st.cache_data(ttl=300, show_spinner="Counting the rows of every table…")
 def table_overview(url: str, _wh: Warehouse) -> pd.DataFrame:
     rows = []
     for name, count in _wh.row_counts().items():
@@ -100,11 +192,11 @@ def table_overview(url: str, _wh: Warehouse) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@st.cache_data(ttl=300, show_spinner=False)
+@st.cache_data(ttl=300, show_spinner="Counting events per period in the warehouse…")
 def activity(url: str, _wh: Warehouse, grain: str) -> pd.DataFrame:
     return _wh.activity_over_time(grain=grain)
 
 
-@st.cache_data(ttl=300, show_spinner=False)
+@st.cache_data(ttl=300, show_spinner="Reading the first rows…")
 def preview(url: str, _wh: Warehouse, table: str, limit: int) -> pd.DataFrame:
     return _wh.preview(table, limit=limit)

@@ -8,6 +8,10 @@ import streamlit as st
 import app_state
 
 st.title("Data")
+st.caption(
+    "The warehouse every page reads: its tables, a look at their rows, and the activity the "
+    "models learn from. Without a URL the app uses the demo sample it builds on first start."
+)
 
 wh = app_state.warehouse()
 
@@ -18,6 +22,7 @@ with st.form("data_connection"):
         placeholder="empty = demo sample · duckdb:///path/file.duckdb · postgres://user@host:5432/db",
         help="Any Ibis backend URL. Credentials belong in st.secrets or the environment.",
         key="data_url",
+        persist_state="session",
     )
     if st.form_submit_button("Connect"):
         with app_state.user_errors():
@@ -41,14 +46,22 @@ with app_state.user_errors():
         )
     with right:
         st.subheader("Preview")
-        table = st.selectbox("Table", overview["table"].tolist(), key="data_table")
-        limit = st.slider("Rows", 5, 500, 50, key="data_limit")
+        table = st.selectbox(
+            "Table", overview["table"].tolist(), key="data_table", persist_state="session"
+        )
+        limit = st.slider("Rows", 5, 500, 50, key="data_limit", persist_state="session")
         schema = overview.set_index("table").loc[table, "schema"]
         st.caption(f"Schema: {schema}")
         st.dataframe(app_state.preview(wh.url, wh, table, limit), hide_index=True)
 
     st.subheader("Activity over time")
-    grain = st.radio("Grain", ["week", "month", "day"], horizontal=True, key="data_grain")
+    grain = st.radio(
+        "Grain",
+        ["week", "month", "day"],
+        horizontal=True,
+        key="data_grain",
+        persist_state="session",
+    )
     activity = app_state.activity(wh.url, wh, grain)
     if activity.empty:
         st.info("No event tables (order_completed, tracks, pages) found in this warehouse.")

@@ -74,19 +74,19 @@ def cached_drift(url: str, _wh: Warehouse, spec: str, path: str, version: str) -
     return drift_check(_wh, _trait_set(spec, path))
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
+@st.cache_data(ttl=TTL, show_spinner="Building sample payloads…")
 def cached_sample(
     url: str, _wh: Warehouse, spec: str, path: str, version: str, size: int
 ) -> SamplePayloads:
     return sample_payloads(_wh, _trait_set(spec, path), size=size)
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
+@st.cache_data(ttl=TTL, show_spinner="Writing the SQL Trait…")
 def cached_sql(url: str, _wh: Warehouse, spec: str, path: str, version: str, dialect: str) -> str:
     return segment_sql(_wh, _trait_set(spec, path), dialect=dialect)
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
+@st.cache_data(ttl=TTL, show_spinner="Writing the CSV from the warehouse…")
 def cached_csv(url: str, _wh: Warehouse, spec: str, path: str, version: str, limit: int) -> bytes:
     import io
 
@@ -102,7 +102,7 @@ def cached_columns(url: str, _wh: Warehouse, table: str) -> list[str]:
 
 def empty_state(what: str) -> None:
     st.info(f"{what} Score profiles first: the Score page writes the output table.")
-    st.page_link("pages/score.py", label="Score profiles", icon=":material/target:")
+    app_state.page_link("pages/score.py", "Score profiles", ":material/target:")
     st.stop()
 
 
@@ -117,14 +117,18 @@ wh = app_state.warehouse()
 
 with app_state.user_errors():
     pick, name_col, id_col = st.columns([1, 2, 2])
-    mode = pick.radio("Source", ["Trait set", "Output table"], key="preview_mode")
+    mode = pick.radio(
+        "Source", ["Trait set", "Output table"], key="preview_mode", persist_state="session"
+    )
     if mode == "Trait set":
         files = sorted(p.name for p in TRAITSETS.glob("*.toml"))
         if not files:
             st.info(f"No trait-set file in `{TRAITSETS}`: add one, or preview an output table.")
             st.stop()
         default = files.index(DEFAULT_TRAITSET) if DEFAULT_TRAITSET in files else 0
-        chosen = name_col.selectbox("Trait set", files, index=default, key="preview_traitset")
+        chosen = name_col.selectbox(
+            "Trait set", files, index=default, key="preview_traitset", persist_state="session"
+        )
         trait_set = load_trait_set_or_table(TRAITSETS / chosen)
         id_col.caption(trait_set.description or f"Trait set `{trait_set.name}`")
         id_col.caption(
@@ -136,7 +140,9 @@ with app_state.user_errors():
         if not tables:
             empty_state("This warehouse has no table to preview yet.")
         default = tables.index(DEFAULT_TABLE) if DEFAULT_TABLE in tables else 0
-        table = name_col.selectbox("Output table", tables, index=default, key="preview_table")
+        table = name_col.selectbox(
+            "Output table", tables, index=default, key="preview_table", persist_state="session"
+        )
         columns = cached_columns(wh.url, wh, table)
         known = [c for c in (*USER_IDENTIFIERS, "group_id") if c in columns]
         id_column = id_col.selectbox(
@@ -144,6 +150,7 @@ with app_state.user_errors():
             columns,
             index=columns.index(known[0]) if known else 0,
             key="preview_id_column",
+            persist_state="session",
             help="group_id makes them account traits (group calls); any other: user traits.",
         )
         kind = "account" if id_column == "group_id" else "user"
@@ -173,8 +180,12 @@ with app_state.user_errors():
     st.session_state["drift_threshold"] = threshold
     st.session_state["preview_trait_set"] = trait_set.name
     with right.expander("Options"):
-        bins = st.slider("Histogram bins", 10, 60, 30, step=5, key="preview_bins")
-        sample_size = st.slider("Sample profiles", 5, 100, 20, step=5, key="preview_sample")
+        bins = st.slider(
+            "Histogram bins", 10, 60, 30, step=5, key="preview_bins", persist_state="session"
+        )
+        sample_size = st.slider(
+            "Sample profiles", 5, 100, 20, step=5, key="preview_sample", persist_state="session"
+        )
 
     spec, path = trait_set.dumps(), str(trait_set.path or "")
     version = data_version(wh, trait_set)
@@ -193,6 +204,7 @@ with app_state.user_errors():
         "OK" if contract.ok else "Fails",
         f"{len(contract.errors)} errors · {len(contract.warnings)} warnings",
         delta_color="off",
+        delta_arrow="off",
     )
     if not contract.ok:
         st.error(
@@ -244,8 +256,15 @@ with app_state.user_errors():
                 figure = charts.tier_figure(dists.tiers[name], title=f"{name}: tier sizes")
             else:
                 figure = charts.histogram_figure(summary)
+            figure.update_layout(height=340)  # about as tall as the facts beside it
             chart.plotly_chart(figure, width="stretch", key=f"preview_hist_{name}")
-            facts.metric("Null rate", f"{summary.null_rate:.1%}", f"{summary.nulls:,} rows")
+            facts.metric(
+                "Null rate",
+                f"{summary.null_rate:.1%}",
+                f"{summary.nulls:,} rows",
+                delta_color="off",
+                delta_arrow="off",
+            )
             if summary.kind == "numeric":
                 for q in ("p5", "p50", "p95"):
                     value = summary.quantiles.get(q)
@@ -254,7 +273,10 @@ with app_state.user_errors():
                 facts.metric("Distinct values", f"{summary.distinct:,}")
             if name in dists.tiers:
                 facts.dataframe(dists.tiers[name], hide_index=True)
-    st.plotly_chart(charts.null_rate_figure(dists.summaries), key="preview_null_rates")
+    if any(s.nulls for s in dists.summaries.values()):
+        st.plotly_chart(charts.null_rate_figure(dists.summaries), key="preview_null_rates")
+    elif dists.rows:
+        st.caption("No trait has a null value.")
 
     # ---------------------------------------------------------------- drift
     st.subheader("Drift against the baseline")
@@ -267,6 +289,7 @@ with app_state.user_errors():
         "—" if drift is None or drift.max_psi is None else f"{drift.max_psi:.3f}",
         f"threshold {threshold:g}",
         delta_color="off",
+        delta_arrow="off",
     )
     if check.warning:
         alerts.warning(check.warning, icon=":material/warning:")
@@ -316,7 +339,8 @@ with app_state.user_errors():
         st.error(error, icon=":material/error:")
     if sample.messages:
         st.dataframe(sample.to_frame(), hide_index=True, key="preview_sample_frame")
-        st.json(list(sample.messages), expanded=2)
+        with st.expander(f"The {len(sample.messages)} messages as JSON"):
+            st.json(list(sample.messages), expanded=2)
 
     # ---------------------------------------------------------------- export
     st.subheader("Export")
@@ -336,6 +360,7 @@ with app_state.user_errors():
                 value=min(options, key=lambda n: abs(n - CSV_ROWS[1])),
                 format_func=lambda n: f"{n:,}",
                 key="preview_csv_rows",
+                persist_state="session",
             )
         )
         data = cached_csv(wh.url, wh, spec, path, version, int(limit))
@@ -365,6 +390,7 @@ with app_state.user_errors():
         "Warehouse dialect",
         dialects,
         key="preview_dialect",
+        persist_state="session",
         help="The warehouses Segment's SQL Traits read from (Azure SQL is not supported here).",
     )
     st.code(cached_sql(wh.url, wh, spec, path, version, dialect), language="sql")

@@ -7,6 +7,7 @@ reports progress through the sync's ``progress`` callback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -121,25 +122,30 @@ def show_dry_run(report: DryRunReport) -> None:
     left, right = st.columns(2)
     with left:
         if verdicts.validation_ok:
-            st.success("Validation: Segment's SQL-trait contract holds", icon="✅")
+            st.success(
+                "Validation: Segment's SQL-trait contract holds", icon=":material/check_circle:"
+            )
         else:
             errors = "; ".join(f"{e.name}: {e.message}" for e in verdicts.validation.errors)
-            st.error(f"Validation failed: {errors}", icon="⛔")
+            st.error(f"Validation failed: {errors}", icon=":material/block:")
         for w in verdicts.validation.warnings:
-            st.caption(f"⚠️ {w.name}: {w.message}")
+            st.caption(f":material/warning: {w.name}: {w.message}")
     with right:
         if verdicts.drift is None:
-            st.info("Drift: nothing published under this sync key yet", icon="ℹ️")
+            st.info("Drift: nothing published under this sync key yet", icon=":material/info:")
         elif verdicts.drift_over:
             st.error(
                 f"Drift: max PSI {verdicts.max_psi:.3f} over the threshold "
                 f"{verdicts.drift_threshold:g} ({', '.join(verdicts.drift_over)}): a publish "
                 "needs the override below",
-                icon="⛔",
+                icon=":material/block:",
             )
         else:
             psi = "n/a" if verdicts.max_psi is None else f"{verdicts.max_psi:.3f}"
-            st.success(f"Drift: max PSI {psi} (threshold {verdicts.drift_threshold:g})", icon="✅")
+            st.success(
+                f"Drift: max PSI {psi} (threshold {verdicts.drift_threshold:g})",
+                icon=":material/check_circle:",
+            )
     for col, label in zip(st.columns(4), ("new", "changed", "removed", "unchanged"), strict=True):
         col.metric(label.title(), f"{getattr(report, label):,}")
     approx = "" if report.requests_exact else "about "
@@ -188,12 +194,14 @@ with st.expander("Segment settings", expanded=key is None):
         horizontal=True,
         help="EU workspaces must use the EU endpoint: the US one accepts their data and loses it.",
         key="publish_region",
+        persist_state="session",
     )
     right.text_input(
         "Endpoint (overrides the region)",
         value=settings.segment_endpoint or "",
         placeholder="https://api.segment.io",
         key="publish_endpoint",
+        persist_state="session",
     )
     left, right = st.columns(2)
     left.number_input(
@@ -201,12 +209,14 @@ with st.expander("Segment settings", expanded=key is None):
         min_value=0.0,
         value=float(settings.max_requests_per_second),
         key="publish_rps",
+        persist_state="session",
     )
     right.number_input(
         "Max events/s (0 = no limit)",
         min_value=0.0,
         value=float(settings.max_events_per_second),
         key="publish_eps",
+        persist_state="session",
     )
 
 # ---------------------------------------------------------------- source
@@ -219,34 +229,59 @@ kind_of_source = st.radio(
     index=0 if files else 1,
     horizontal=True,
     key="publish_source_kind",
+    persist_state="session",
 )
 source: Any = None
 options: dict[str, Any] = {}
 sync_key: str | None = None
 with app_state.user_errors():
     if kind_of_source == "Trait set" and files:
-        name = st.selectbox("Trait set", files, key="publish_traitset")
+        name = st.selectbox("Trait set", files, key="publish_traitset", persist_state="session")
         source = TraitSet.load(TRAITSETS / name)
+        # The threshold chosen on the Preview page for this trait set is the one in use.
+        chosen = st.session_state.get("preview_thresholds", {}).get(source.name)
+        threshold = f"drift threshold {source.drift_threshold:g}"
+        if chosen is not None and chosen != source.drift_threshold:
+            threshold = (
+                f"drift threshold {chosen:g}, set on the Preview page (the trait set says "
+                f"{source.drift_threshold:g})"
+            )
+            source = dataclasses.replace(source, drift_threshold=float(chosen))
         st.caption(
             f"{source.kind} traits ({source.message_type} calls) from {source.source_label}; "
-            f"drift threshold {source.drift_threshold:g}"
+            f"{threshold}"
         )
+        if source.table is not None and not wh.has_table(source.table):
+            st.info(
+                f"The table `{source.table}` that trait set **{source.name}** reads does not "
+                "exist in this warehouse yet. Score profiles first: the Score page writes it.",
+                icon=":material/info:",
+            )
+            app_state.page_link("pages/score.py", "Score profiles", ":material/target:")
+            source = None
     elif kind_of_source == "Table" and tables:
-        source = st.selectbox("Table", tables, key="publish_table")
+        source = st.selectbox("Table", tables, key="publish_table", persist_state="session")
         columns = list(wh.table(source).columns)
         left, right = st.columns(2)
-        kind = left.radio("Calls", ["identify", "group"], horizontal=True, key="publish_kind")
+        kind = left.radio(
+            "Calls",
+            ["identify", "group"],
+            horizontal=True,
+            key="publish_kind",
+            persist_state="session",
+        )
         wanted = "group_id" if kind == "group" else "user_id"
         id_column = right.selectbox(
             "Identifier column",
             columns,
             index=columns.index(wanted) if wanted in columns else 0,
             key="publish_id_column",
+            persist_state="session",
         )
         options = {"kind": kind, "id_column": id_column}
-    elif kind_of_source == "Trait set":
+    elif kind_of_source == "Trait set" and not files:
         st.info(f"No trait-set files in {TRAITSETS}.")
-    else:
+    elif kind_of_source == "Table":
         st.info("This warehouse has no tables to publish.")
     if source is not None:
         default_remove = source.on_remove if isinstance(source, TraitSet) else "null"
@@ -257,6 +292,7 @@ with app_state.user_errors():
             format_func=REMOVE_LABELS.__getitem__,
             horizontal=True,
             key="publish_on_remove",
+            persist_state="session",
         )
         sync_key = resolve_source(wh, source, **options).sync_key
         st.caption(f"Sync key `{sync_key}`: the published state this source is diffed against.")
@@ -272,7 +308,7 @@ if st.session_state.get("publish_signature") != signature:
 
 # ---------------------------------------------------------------- verdicts and dry run
 st.subheader("Checks and dry run")
-if st.button("Check and dry run", key="publish_dry_button"):
+if st.button("Check and dry run", key="publish_dry_button", icon=":material/rule:"):
     with app_state.user_errors(), st.spinner("Validating, diffing, building the payloads…"):
         st.session_state["publish_dry"] = dry_run(
             wh,
@@ -282,10 +318,12 @@ if st.button("Check and dry run", key="publish_dry_button"):
             **options,
         )
 report: DryRunReport | None = st.session_state.get("publish_dry")
+dry_slot = st.empty()  # a publish below replaces the report: its counts are then out of date
 if report is None:
-    st.caption("Run the checks to see the verdicts, the counts and the exact payloads.")
+    dry_slot.caption("Run the checks to see the verdicts, the counts and the exact payloads.")
 else:
-    show_dry_run(report)
+    with dry_slot.container():
+        show_dry_run(report)
 
 # ---------------------------------------------------------------- publish
 st.subheader("Publish")
@@ -297,13 +335,20 @@ allow_invalid = st.checkbox(
     "Publish even if validation fails (bad rows are then reported per row)",
     key="publish_allow_invalid",
 )
-if st.button("Publish to Segment", type="primary", disabled=key is None, key="publish_button"):
+if st.button(
+    "Publish to Segment",
+    type="primary",
+    disabled=key is None,
+    key="publish_button",
+    icon=":material/send:",
+):
     result = run_sync(
         source, options, only_failed=False, allow_drift=allow_drift, allow_invalid=allow_invalid
     )
     if result is not None:
         st.session_state["publish_result"] = result.to_dict()
         st.session_state.pop("publish_dry", None)  # the published state moved on
+        dry_slot.caption("Published: run the checks again to see what a next publish would send.")
 if key is None:
     st.caption("Publishing is disabled until a write key is configured.")
 
@@ -316,8 +361,9 @@ if done:
         f"{done['duration_s']:.1f} s"
     )
     if done["status"] == "succeeded":
-        st.success(summary, icon="✅")
+        st.success(summary, icon=":material/check_circle:")
     else:
-        st.warning(summary + (f" — {done['error']}" if done.get("error") else ""), icon="⚠️")
+        error = f" — {done['error']}" if done.get("error") else ""
+        st.warning(summary + error, icon=":material/warning:")
 
 show_history(source, options, sync_key)

@@ -4,34 +4,52 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-from streamlit.errors import StreamlitPageNotFoundError
 
 import app_state
 from sqltraits_kit.errors import SqlTraitsError
 from sqltraits_kit.features import TableMapping
-from sqltraits_kit.output import runs
+from sqltraits_kit.output import METADATA_COLUMNS, runs
 from sqltraits_kit.registry import Registry
-from sqltraits_kit.scoring import DEFAULT_OUTPUT_TABLE, default_as_of, score
+from sqltraits_kit.scoring import DEFAULT_OUTPUT_TABLE, default_as_of, score, trait_columns
+from sqltraits_kit.traitset import TraitSet
 from sqltraits_kit.warehouse import Warehouse
 
 PATHS = {"warehouse": "in the warehouse", "streamed": "streamed"}
+TRAITSETS = Path(__file__).resolve().parents[1] / "traitsets"
+DEFAULT_TRAITSET = "churn.toml"  # the one the Preview and Publish pages open with
 
 
-@st.cache_data(ttl=300, show_spinner=False)
+@st.cache_data(ttl=300, show_spinner="Finding the latest data in the warehouse…")
 def latest_as_of(url: str, _wh: Warehouse, mapping: str) -> dt.date:
     return default_as_of(_wh, TableMapping.from_dict(json.loads(mapping)))
 
 
-def link(page: str, label: str, icon: str) -> None:
-    """A link to another page; as plain text when this page runs outside the app's navigation
-    (``streamlit run pages/score.py``), where Streamlit cannot resolve page links."""
-    try:
-        st.page_link(page, label=label, icon=icon)
-    except StreamlitPageNotFoundError:
-        st.caption(f"{icon} {label}: open `{page}` from the app's navigation.")
+def trait_sets() -> list[TraitSet]:
+    """The trait sets of traitsets/ that name their models (the default one first); a file
+    that does not load is the Preview page's business, not a reason to fail here."""
+    files = sorted(TRAITSETS.glob("*.toml"), key=lambda p: (p.name != DEFAULT_TRAITSET, p.name))
+    out = []
+    for path in files:
+        try:
+            ts = TraitSet.load(path)
+        except (SqlTraitsError, OSError):
+            continue
+        if ts.model is not None:
+            out.append(ts)
+    return out
+
+
+def model_names(ts: TraitSet) -> list[str]:
+    return [ref.split("@", 1)[0] for ref in ts.model.refs()]
+
+
+def columns_needed(ts: TraitSet) -> set[str]:
+    """The source columns a trait set reads from its table (none listed: every column)."""
+    return set(ts.traits) | {d.column for d in ts.derived}
 
 
 st.title("Score")
@@ -49,21 +67,26 @@ with app_state.user_errors():
     cards = registry.list()
     if not cards:
         st.warning(f"No saved model in `{settings.models_dir}` yet: train and save one first.")
-        link("pages/train.py", "Train a model", "🧠")
+        app_state.page_link("pages/train.py", "Train a model", ":material/model_training:")
         st.stop()
 
     by_name: dict[str, dict[int, object]] = {}
     for card in cards:
         by_name.setdefault(card.name, {})[card.version] = card
     names = list(by_name)
+    sets = trait_sets()
+    # By default, what the default trait set publishes: its models, those that are saved.
+    wanted = model_names(sets[0]) if sets else ["churn"]
     chosen = st.multiselect(
         "Models",
         names,
-        default=[n for n in names if n == "churn"] or names[:1],
+        default=[n for n in wanted if n in by_name] or names[:1],
         key="score_models",
-        help="Several models are joined on the profile into one output table.",
+        persist_state="session",
+        help="Several models are joined on the profile into one output table."
+        + (f" Trait set {sets[0].name!r} expects {', '.join(wanted)}." if sets else ""),
     )
-    refs: list[str] = []
+    picked = []  # the chosen version's card of each chosen model
     for column, name in zip(st.columns(max(len(chosen), 1)), chosen, strict=False):
         versions = sorted(by_name[name], reverse=True)
         active = registry.active(name)
@@ -75,12 +98,18 @@ with app_state.user_errors():
             return f"v{version} · {card.kind} · {card.estimator} · cutoff {card.cutoff}{mark}"
 
         version = column.selectbox(
-            f"{name} version", versions, index=default, format_func=label, key=f"score_v_{name}"
+            f"{name} version",
+            versions,
+            index=default,
+            format_func=label,
+            key=f"score_v_{name}",
+            persist_state="session",
         )
-        refs.append(f"{name}@{version}")
+        picked.append(by_name[name][version])
+    refs = [card.ref for card in picked]
 
-    if chosen:
-        first = by_name[chosen[0]][int(refs[0].split("@")[1])]
+    if picked:
+        first = picked[0]
         latest = latest_as_of(wh.url, wh, json.dumps(first.mapping, sort_keys=True))
     else:
         latest = dt.date.today()
@@ -89,21 +118,68 @@ with app_state.user_errors():
         "As of",
         value=latest,
         key="score_as_of",
+        persist_state="session",
         help=f"Profiles and events before this date count. Latest data: the day before {latest}.",
     )
-    table = right.text_input("Output table", value=DEFAULT_OUTPUT_TABLE, key="score_table")
+    table = right.text_input(
+        "Output table", value=DEFAULT_OUTPUT_TABLE, key="score_table", persist_state="session"
+    )
     with st.expander("Options"):
         method = st.radio(
             "Where to score",
             ["auto", "warehouse", "streamed"],
             horizontal=True,
             key="score_method",
+            persist_state="session",
             help="auto: in the warehouse when the model translates to SQL and matches "
             "scikit-learn within 1e-9 on a sample, else streamed.",
         )
-        id_column = st.text_input("Identifier column", value="user_id", key="score_id_column")
+        id_column = st.text_input(
+            "Identifier column", value="user_id", key="score_id_column", persist_state="session"
+        )
 
-    if st.button("Score", type="primary", disabled=not chosen, key="score_run"):
+    target = table.strip()
+    blocked = False
+    if target and wh.has_table(target):
+        present = set(wh.table(target).columns)
+        if not set(METADATA_COLUMNS) <= present:
+            # score() swaps the table in whole: an input table would be gone.
+            blocked = True
+            st.error(
+                f"`{target}` already exists and is not an output table (it has no "
+                f"{', '.join(METADATA_COLUMNS)} columns): scoring would replace it. "
+                "Choose another name.",
+                icon=":material/error:",
+            )
+    written = {column for card in picked for column in trait_columns(card)}
+    # What the trait sets that read this table will find in it: the default one (that the
+    # Preview and Publish pages open with) warns, the others are a note.
+    notes = []
+    for ts in sets:
+        if ts.table != target or not ts.traits:
+            continue
+        missing = sorted(columns_needed(ts) - written)
+        if not missing:
+            notes.append(f"**{ts.name}** :material/check:")
+            continue
+        models = ", ".join(model_names(ts))
+        notes.append(f"**{ts.name}** needs {', '.join(missing)} (its models: {models})")
+        if ts.path is not None and ts.path.name == DEFAULT_TRAITSET:
+            st.warning(
+                f"Trait set {ts.name!r} reads {', '.join(missing)} from `{target}`, which no "
+                f"chosen model writes: add {', '.join(model_names(ts))}, or its checks fail.",
+                icon=":material/warning:",
+            )
+    if notes:
+        st.caption(f"Trait sets reading `{target}`: " + " · ".join(notes))
+
+    if st.button(
+        "Score",
+        type="primary",
+        disabled=not chosen or blocked,
+        key="score_run",
+        icon=":material/target:",
+    ):
         st.session_state.pop("score_result", None)
         with st.status(f"Scoring with {', '.join(refs)}…", expanded=True) as status:
             bar = st.progress(0.0, text="starting")
@@ -115,7 +191,7 @@ with app_state.user_errors():
                 result = score(
                     wh,
                     models=refs,
-                    table=table.strip(),
+                    table=target,
                     registry=registry,
                     as_of=as_of,
                     id_column=id_column.strip(),
@@ -161,7 +237,9 @@ with app_state.user_errors():
         st.caption(f"Timing: {steps} · {swap} · history in `{done['history_table']}`")
         for note in done["notes"]:
             st.warning(note)
-        link("pages/preview.py", "Preview and validate the traits", "📊")
+        app_state.page_link(
+            "pages/preview.py", "Preview and validate the traits", ":material/bar_chart:"
+        )
         history = runs(wh, done["table"]) if done["history_table"] else []
         if history:
             st.subheader("Runs")

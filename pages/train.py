@@ -41,7 +41,7 @@ OPTIONAL = ("profile_created_at", "tracks_table", "track_event", "pages_table")
 NONE = "(none)"
 
 
-@st.cache_data(ttl=300, show_spinner=False)
+@st.cache_data(ttl=300, show_spinner="Finding the latest cutoff in the warehouse…")
 def latest_cutoff(url: str, _wh: Warehouse, mapping_json: str, horizon_days: int) -> str:
     mapping = TableMapping.from_dict(json.loads(mapping_json))
     return default_cutoff(_wh, mapping, horizon_days=horizon_days).isoformat()
@@ -71,13 +71,60 @@ def mapping_editor(wh: Warehouse) -> TableMapping:
                 options = [NONE, *options]
             default = defaults[field] if defaults[field] in options else options[0]
             value = st.selectbox(
-                label, options, index=options.index(default), key=f"train_map_{field}"
+                label,
+                options,
+                index=options.index(default),
+                key=f"train_map_{field}",
+                persist_state="session",
             )
             chosen[field] = None if value == NONE else value
     return TableMapping.from_dict(chosen)
 
 
-def show_result(result) -> None:
+def save(registry: Registry) -> None:
+    """Button callback: runs before the page, so the page already shows the saved state."""
+    try:
+        st.session_state["train_result"] = save_result(st.session_state["train_result"], registry)
+    except SqlTraitsError as exc:
+        st.session_state["train_flash"] = ("error", str(exc))
+
+
+def activate(registry: Registry, by_ref: dict) -> None:
+    """Button callback: the versions table drawn after it shows the new active version."""
+    card = by_ref[st.session_state["train_activate_ref"]]
+    try:
+        registry.set_active(card.name, card.version)
+    except SqlTraitsError as exc:
+        st.session_state["train_flash"] = ("error", str(exc))
+    else:
+        message = f"{card.ref} is now the active {card.name!r} model"
+        st.session_state["train_flash"] = ("success", message)
+
+
+def save_section(result, registry: Registry) -> None:
+    """The next step after training, right under the result's title (not below the charts)."""
+    if result.saved:
+        st.success(
+            f"Saved as {result.card.ref} in `{registry.root}`.", icon=":material/check_circle:"
+        )
+        app_state.page_link("pages/score.py", "Score profiles with it", ":material/target:")
+    else:
+        left, right = st.columns([1, 3], vertical_alignment="center")
+        left.button(
+            "Save to the registry",
+            type="primary",
+            key="train_save",
+            on_click=save,
+            args=(registry,),
+            icon=":material/save:",
+        )
+        right.caption(
+            f"Not saved yet: the Score page only sees saved models. Saves as the next version "
+            f"of **{result.card.name}**."
+        )
+
+
+def show_result(result, registry: Registry) -> None:
     card = result.card
     st.subheader(f"{card.kind} model · {card.estimator}")
     st.caption(
@@ -85,6 +132,7 @@ def show_result(result) -> None:
         f"on {card.test_rows:,} profiles at {card.test_cutoff} (horizon {card.horizon_days} days)"
         f" · {result.seconds:.1f} s"
     )
+    save_section(result, registry)
     table = charts.metrics_table(result.metrics)
     has_reference = any(k.startswith("reference_") for k in result.metrics)
     if not has_reference:
@@ -98,8 +146,15 @@ def show_result(result) -> None:
     else:
         st.caption("No reference predictor: this warehouse has no `sample_truth` table.")
     if card.params:
-        st.write("Fitted parameters (weeks):")
-        st.json(card.params)
+        unit = {"W": "weeks", "D": "days", "M": "months"}.get(card.params.get("time_unit"), "")
+        st.caption(f"Fitted parameters{f' (time in {unit})' if unit else ''}:")
+        fitted = [
+            {"model": model, "parameter": name, "value": f"{value:.4g}"}
+            for model, values in card.params.items()
+            if isinstance(values, dict)
+            for name, value in values.items()
+        ]
+        st.dataframe(pd.DataFrame(fitted), hide_index=True, key="train_params")
     figures = charts.evaluation_figures(card.kind, result.tables)
     names = list(figures)
     for start in range(0, len(names), 2):
@@ -136,19 +191,26 @@ def versions_section(registry: Registry) -> None:
             }
         )
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="train_versions")
+    st.caption(
+        "The Score page and trait sets use a model's active version, or its latest when none "
+        "is marked active."
+    )
     refs = [c.ref for c in cards]
     by_ref = {c.ref: c for c in cards}
 
     left, right = st.columns(2)
     with left:
-        ref = st.selectbox("Score with", refs, key="train_activate_ref")
-        if st.button("Mark as active", key="train_activate"):
-            card = by_ref[ref]
-            registry.set_active(card.name, card.version)
-            st.success(f"{card.ref} is now the active {card.name!r} model")
+        st.selectbox("Score with", refs, key="train_activate_ref", persist_state="session")
+        st.button(
+            "Mark as active", key="train_activate", on_click=activate, args=(registry, by_ref)
+        )
+    if len(refs) < 2:
+        right.caption("Save a second version to compare two side by side.")
+        return
     with right:
-        a = st.selectbox("Compare", refs, index=0, key="train_compare_a")
-        b = st.selectbox("with", refs, index=min(1, len(refs) - 1), key="train_compare_b")
+        a = st.selectbox("Compare", refs, index=0, key="train_compare_a", persist_state="session")
+        rest = [r for r in refs if r != a]
+        b = st.selectbox("with", rest, index=0, key="train_compare_b", persist_state="session")
     ca, cb = by_ref[a], by_ref[b]
     keys = [k for k in dict.fromkeys([*ca.metrics, *cb.metrics]) if not k.endswith("_rows")]
     compare = pd.DataFrame(
@@ -159,8 +221,19 @@ def versions_section(registry: Registry) -> None:
             b: [cb.estimator, cb.cutoff, cb.horizon_days, len(cb.features), cb.training_rows]
             + [cb.metrics.get(k) for k in keys],
         }
-    ).astype({a: str, b: str})
+    )
+    for column in (a, b):
+        compare[column] = compare[column].map(_cell)
     st.dataframe(compare, hide_index=True, key="train_compare")
+
+
+def _cell(value) -> str:
+    """Metrics to 4 significant digits; a missing one as a dash, not 'None'."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 st.title("Train")
@@ -174,17 +247,24 @@ with app_state.user_errors():
     settings = app_state.settings()
     registry = Registry(settings.models_dir)
 
-    kind = st.radio("Predict", ["churn", "ltv"], horizontal=True, key="train_kind")
+    kind = st.radio(
+        "Predict", ["churn", "ltv"], horizontal=True, key="train_kind", persist_state="session"
+    )
     estimators = list(ESTIMATORS[kind])
     estimator = st.selectbox(
         "Estimator",
         estimators,
         format_func=lambda e: ESTIMATOR_LABELS.get(e, e),
         key=f"train_estimator_{kind}",
+        persist_state="session",
     )
     left, right = st.columns(2)
     with left:
-        horizon = int(st.number_input("Horizon (days)", 7, 730, 90, step=1, key="train_horizon"))
+        horizon = int(
+            st.number_input(
+                "Horizon (days)", 7, 730, 90, step=1, key="train_horizon", persist_state="session"
+            )
+        )
         churn_on = "orders"
         if kind == "churn":
             churn_on = st.radio(
@@ -193,22 +273,37 @@ with app_state.user_errors():
                 format_func=lambda v: "order" if v == "orders" else "activity at all",
                 horizontal=True,
                 key="train_churn_on",
+                persist_state="session",
             )
     with st.expander("Table mapping", expanded=False):
         mapping = mapping_editor(wh)
     with right:
         latest = latest_cutoff(wh.url, wh, json.dumps(mapping.to_dict()), horizon)
-        auto = st.toggle("Latest possible cutoff", value=True, key="train_auto_cutoff")
+        auto = st.toggle(
+            "Latest possible cutoff", value=True, key="train_auto_cutoff", persist_state="session"
+        )
         cutoff = latest
         if auto:
             st.caption(f"Cutoff {latest}: the latest whose out-of-time test labels are complete.")
         else:
             cutoff = st.date_input(
-                "Training cutoff", value=pd.Timestamp(latest).date(), key="train_cutoff"
+                "Training cutoff",
+                value=pd.Timestamp(latest).date(),
+                key="train_cutoff",
+                persist_state="session",
             ).isoformat()
-        name = st.text_input("Save as", value=kind, key=f"train_name_{kind}")
+        # The BG/NBD pair gets its own name: trait sets score it beside the churn or LTV model
+        # ("also = ['btyd']"), and saved as "churn" it would become that model's next version.
+        name = st.text_input(
+            "Save as",
+            value="btyd" if estimator == "btyd" else kind,
+            key=f"train_name_{kind}_{estimator}",
+            persist_state="session",
+            help="The registry name: a new version of it is saved. Trait sets refer to models "
+            "by this name (traitsets/churn.toml scores 'churn' and 'btyd').",
+        )
 
-    if st.button("Train", type="primary", key="train_run"):
+    if st.button("Train", type="primary", key="train_run", icon=":material/model_training:"):
         with st.status("Training…", expanded=True) as status:
             bar = st.progress(0.0)
 
@@ -232,17 +327,16 @@ with app_state.user_errors():
                 status.update(label="Training failed", state="error")
                 raise
 
+    flash = st.session_state.pop("train_flash", None)
+    if flash is not None and flash[0] == "error":
+        st.error(flash[1], icon=":material/error:")
     result = st.session_state.get("train_result")
     if result is not None:
-        show_result(result)
-        if result.saved:
-            st.success(f"Saved as {result.card.ref} in `{registry.root}`")
-        elif st.button("Save to the registry", key="train_save"):
-            result = save_result(result, registry)
-            st.session_state["train_result"] = result
-            st.success(f"Saved as {result.card.ref} in `{registry.root}`")
+        show_result(result, registry)
         with st.expander("Model card"):
             st.json(result.card.to_dict())
 
     st.divider()
+    if flash is not None and flash[0] == "success":
+        st.success(flash[1], icon=":material/check_circle:")
     versions_section(registry)

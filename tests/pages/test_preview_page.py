@@ -131,6 +131,11 @@ def test_single_run_has_no_drift_and_an_output_table_can_be_previewed(page, duck
     at = open_preview(page)
     assert not at.exception
     assert any("No baseline yet" in i.value for i in at.info)
+    # no nulls: a sentence, not an empty bar chart
+    assert any(c.value == "No trait has a null value." for c in at.caption)
+    assert len(at.get("plotly_chart")) == len(at.tabs)  # one histogram per trait, nothing else
+    # the 20 sample messages are folded away under their table
+    assert any(e.label == "The 20 messages as JSON" for e in at.expander)
 
     at.radio(key="preview_mode").set_value("Output table").run()
     at.selectbox(key="preview_table").select(TABLE).run()

@@ -135,9 +135,54 @@ def test_drift_refuses_until_the_override_is_ticked(publish_page, scores, segmen
     assert segment_server.snapshot()["messages_accepted"] == 2 * N
 
 
-def test_a_broken_trait_set_is_a_message_and_history_still_shows(page):
+def test_before_scoring_the_page_sends_the_user_to_score_and_history_still_shows(page):
     at = page("pages/publish.py").run()
     assert not at.exception, at.exception
-    # the default trait set reads churn_traits, which the demo sample does not have
-    assert any("churn_traits" in e.value for e in at.error)
+    # the default trait set reads churn_traits, which the demo sample does not have yet: an
+    # empty state that says what to do, not an error
+    assert not at.error, [e.value for e in at.error]
+    assert any("`churn_traits`" in i.value and "Score profiles first" in i.value for i in at.info)
+    assert not {"publish_dry_button", "publish_button"} & {b.key for b in at.button}
     assert any("No publish runs" in i.value for i in at.info)
+
+
+def test_the_drift_threshold_chosen_on_the_preview_is_the_one_in_use(
+    page,
+    duckdb_wh,
+    tmp_path,
+    segment_server,  # noqa: F811
+):
+    from tests.test_preview import run_rows, write_run
+
+    settings = Settings(
+        db_url=duckdb_wh.url,
+        models_dir=tmp_path / "models",
+        segment_write_key=Secret(WRITE_KEY),
+        segment_endpoint=segment_server.url,
+        max_requests_per_second=0,
+        max_events_per_second=0,
+    )
+    write_run(duckdb_wh, "churn_traits", run_rows(2_000, seed=1, run_id="r1", day=1))
+    at = page("pages/publish.py", settings=settings).run()
+    assert at.selectbox(key="publish_traitset").value == "churn.toml"
+    at.button(key="publish_dry_button").click().run()
+    assert {m.label: m.value for m in at.metric}["New"] == "2,000"
+    at.button(key="publish_button").click().run()
+    assert not at.exception, at.exception
+    assert any("succeeded: 2,000 sent" in s.value for s in at.success)
+    # the dry run said 2,000 new: out of date once published, so it is not shown any more
+    assert not at.metric
+    assert any("Published: run the checks again" in c.value for c in at.caption)
+
+    # churn_probability shifts by PSI ~0.24: over churn.toml's 0.2, under the Preview's 0.3
+    write_run(duckdb_wh, "churn_traits", run_rows(2_000, seed=2, run_id="r2", day=2, shift=0.08))
+    at.button(key="publish_dry_button").click().run()
+    assert any("over the threshold 0.2" in e.value for e in at.error)
+    at.session_state["preview_thresholds"] = {"churn": 0.3}  # what the Preview's slider stores
+    at.run()
+    assert any("drift threshold 0.3, set on the Preview page" in c.value for c in at.caption)
+    at.button(key="publish_dry_button").click().run()
+    assert any("(threshold 0.3)" in s.value for s in at.success)
+    at.button(key="publish_button").click().run()  # no override needed
+    assert not at.exception, at.exception
+    assert any("succeeded: " in s.value and "changed" in s.value for s in at.success)

@@ -59,10 +59,11 @@ def test_scoring_writes_the_table_and_reports_paths(page, duckdb_wh, trained, tm
     registry.set_active("churn", 1)
     at = page("pages/score.py", settings=_settings(duckdb_wh, registry), timeout=180).run()
     assert not at.exception, at.exception
-    assert at.multiselect(key="score_models").value == ["churn"]
+    # by default the models the default trait set (traitsets/churn.toml) names, in its order
+    assert at.multiselect(key="score_models").value == ["churn", "ltv", "btyd"]
     assert at.selectbox(key="score_v_churn").value == 1
     assert at.text_input(key="score_table").value == "churn_traits"
-    at.multiselect(key="score_models").select("btyd").run()
+    at.multiselect(key="score_models").unselect("ltv").run()
     at.button(key="score_run").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
@@ -101,3 +102,29 @@ def test_errors_are_messages_and_nothing_is_written(page, duckdb_wh, trained, tm
     assert any("lower snake_case" in e.value for e in at.error)
     assert not at.success
     assert not duckdb_wh.has_table("churn_traits")
+
+
+def test_an_input_table_is_never_replaced(page, duckdb_wh, trained, tmp_path):  # noqa: F811
+    registry = _with_models(trained, tmp_path)
+    at = page("pages/score.py", settings=_settings(duckdb_wh, registry), timeout=180).run()
+    at.text_input(key="score_table").input("users").run()
+    assert not at.exception, at.exception
+    assert any("`users` already exists and is not an output table" in e.value for e in at.error)
+    assert at.button(key="score_run").disabled
+    assert "email" in duckdb_wh.table("users").columns
+
+
+def test_a_model_the_default_trait_set_needs_is_flagged_before_scoring(
+    page,
+    duckdb_wh,
+    trained,  # noqa: F811
+    tmp_path,
+):
+    registry = _with_models(trained, tmp_path)
+    at = page("pages/score.py", settings=_settings(duckdb_wh, registry), timeout=180).run()
+    assert not at.warning  # churn, ltv and btyd write everything churn.toml reads
+    assert any("**churn** :material/check:" in c.value for c in at.caption)
+    at.multiselect(key="score_models").set_value(["churn"]).run()
+    (warning,) = at.warning
+    assert "Trait set 'churn' reads p_alive from `churn_traits`" in warning.value
+    assert not at.button(key="score_run").disabled  # a warning: scoring stays possible

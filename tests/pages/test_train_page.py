@@ -80,6 +80,10 @@ def test_compare_two_saved_versions_and_activate_one(page, duckdb_wh, tmp_path):
     at.button(key="train_activate").click().run()
     assert not at.exception
     assert registry.active("churn").version == 1
+    assert any("churn@1 is now the active 'churn' model" in s.value for s in at.success)
+    # the table drawn after the click already shows it
+    versions = next(d.value for d in at.dataframe if "created" in d.value.columns)
+    assert versions.set_index("model")["active"].to_dict() == {"churn@1": True, "churn@2": False}
 
 
 def test_a_bad_mapping_is_a_message_not_a_traceback(page):
@@ -100,3 +104,27 @@ def test_without_sample_truth_there_is_no_reference_column(page, duckdb_wh, tmp_
     frame = next(d.value for d in at.dataframe if "metric" in d.value.columns)
     assert "reference" not in frame.columns
     assert any("No reference predictor" in c.value for c in at.caption)
+
+
+def test_the_btyd_pair_is_saved_under_its_own_name_once(page, tmp_path):
+    at = page("pages/train.py").run()
+    at.radio(key="train_kind").set_value("ltv").run()
+    assert at.text_input(key="train_name_ltv_gbm").value == "ltv"
+    at.selectbox(key="train_estimator_ltv").select("btyd").run()
+    # the name trait sets score it by ("also = ['btyd']"), not a new version of "ltv"
+    assert at.text_input(key="train_name_ltv_btyd").value == "btyd"
+    at.button(key="train_run").click().run()
+    assert not at.exception, at.exception
+    # the next step sits under the result's title, before the charts
+    assert any("Not saved yet" in c.value for c in at.caption)
+    at.button(key="train_save").click().run()
+    assert not at.exception, at.exception
+    assert any("Saved as btyd@1" in s.value for s in at.success)
+    # saved: the button is gone, so a second click cannot save a second version
+    assert "train_save" not in {b.key for b in at.button}
+    assert [c.ref for c in Registry(tmp_path / "models").list()] == ["btyd@1"]
+    # one version: nothing to compare yet
+    assert "train_compare_a" not in {s.key for s in at.selectbox}
+    assert any("Save a second version to compare" in c.value for c in at.caption)
+    params = next(d.value for d in at.dataframe if "parameter" in d.value.columns)
+    assert set(params["parameter"]) == {"r", "alpha", "a", "b", "p", "q", "v"}
