@@ -1,0 +1,1 @@
+"""Benchmarks: the kit against named baselines, one script per figure (see README.md)."""
