@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-import app_state
-
 st.set_page_config(page_title="SQL Traits Kit", page_icon=":material/insights:", layout="wide")
 
 PAGES = [
@@ -16,10 +14,18 @@ PAGES = [
     st.Page("pages/publish.py", title="Publish", icon=":material/send:"),
 ]
 
+# First, before any slow import: until the navigation is set, the browser lists the files of
+# pages/ in the sidebar (app, data, preview, ...), which users see while the kit imports.
 nav = st.navigation(PAGES)
 with st.sidebar:
     st.caption("SQL Traits Kit — warehouse → models → Segment traits")
+
+import app_state  # noqa: E402 - after the navigation on purpose, see above
+
 with app_state.user_errors():
     wh = app_state.warehouse()
-    st.sidebar.caption(f"Warehouse: `{wh.display_url}` ({wh.backend})")
+    if app_state.settings().db_url is None:  # the path is in the tooltip and on the Data page
+        st.sidebar.caption(f"Warehouse: demo sample ({wh.backend})", help=wh.display_url)
+    else:
+        st.sidebar.caption(f"Warehouse: `{wh.display_url}` ({wh.backend})")
     nav.run()

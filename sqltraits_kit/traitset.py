@@ -844,13 +844,20 @@ def resolve(wh: Warehouse, trait_set: TraitSet, /) -> ir.Table:
         raise trait_set._error(
             f"trait name {trait_set.identifier!r} is the identifier's name", key="traits"
         )
-    exprs: dict[str, ir.Value] = {trait_set.identifier: table[id_col]}
+    # Round first, then derive: a tier or flag must agree with the value Segment receives
+    # (0.6996 is published as 0.7, so it must also be "high", not "medium").
+    rounded = {}
     for column, trait in mapping.items():
-        value = table[column]
         decimals = trait_set.decimals.get(trait)
         if decimals is not None and not schema[column].is_integer():
-            value = round_trait(value, decimals)
-        exprs[trait] = value
+            rounded[column] = round_trait(table[column], decimals)
+    if rounded:
+        # keep only what the traits read, so no other source column leaks into the query
+        needed = {id_col, *mapping, *(d.column for d in trait_set.derived)}
+        table = table.select(**{c: rounded.get(c, table[c]) for c in table.columns if c in needed})
+    exprs: dict[str, ir.Value] = {trait_set.identifier: table[id_col]}
+    for column, trait in mapping.items():
+        exprs[trait] = table[column]
     for i, d in enumerate(trait_set.derived):
         exprs[d.name] = _derived_expr(table, d, f"derived[{i}]", trait_set)
     return table.select(**exprs)

@@ -86,8 +86,8 @@ def test_example_trait_sets_load_and_round_trip(tmp_path):
         assert tomllib.loads(ts.dumps()) == ts.to_dict()
     churn = TraitSet.load(CHURN)
     assert [d.name for d in churn.derived] == ["churn_risk_tier", "high_churn_risk"]
-    assert churn.tolerance_for("churn_probability") == 0.01
-    assert churn.tolerance_for("p_alive") == 0.01
+    assert churn.tolerance_for("churn_probability") == 0.02
+    assert churn.tolerance_for("p_alive") == 0.02
     assert churn.decimals == {"churn_probability": 3, "p_alive": 3}
 
 
@@ -407,3 +407,31 @@ def test_query_table_reports_warehouse_errors(wh):
     with pytest.raises(ConfigError, match="only read data"):
         query_table(wh, "WITH d AS (DELETE FROM users RETURNING *) SELECT * FROM d")
     assert wh.table("users").count().execute() > 0  # nothing was deleted
+
+
+def test_derived_traits_agree_with_the_rounded_value_that_is_published(duckdb_wh, unique_name):
+    import pandas as pd
+
+    from sqltraits_kit.traitset import TraitSet, resolve
+
+    duckdb_wh.con.create_table(
+        unique_name,
+        obj=pd.DataFrame({"user_id": ["a", "b", "c"], "churn_probability": [0.6996, 0.7004, 0.2]}),
+    )
+    ts = TraitSet.from_dict(
+        {
+            "name": "edge",
+            "table": unique_name,
+            "decimals": {"churn_probability": 2},
+            "derived": [
+                {"name": "tier", "type": "tiers", "column": "churn_probability",
+                 "thresholds": [0.3, 0.7], "labels": ["low", "medium", "high"]},
+                {"name": "high", "type": "flag", "column": "churn_probability",
+                 "op": ">=", "value": 0.7},
+            ],
+        }
+    )  # fmt: skip
+    out = resolve(duckdb_wh, ts).order_by("user_id").to_pandas()
+    assert out["churn_probability"].tolist() == [0.7, 0.7, 0.2]
+    assert out["tier"].tolist() == ["high", "high", "low"]
+    assert out["high"].tolist() == [True, True, False]

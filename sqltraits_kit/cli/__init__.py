@@ -31,6 +31,27 @@ COMMANDS = {
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+def env_settings():  # -> Settings; the import stays inside so `--help` starts fast
+    """Settings from the environment; a malformed variable is a usage error (exit 2)."""
+    from sqltraits_kit.errors import ConfigError
+    from sqltraits_kit.settings import Settings
+
+    try:
+        return Settings.from_env()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def required_db_url(args: argparse.Namespace, settings, *, why: str) -> str:
+    """``--db`` or ``$SQLTRAITS_DB_URL``: publishing commands never default to the demo sample."""
+    from sqltraits_kit.errors import ConfigError
+
+    url = args.db or settings.db_url
+    if not url:
+        raise ConfigError(f"--db (or $SQLTRAITS_DB_URL) is required: {why}")
+    return url
+
+
 def _parser() -> argparse.ArgumentParser:
     from sqltraits_kit import __version__
 

@@ -31,20 +31,14 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from sqltraits_kit.errors import ConfigError
+    from sqltraits_kit.cli import env_settings, required_db_url
     from sqltraits_kit.pipeline import run_trait_set
-    from sqltraits_kit.settings import Settings
     from sqltraits_kit.sync import make_client
     from sqltraits_kit.traitset import TraitSet
     from sqltraits_kit.warehouse import connect
 
-    try:
-        settings = Settings.from_env()
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    url = args.db or settings.db_url
-    if not url:
-        raise ConfigError("--db (or $SQLTRAITS_DB_URL) is required for a scheduled run")
+    settings = env_settings()
+    url = required_db_url(args, settings, why="a scheduled run never defaults to the demo sample")
     trait_set = TraitSet.load(args.trait_set)
     client = None if args.dry_run else make_client(settings)
 

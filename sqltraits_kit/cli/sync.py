@@ -150,20 +150,12 @@ def run(args: argparse.Namespace) -> int:
     import sys
     import time
 
-    from sqltraits_kit.errors import ConfigError
-    from sqltraits_kit.settings import Settings
+    from sqltraits_kit.cli import env_settings, required_db_url
     from sqltraits_kit.sync import Query, dry_run, make_client, sync
     from sqltraits_kit.warehouse import connect, redact_url
 
-    try:
-        settings = Settings.from_env()
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    url = args.db or settings.db_url
-    if not url:
-        raise ConfigError(
-            "--db (or $SQLTRAITS_DB_URL) is required: a publish never defaults to the demo sample"
-        )
+    settings = env_settings()
+    url = required_db_url(args, settings, why="a publish never defaults to the demo sample")
     if args.trait_set:
         from sqltraits_kit.traitset import TraitSet
 

@@ -25,21 +25,19 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from sqltraits_kit.cli import env_settings, required_db_url
     from sqltraits_kit.errors import ConfigError
     from sqltraits_kit.readback import spot_check
     from sqltraits_kit.segment import ProfileClient
-    from sqltraits_kit.settings import Settings
     from sqltraits_kit.traitset import TraitSet
     from sqltraits_kit.warehouse import connect
 
-    settings = Settings.from_env()
+    settings = env_settings()
     if settings.profile_api_token is None or not settings.profile_space_id:
         raise ConfigError(
             "set SEGMENT_PROFILE_API_TOKEN and SEGMENT_SPACE_ID to read profiles back"
         )
-    url = args.db or settings.db_url
-    if not url:
-        raise ConfigError("--db (or $SQLTRAITS_DB_URL) is required")
+    url = required_db_url(args, settings, why="name the warehouse that was published from")
     source = TraitSet.load(args.trait_set) if args.trait_set else args.sync_key
     client = ProfileClient(
         settings.profile_api_token,
