@@ -45,7 +45,7 @@ import numpy as np
 
 from sqltraits_kit.errors import ConfigError, DataError, ModelLoadError, SqlTraitsError
 from sqltraits_kit.features import TableMapping, build_features, data_end, to_instant
-from sqltraits_kit.output import check_table_name, new_run_id, write_output
+from sqltraits_kit.output import METADATA_COLUMNS, check_table_name, new_run_id, write_output
 from sqltraits_kit.sql_models import (
     NotTranslatable,
     btyd_purchase_factor,
@@ -625,6 +625,14 @@ def score(
         raise ConfigError(f"batch_rows must be at least 1, got {batch_rows}")
     if wh.read_only:
         raise ConfigError(f"{wh.display_url} is open read-only: scoring writes {table!r}")
+    if wh.has_table(table):
+        existing = wh.con.table(table).columns
+        if not all(c in existing for c in METADATA_COLUMNS):
+            # Never replace an input table (users, order_completed...) with scores.
+            raise ConfigError(
+                f"{table!r} exists and is not an output table (it has no "
+                f"{', '.join(METADATA_COLUMNS)} columns); choose another name"
+            )
 
     report("loading the models", 0.0)
     resolved = _resolve(models, registry)

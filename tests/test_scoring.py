@@ -397,3 +397,13 @@ def test_scores_any_loaded_model_and_names_the_identifier(duckdb_wh, trained):
     X = build_features(duckdb_wh, as_of=result.as_of).to_pandas().set_index("profile_id")
     ref = pd.Series(np.clip(ridge.predict(X[list(FEATURE_COLUMNS)]), 0, None), index=X.index)
     assert max_diff(got["predicted_ltv"], ref) <= TOLERANCE
+
+
+def test_scoring_never_replaces_an_input_table(duckdb_wh, tmp_path):
+    from sqltraits_kit.errors import ConfigError
+    from sqltraits_kit.scoring import score
+
+    before = duckdb_wh.row_counts(["users"])
+    with pytest.raises(ConfigError, match="'users' exists and is not an output table"):
+        score(duckdb_wh, models=["anything"], table="users", registry=tmp_path)
+    assert duckdb_wh.row_counts(["users"]) == before
