@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqltraits_kit.errors import ConfigError, DataError, SqlTraitsError, UnknownTableError
+from sqltraits_kit.transactions import execute, in_transaction
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -135,27 +136,8 @@ def _query(wh: Warehouse, expr: ir.Table) -> Any:
     return sg.parse_one(wh.con.compile(expr), read=wh.con.dialect)
 
 
-def _execute(wh: Warehouse, statement: Any) -> None:
-    result = wh.con.raw_sql(statement.sql(dialect=wh.con.dialect))
-    # PostgreSQL hands back a cursor to close; DuckDB hands back the connection itself.
-    if result is not None and result is not getattr(wh.con, "con", None):
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-
-
-def _in_transaction(wh: Warehouse, statements: Sequence[Any]) -> None:
-    import sqlglot.expressions as sge
-
-    _execute(wh, sge.Transaction())
-    try:
-        for statement in statements:
-            _execute(wh, statement)
-        _execute(wh, sge.Commit())
-    except BaseException:
-        with contextlib.suppress(Exception):
-            _execute(wh, sge.Rollback())
-        raise
+_execute = execute
+_in_transaction = in_transaction
 
 
 def _rename(source: str, target: str) -> Any:

@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sqltraits_kit.transactions import in_transaction
+
 if TYPE_CHECKING:
     import ibis.expr.schema as sch
     import ibis.expr.types as ir
@@ -73,15 +75,6 @@ def _release(wh: Warehouse, name: str) -> None:
         wh.con.drop_table(name, force=True)
 
 
-def _execute(wh: Warehouse, statement: Any) -> None:
-    result = wh.con.raw_sql(statement.sql(dialect=wh.con.dialect))
-    # PostgreSQL hands back a cursor to close; DuckDB hands back the connection itself.
-    if result is not None and result is not getattr(wh.con, "con", None):
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-
-
 def replace_table(wh: Warehouse, name: str, expr: ir.Table) -> None:
     """Make ``expr`` the content of ``name``, atomically where the engine has transactional DDL.
 
@@ -100,14 +93,9 @@ def replace_table(wh: Warehouse, name: str, expr: ir.Table) -> None:
             actions=[sge.AlterRename(this=sg.table(name, quoted=True))],
         ),
     ]
-    _execute(wh, sge.Transaction())
     try:
-        for statement in statements:
-            _execute(wh, statement)
-        _execute(wh, sge.Commit())
+        in_transaction(wh, statements)
     except BaseException:
-        with contextlib.suppress(Exception):
-            _execute(wh, sge.Rollback())
         with contextlib.suppress(Exception):
             wh.con.drop_table(scratch, force=True)
         raise
