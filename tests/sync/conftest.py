@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -85,3 +88,21 @@ def assert_server_holds(
         }
         assert not extra, f"profiles not in the table still hold values: {list(extra.items())[:3]}"
     assert server.rejected == [], server.rejected[:5]
+
+
+@pytest.fixture
+def server_url():
+    """The fake Segment server in its own process, so it does not share this one's GIL."""
+    args = ["--port", "0", "--write-key", WRITE_KEY, "--no-keep-messages"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.segment.fake_segment", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        yield proc.stdout.readline().strip().split("=", 1)[1]
+    finally:
+        proc.terminate()
+        proc.stdout.close()
+        proc.wait(timeout=10)

@@ -5,8 +5,6 @@ The server runs in another process so its own profile store is not measured.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tracemalloc
 from pathlib import Path
 
@@ -20,23 +18,6 @@ from tests.sync.conftest import WRITE_KEY, make_table
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = 2_000
-
-
-@pytest.fixture
-def server_url():
-    args = ["--port", "0", "--write-key", WRITE_KEY, "--no-keep-messages"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.segment.fake_segment", *args],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        yield proc.stdout.readline().strip().split("=", 1)[1]
-    finally:
-        proc.terminate()
-        proc.stdout.close()
-        proc.wait(timeout=10)
 
 
 def _peak(wh, name: str, n: int, url: str) -> int:

@@ -6,8 +6,6 @@ time is asserted here: the machines that run this differ; the figure is printed 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,23 +20,6 @@ from tests.sync.conftest import WRITE_KEY, make_table
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 200_000
-
-
-@pytest.fixture
-def server_url():
-    args = ["--port", "0", "--write-key", WRITE_KEY, "--no-keep-messages"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.segment.fake_segment", *args],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        yield proc.stdout.readline().strip().split("=", 1)[1]
-    finally:
-        proc.terminate()
-        proc.stdout.close()
-        proc.wait(timeout=10)
 
 
 def _table(changed: np.ndarray | None = None) -> pa.Table:
