@@ -80,7 +80,7 @@ class _SampleBuild:
         self.message, self.fraction = message, fraction
 
     def _run(self) -> None:
-        from sqltraits_kit.sample import build_sample
+        from sqltraits_kit.warehouse.sample import build_sample
 
         try:
             build_sample(self.path, customers=self.customers, progress=self._progress)

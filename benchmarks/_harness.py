@@ -244,7 +244,7 @@ def code_tag(*paths: str) -> str:
     return digest.hexdigest()[:8]
 
 
-SAMPLE_CODE = ("sqltraits_kit/sample.py",)
+SAMPLE_CODE = ("sqltraits_kit/warehouse/sample.py",)
 
 
 def sample_path(customers: int, seed: int) -> Path:
@@ -252,7 +252,7 @@ def sample_path(customers: int, seed: int) -> Path:
 
 
 def _build_sample_child(path: str, customers: int, seed: int) -> dict[str, Any]:
-    from sqltraits_kit.sample import build_sample
+    from sqltraits_kit.warehouse.sample import build_sample
 
     report = build_sample(path, customers=customers, seed=seed)
     return {"seconds": report.seconds, "rows": report.row_counts}

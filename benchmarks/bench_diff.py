@@ -74,8 +74,8 @@ def _create_tables(path: Path, rows: int) -> int:
 
 def _publish_child(path: str, url: str, write_key: str) -> dict[str, Any]:
     """Publish ``traits_v1`` once with the kit's sync, so that the state table is real."""
-    sync_mod = h.require("sqltraits_kit.sync")
-    from sqltraits_kit.segment import SegmentClient
+    sync_mod = h.require("sqltraits_kit.publishing.sync")
+    from sqltraits_kit.publishing.segment import SegmentClient
     from sqltraits_kit.warehouse import connect
 
     wh = connect(f"duckdb://{path}")
@@ -98,7 +98,7 @@ def _publish_child(path: str, url: str, write_key: str) -> dict[str, Any]:
 
 def _name(rows: int) -> str:
     # The state format is the sync's: a change to it publishes the table again.
-    return f"diff-{rows}-{h.code_tag('sqltraits_kit/sync')}"
+    return f"diff-{rows}-{h.code_tag('sqltraits_kit/publishing/sync')}"
 
 
 def prepare(rows: int) -> tuple[Path, int, str | None]:
@@ -138,12 +138,12 @@ def _cleanup(work: Path) -> None:
 
 
 def kit_diff(path: str) -> dict[str, Any]:
-    h.require("sqltraits_kit.sync")
+    h.require("sqltraits_kit.publishing.sync")
     import ibis  # noqa: F401 - imports before the clock starts
 
-    from sqltraits_kit.sync import diff as d
-    from sqltraits_kit.sync import state as s
-    from sqltraits_kit.sync.source import resolve_source
+    from sqltraits_kit.publishing.sync import diff as d
+    from sqltraits_kit.publishing.sync import state as s
+    from sqltraits_kit.publishing.sync.source import resolve_source
     from sqltraits_kit.warehouse import connect
 
     work = _scratch_copy(path)  # the pending table is written: keep the cached file as it is
@@ -161,7 +161,7 @@ def kit_diff(path: str) -> dict[str, Any]:
 
 
 def kit_dry_run(path: str) -> dict[str, Any]:
-    sync_mod = h.require("sqltraits_kit.sync")
+    sync_mod = h.require("sqltraits_kit.publishing.sync")
     import ibis  # noqa: F401
 
     from sqltraits_kit.warehouse import connect

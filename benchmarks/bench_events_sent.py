@@ -30,11 +30,11 @@ TRAIT_SETS = ("churn", "ltv")
 MODELS = ["churn", "ltv", "btyd"]
 #: The kit code (and trait sets) the cached set-up depends on, beyond the models'.
 EVENTS_CODE = (
-    "sqltraits_kit/scoring.py",
-    "sqltraits_kit/sql_models.py",
-    "sqltraits_kit/output.py",
-    "sqltraits_kit/traitset.py",
-    "sqltraits_kit/sync",
+    "sqltraits_kit/traits/scoring.py",
+    "sqltraits_kit/traits/sql_models.py",
+    "sqltraits_kit/traits/output.py",
+    "sqltraits_kit/traits/traitset.py",
+    "sqltraits_kit/publishing/sync",
     "traitsets",
 )
 WHAT_IF = (2, 5)  # tolerance multipliers tried beside the trait sets' own
@@ -49,16 +49,16 @@ SCORE_COLUMNS = (
 
 
 def _trait_set(name: str) -> Any:
-    from sqltraits_kit.traitset import TraitSet
+    from sqltraits_kit.traits.traitset import TraitSet
 
     return TraitSet.load(h.ROOT / "traitsets" / f"{name}.toml")
 
 
 def _setup_child(path: str, registry: str, url: str, write_key: str) -> dict[str, Any]:
     """Score D−1, publish both trait sets, keep D−1's scores, re-score D (on ``path``)."""
-    scoring = h.require("sqltraits_kit.scoring")
-    sync_mod = h.require("sqltraits_kit.sync")
-    from sqltraits_kit.segment import SegmentClient
+    scoring = h.require("sqltraits_kit.traits.scoring")
+    sync_mod = h.require("sqltraits_kit.publishing.sync")
+    from sqltraits_kit.publishing.segment import SegmentClient
     from sqltraits_kit.warehouse import connect
 
     wh = connect(f"duckdb://{path}")
@@ -113,7 +113,7 @@ def prepare(customers: int, seed: int) -> Path:
 
 
 def dry_runs(path: str) -> dict[str, Any]:
-    sync_mod = h.require("sqltraits_kit.sync")
+    sync_mod = h.require("sqltraits_kit.publishing.sync")
     import ibis
 
     from sqltraits_kit.warehouse import connect

@@ -29,7 +29,7 @@ TREND_DAYS = 30  # the middle window, as build_features uses
 
 
 def _as_of() -> dt.datetime:
-    from sqltraits_kit.sample import SAMPLE_TODAY
+    from sqltraits_kit.warehouse.sample import SAMPLE_TODAY
 
     return SAMPLE_TODAY
 
@@ -48,7 +48,7 @@ def _import_kit() -> None:
 
 
 def kit_features(path: str) -> dict[str, Any]:
-    from sqltraits_kit.features import build_features
+    from sqltraits_kit.modelling.features import build_features
     from sqltraits_kit.warehouse import connect
 
     _import_kit()
@@ -206,7 +206,7 @@ def _pandas_frame(path: str) -> Any:
     last_visit = feats[["_tracks_last", "_pages_last"]].max(axis=1)
     out = pd.DataFrame(index=feats.index)
     out["tenure_days"] = tenure
-    from sqltraits_kit.features import FEATURE_COLUMNS
+    from sqltraits_kit.modelling.features import FEATURE_COLUMNS
 
     for name in FEATURE_COLUMNS[1:]:
         if name == "days_since_first_order":
@@ -233,7 +233,7 @@ def pandas_features(path: str) -> dict[str, Any]:
     import numpy  # noqa: F401
     import pandas  # noqa: F401
 
-    import sqltraits_kit.features  # noqa: F401
+    import sqltraits_kit.modelling.features  # noqa: F401
 
     base = h.rss_mb()
     with h.Timer() as t:
@@ -246,7 +246,7 @@ def parity(path: str) -> dict[str, Any]:
     import duckdb
     import numpy as np
 
-    from sqltraits_kit.features import FEATURE_COLUMNS, build_features
+    from sqltraits_kit.modelling.features import FEATURE_COLUMNS, build_features
     from sqltraits_kit.warehouse import connect
 
     wh = connect(f"duckdb://{path}", read_only=True)

@@ -41,10 +41,10 @@ METHODS = ("warehouse", "streamed", "pull")
 #: The kit code the cached models depend on: a change retrains them.
 TRAINING_CODE = (
     *h.SAMPLE_CODE,
-    "sqltraits_kit/features.py",
-    "sqltraits_kit/training.py",
-    "sqltraits_kit/btyd.py",
-    "sqltraits_kit/registry.py",
+    "sqltraits_kit/modelling/features.py",
+    "sqltraits_kit/modelling/training.py",
+    "sqltraits_kit/modelling/btyd.py",
+    "sqltraits_kit/modelling/registry.py",
 )
 
 
@@ -53,10 +53,10 @@ def _table(name: str, method: str) -> str:
 
 
 def _train_child(path: str, registry: str) -> dict[str, Any]:
-    h.require("sqltraits_kit.training")
-    h.require("sqltraits_kit.registry")
-    from sqltraits_kit.registry import Registry
-    from sqltraits_kit.training import train_model
+    h.require("sqltraits_kit.modelling.training")
+    h.require("sqltraits_kit.modelling.registry")
+    from sqltraits_kit.modelling.registry import Registry
+    from sqltraits_kit.modelling.training import train_model
     from sqltraits_kit.warehouse import connect
 
     wh = connect(f"duckdb://{path}", read_only=True)
@@ -104,7 +104,7 @@ def _import_kit() -> None:
 
 
 def kit_score(path: str, registry: str, name: str, method: str) -> dict[str, Any]:
-    scoring = h.require("sqltraits_kit.scoring")
+    scoring = h.require("sqltraits_kit.traits.scoring")
     from sqltraits_kit.errors import SqlTraitsError
     from sqltraits_kit.warehouse import connect
 
@@ -133,14 +133,14 @@ def kit_score(path: str, registry: str, name: str, method: str) -> dict[str, Any
 
 def pull_score(path: str, registry: str, name: str) -> dict[str, Any]:
     """The whole feature (or RFM) table into pandas, predict, write the scores back."""
-    h.require("sqltraits_kit.scoring")
+    h.require("sqltraits_kit.traits.scoring")
     import datetime as dt
 
     import pandas as pd
 
-    from sqltraits_kit.features import TableMapping, build_features
-    from sqltraits_kit.registry import Registry
-    from sqltraits_kit.scoring import _btyd_numpy, predict_scores, trait_columns
+    from sqltraits_kit.modelling.features import TableMapping, build_features
+    from sqltraits_kit.modelling.registry import Registry
+    from sqltraits_kit.traits.scoring import _btyd_numpy, predict_scores, trait_columns
     from sqltraits_kit.warehouse import connect
 
     _import_kit()
@@ -151,7 +151,7 @@ def pull_score(path: str, registry: str, name: str) -> dict[str, Any]:
     wh = connect(f"duckdb://{path}")
     with h.Timer() as t:
         if card.kind == "btyd":
-            from sqltraits_kit.btyd import rfm_summary
+            from sqltraits_kit.modelling.btyd import rfm_summary
 
             rfm = rfm_summary(
                 wh.table(mapping.orders_table),
@@ -183,8 +183,8 @@ def parity(path: str, registry: str, name: str, methods: list[str]) -> dict[str,
     """Max |output − pulled prediction| over every profile, per method; missing rows counted."""
     import duckdb
 
-    from sqltraits_kit.registry import Registry
-    from sqltraits_kit.scoring import trait_columns
+    from sqltraits_kit.modelling.registry import Registry
+    from sqltraits_kit.traits.scoring import trait_columns
 
     columns = trait_columns(Registry(registry).card(name))
     con = duckdb.connect(path, read_only=True)

@@ -43,7 +43,7 @@ def _rows(n: int) -> list[tuple[str, dict[str, Any]]]:
 
 
 def kit_client(url: str, write_key: str, n: int) -> dict[str, Any]:
-    from sqltraits_kit.segment import SegmentClient, build_encoded_message, pack_batches
+    from sqltraits_kit.publishing.segment import SegmentClient, build_encoded_message, pack_batches
 
     rows = _rows(n)
     client = SegmentClient(
@@ -103,7 +103,7 @@ def raw_ceiling(url: str, write_key: str, n: int) -> dict[str, Any]:
 
     import requests
 
-    from sqltraits_kit.segment import build_encoded_message, pack_batches
+    from sqltraits_kit.publishing.segment import build_encoded_message, pack_batches
 
     rows = _rows(n)
     messages = (
@@ -152,12 +152,12 @@ def kit_sync(
     url: str, write_key: str, n: int, pristine: str, duckdb_options: str = ""
 ) -> dict[str, Any]:
     """``sync()`` of the whole table into an empty state, on a scratch copy of the file."""
-    sync_mod = h.require("sqltraits_kit.sync")
+    sync_mod = h.require("sqltraits_kit.publishing.sync")
     import ibis
     import ibis.backends.duckdb.converter
     import pandas  # noqa: F401
 
-    from sqltraits_kit.segment import SegmentClient
+    from sqltraits_kit.publishing.segment import SegmentClient
     from sqltraits_kit.warehouse import connect
 
     ibis.duckdb  # noqa: B018

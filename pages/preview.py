@@ -1,6 +1,7 @@
 """Preview: the traits a publish would send — checks, distributions, drift, payloads, export, SQL.
 
-Every number is computed in the warehouse by the panel functions of :mod:`sqltraits_kit.preview`
+Every number is computed in the warehouse by the panel functions of
+:mod:`sqltraits_kit.workflows.preview`
 (one cached call per panel); the browser gets bins, counts and a sample of profiles, never the
 table. Results are cached per warehouse, trait set and data version (current run, row count, last
 publish), so moving the threshold or changing the SQL dialect costs no warehouse query.
@@ -19,10 +20,12 @@ from pathlib import Path
 import streamlit as st
 
 import app_state
-from sqltraits_kit import trait_charts as charts
-from sqltraits_kit.contract import ContractReport, validate_trait_set
-from sqltraits_kit.distributions import QUANTILES, summary_frame
-from sqltraits_kit.preview import (
+from sqltraits_kit.traits import charts
+from sqltraits_kit.traits.contract import ContractReport, validate_trait_set
+from sqltraits_kit.traits.distributions import QUANTILES, summary_frame
+from sqltraits_kit.traits.traitset import USER_IDENTIFIERS, TraitSet
+from sqltraits_kit.warehouse import Warehouse
+from sqltraits_kit.workflows.preview import (
     SAMPLE_RUN_ID,
     SEGMENT_DIALECTS,
     Distributions,
@@ -38,8 +41,6 @@ from sqltraits_kit.preview import (
     sample_payloads,
     segment_sql,
 )
-from sqltraits_kit.traitset import USER_IDENTIFIERS, TraitSet
-from sqltraits_kit.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAITSETS = ROOT / "traitsets"
@@ -378,7 +379,8 @@ with app_state.user_errors():
             f"The file is built on the server and held in memory for this session, so the page "
             f"offers at most {CSV_ROWS[-1]:,} rows (in identifier order; {len(data) / 1e6:.1f} MB "
             "now). For every row, stream it to a file from a notebook: "
-            "`sqltraits_kit.preview.export_csv(wh, trait_set, 'traits.csv')` writes Arrow batches "
+            "`sqltraits_kit.workflows.preview.export_csv(wh, trait_set, 'traits.csv')` writes "
+            "Arrow batches "
             "with flat memory."
         )
 

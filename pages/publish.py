@@ -1,6 +1,7 @@
 """Publish: send the changed traits to Segment — settings, verdicts, dry run, publish, history.
 
-The work is :mod:`sqltraits_kit.sync`'s; this page only collects choices and shows results. A
+The work is :mod:`sqltraits_kit.publishing.sync`'s; this page only collects choices and shows
+results. A
 publish runs in this script's thread (the session's warehouse connection is not thread-safe) and
 reports progress through the sync's ``progress`` callback.
 """
@@ -15,7 +16,7 @@ from typing import Any
 import streamlit as st
 
 import app_state
-from sqltraits_kit.sync import (
+from sqltraits_kit.publishing.sync import (
     DryRunReport,
     SyncProgress,
     SyncResult,
@@ -26,7 +27,7 @@ from sqltraits_kit.sync import (
     resolve_source,
     sync,
 )
-from sqltraits_kit.traitset import TraitSet
+from sqltraits_kit.traits.traitset import TraitSet
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAITSETS = ROOT / "traitsets"

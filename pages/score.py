@@ -11,11 +11,11 @@ import streamlit as st
 
 import app_state
 from sqltraits_kit.errors import SqlTraitsError
-from sqltraits_kit.features import TableMapping
-from sqltraits_kit.output import METADATA_COLUMNS, runs
-from sqltraits_kit.registry import Registry
-from sqltraits_kit.scoring import DEFAULT_OUTPUT_TABLE, default_as_of, score, trait_columns
-from sqltraits_kit.traitset import TraitSet
+from sqltraits_kit.modelling.features import TableMapping
+from sqltraits_kit.modelling.registry import Registry
+from sqltraits_kit.traits.output import METADATA_COLUMNS, runs
+from sqltraits_kit.traits.scoring import DEFAULT_OUTPUT_TABLE, default_as_of, score, trait_columns
+from sqltraits_kit.traits.traitset import TraitSet
 from sqltraits_kit.warehouse import Warehouse
 
 PATHS = {"warehouse": "in the warehouse", "streamed": "streamed"}

@@ -8,11 +8,11 @@ import pandas as pd
 import streamlit as st
 
 import app_state
-from sqltraits_kit import charts
 from sqltraits_kit.errors import SqlTraitsError
-from sqltraits_kit.features import TableMapping
-from sqltraits_kit.registry import Registry
-from sqltraits_kit.training import ESTIMATORS, default_cutoff, save_result, train_model
+from sqltraits_kit.modelling import charts
+from sqltraits_kit.modelling.features import TableMapping
+from sqltraits_kit.modelling.registry import Registry
+from sqltraits_kit.modelling.training import ESTIMATORS, default_cutoff, save_result, train_model
 from sqltraits_kit.warehouse import Warehouse
 
 ESTIMATOR_LABELS = {

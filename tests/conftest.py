@@ -34,7 +34,7 @@ def skip_or_fail(reason: str) -> None:
 @pytest.fixture(scope="session")
 def sample_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small demo warehouse built once per session (read it, copy it to write)."""
-    from sqltraits_kit.sample import build_sample
+    from sqltraits_kit.warehouse.sample import build_sample
 
     path = tmp_path_factory.mktemp("sample") / "sample.duckdb"
     build_sample(path, customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED)

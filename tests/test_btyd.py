@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from scipy import integrate, special
 
-from sqltraits_kit import btyd
-from sqltraits_kit.btyd import (
+from sqltraits_kit.modelling import btyd
+from sqltraits_kit.modelling.btyd import (
     BetaGeo,
     GammaGamma,
     rfm_summary,

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sqltraits_kit.contract import RULES, record_size_estimate, validate, validate_trait_set
-from sqltraits_kit.traitset import TraitSet
+from sqltraits_kit.traits.contract import RULES, record_size_estimate, validate, validate_trait_set
+from sqltraits_kit.traits.traitset import TraitSet
 from tests.test_traitset import CHURN, churn_traits_table
 
 UTC = dt.UTC

@@ -8,8 +8,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from sqltraits_kit import trait_charts
-from sqltraits_kit.distributions import (
+from sqltraits_kit.errors import UnknownTableError
+from sqltraits_kit.traits import charts as trait_charts
+from sqltraits_kit.traits.distributions import (
     NULL_LABEL,
     OTHER_LABEL,
     QUANTILES,
@@ -18,8 +19,7 @@ from sqltraits_kit.distributions import (
     summary_frame,
     tier_sizes,
 )
-from sqltraits_kit.errors import UnknownTableError
-from sqltraits_kit.traitset import TraitSet, resolve
+from sqltraits_kit.traits.traitset import TraitSet, resolve
 from tests.test_traitset import CHURN, churn_traits_table
 
 

@@ -8,8 +8,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from sqltraits_kit import trait_charts
-from sqltraits_kit.drift import (
+from sqltraits_kit.errors import DataError, UnknownTableError
+from sqltraits_kit.traits import charts as trait_charts
+from sqltraits_kit.traits.drift import (
     ABSENT_LABEL,
     EPSILON,
     NULL_LABEL,
@@ -20,7 +21,6 @@ from sqltraits_kit.drift import (
     top_movers,
     transition_matrix,
 )
-from sqltraits_kit.errors import DataError, UnknownTableError
 
 
 def hand_psi(baseline, current, *, bins=10, eps=EPSILON):
@@ -240,8 +240,8 @@ def test_split_runs(wh, unique_name):
 
 
 def test_compare_trait_set_uses_tiers_and_threshold(wh, unique_name):
-    from sqltraits_kit.drift import compare_trait_set
-    from sqltraits_kit.traitset import TraitSet, resolve
+    from sqltraits_kit.traits.drift import compare_trait_set
+    from sqltraits_kit.traits.traitset import TraitSet, resolve
     from tests.test_traitset import LTV, churn_traits_table
 
     before = churn_traits_table(400, seed=1).to_pandas()

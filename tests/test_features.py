@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from sqltraits_kit.errors import ConfigError, UnknownTableError
-from sqltraits_kit.features import (
+from sqltraits_kit.modelling.features import (
     FEATURE_COLUMNS,
     TableMapping,
     build_features,

@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from sqltraits_kit.errors import DataError
-from sqltraits_kit.metrics import (
+from sqltraits_kit.modelling.metrics import (
     classification_metrics,
     decile_table,
     gain_curve,

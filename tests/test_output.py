@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from sqltraits_kit.errors import ConfigError, DataError, UnknownTableError
-from sqltraits_kit.output import (
+from sqltraits_kit.traits.output import (
     check_table_name,
     history_table,
     new_run_id,

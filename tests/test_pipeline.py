@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 
 from sqltraits_kit.errors import ModelLoadError
-from sqltraits_kit.pipeline import run_trait_set
-from sqltraits_kit.registry import Registry
-from sqltraits_kit.segment import SegmentClient, to_json_traits
-from sqltraits_kit.sync import history
-from sqltraits_kit.training import train_model
-from sqltraits_kit.traitset import TraitSet, resolve
+from sqltraits_kit.modelling.registry import Registry
+from sqltraits_kit.modelling.training import train_model
+from sqltraits_kit.publishing.segment import SegmentClient, to_json_traits
+from sqltraits_kit.publishing.sync import history
+from sqltraits_kit.traits.traitset import TraitSet, resolve
+from sqltraits_kit.workflows.pipeline import run_trait_set
 from tests.conftest import ROOT
 from tests.segment.conftest import WRITE_KEY, segment_server  # noqa: F401 - fixture
 

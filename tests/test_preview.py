@@ -15,8 +15,11 @@ import pytest
 import sqlglot
 
 from sqltraits_kit.errors import ConfigError
-from sqltraits_kit.output import write_output
-from sqltraits_kit.preview import (
+from sqltraits_kit.publishing.segment.payload import LIBRARY, message_id
+from sqltraits_kit.publishing.sync import published_snapshot, sync
+from sqltraits_kit.traits.output import write_output
+from sqltraits_kit.traits.traitset import TraitSet, resolve
+from sqltraits_kit.workflows.preview import (
     SAMPLE_RUN_ID,
     SEGMENT_DIALECTS,
     baseline,
@@ -29,9 +32,6 @@ from sqltraits_kit.preview import (
     segment_sql,
     table_sync_key,
 )
-from sqltraits_kit.segment.payload import LIBRARY, message_id
-from sqltraits_kit.sync import published_snapshot, sync
-from sqltraits_kit.traitset import TraitSet, resolve
 from tests.segment.conftest import fast_sleeps, segment_server  # noqa: F401
 from tests.sync.conftest import make_client
 from tests.test_traitset import CHURN, LTV, churn_traits_table

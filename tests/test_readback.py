@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sqltraits_kit.errors import ConfigError
-from sqltraits_kit.readback import spot_check
-from sqltraits_kit.segment import ProfileClient, SegmentClient
-from sqltraits_kit.sync import sync
+from sqltraits_kit.publishing.segment import ProfileClient, SegmentClient
+from sqltraits_kit.publishing.sync import sync
+from sqltraits_kit.workflows.readback import spot_check
 from tests.segment.conftest import (
     PROFILE_TOKEN,
     SPACE_ID,

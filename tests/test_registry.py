@@ -16,8 +16,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from sqltraits_kit.errors import ConfigError, ModelLoadError
-from sqltraits_kit.registry import TRUSTED_TYPES, ModelCard, Registry, artifact_types, parse_ref
-from sqltraits_kit.training import BtydPair, make_estimator
+from sqltraits_kit.modelling.registry import (
+    TRUSTED_TYPES,
+    ModelCard,
+    Registry,
+    artifact_types,
+    parse_ref,
+)
+from sqltraits_kit.modelling.training import BtydPair, make_estimator
 
 SETSTATE_CALLS: list[str] = []
 

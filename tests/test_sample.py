@@ -4,7 +4,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from sqltraits_kit.sample import SAMPLE_TODAY, SampleParameters, build_sample
+from sqltraits_kit.warehouse.sample import SAMPLE_TODAY, SampleParameters, build_sample
 
 TABLES = ("users", "accounts", "tracks", "pages", "order_completed", "sample_truth")
 

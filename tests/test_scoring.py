@@ -16,9 +16,9 @@ from sklearn.linear_model import LogisticRegression, PoissonRegressor, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from sqltraits_kit.btyd import rfm_summary
 from sqltraits_kit.errors import ConfigError, DataError, ModelLoadError
-from sqltraits_kit.features import (
+from sqltraits_kit.modelling.btyd import rfm_summary
+from sqltraits_kit.modelling.features import (
     FEATURE_COLUMNS,
     TableMapping,
     build_features,
@@ -26,9 +26,9 @@ from sqltraits_kit.features import (
     data_end,
     profile_count,
 )
-from sqltraits_kit.output import runs
-from sqltraits_kit.registry import LoadedModel, ModelCard, Registry
-from sqltraits_kit.scoring import default_as_of, score
+from sqltraits_kit.modelling.registry import LoadedModel, ModelCard, Registry
+from sqltraits_kit.traits.output import runs
+from sqltraits_kit.traits.scoring import default_as_of, score
 from sqltraits_kit.warehouse import connect
 
 TOLERANCE = 1e-9
@@ -69,7 +69,7 @@ def linear_front() -> list:
 
 def save_models(wh, registry: Registry) -> dict[str, str]:
     """Fit small models on the warehouse's features and save them; returns kind -> reference."""
-    from sqltraits_kit.training import BtydPair, reference_parameters
+    from sqltraits_kit.modelling.training import BtydPair, reference_parameters
 
     cutoff = _day(data_end(wh)) - dt.timedelta(days=2 * HORIZON)
     feats = build_features(wh, as_of=cutoff)
@@ -401,7 +401,7 @@ def test_scores_any_loaded_model_and_names_the_identifier(duckdb_wh, trained):
 
 def test_scoring_never_replaces_an_input_table(duckdb_wh, tmp_path):
     from sqltraits_kit.errors import ConfigError
-    from sqltraits_kit.scoring import score
+    from sqltraits_kit.traits.scoring import score
 
     before = duckdb_wh.row_counts(["users"])
     with pytest.raises(ConfigError, match="'users' exists and is not an output table"):

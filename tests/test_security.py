@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from sqltraits_kit.errors import SqlTraitsError
-from sqltraits_kit.segment import SegmentClient
-from sqltraits_kit.sync import failed_rows, history, sync
+from sqltraits_kit.publishing.segment import SegmentClient
+from sqltraits_kit.publishing.sync import failed_rows, history, sync
 from tests.segment.conftest import WRITE_KEY, segment_server  # noqa: F401 - fixture
 from tests.segment.fake_segment import DropConnection, Respond
 
@@ -85,7 +85,7 @@ def test_hostile_table_names_are_refused_and_nothing_is_dropped(wh, name, segmen
 
 
 def test_a_query_source_cannot_write(wh, segment_server):  # noqa: F811
-    from sqltraits_kit.sync import Query
+    from sqltraits_kit.publishing.sync import Query
 
     with (
         SegmentClient(WRITE_KEY, endpoint=segment_server.url) as client,

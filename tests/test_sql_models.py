@@ -30,8 +30,8 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from sqltraits_kit.features import build_features, build_labels, data_end
-from sqltraits_kit.sql_models import NotTranslatable, pipeline_to_ibis, translatable
+from sqltraits_kit.modelling.features import build_features, build_labels, data_end
+from sqltraits_kit.traits.sql_models import NotTranslatable, pipeline_to_ibis, translatable
 
 TOLERANCE = 1e-9
 

@@ -11,17 +11,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sqltraits_kit import charts
 from sqltraits_kit.errors import ConfigError, DataError
-from sqltraits_kit.features import (
+from sqltraits_kit.modelling import charts
+from sqltraits_kit.modelling.features import (
     FEATURE_COLUMNS,
     TableMapping,
     build_features,
     data_end,
     profile_count,
 )
-from sqltraits_kit.registry import Registry
-from sqltraits_kit.training import default_cutoff, reference_parameters, train_model
+from sqltraits_kit.modelling.registry import Registry
+from sqltraits_kit.modelling.training import default_cutoff, reference_parameters, train_model
 from sqltraits_kit.warehouse import connect
 
 CHURN_METRICS = {"auc", "pr_auc", "brier", "top_decile_lift", "base_rate"}
@@ -201,7 +201,7 @@ def test_postgres_trains_on_the_same_rows(sample_wh, postgres_wh):
 def test_acceptance_on_a_larger_sample(tmp_path):
     """The issue's bar, on 20,000 customers: an orders-only model reaches the reference AUC,
     web activity beats it, and the BG/NBD fit recovers the true parameters."""
-    from sqltraits_kit.sample import build_sample
+    from sqltraits_kit.warehouse.sample import build_sample
 
     path = tmp_path / "s20k.duckdb"
     build_sample(path, customers=20_000, seed=7)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from sqltraits_kit.errors import ConfigError
-from sqltraits_kit.traitset import (
+from sqltraits_kit.traits.traitset import (
     DerivedTrait,
     ModelRef,
     TraitSet,
@@ -412,7 +412,7 @@ def test_query_table_reports_warehouse_errors(wh):
 def test_derived_traits_agree_with_the_rounded_value_that_is_published(duckdb_wh, unique_name):
     import pandas as pd
 
-    from sqltraits_kit.traitset import TraitSet, resolve
+    from sqltraits_kit.traits.traitset import TraitSet, resolve
 
     duckdb_wh.con.create_table(
         unique_name,

@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from sqltraits_kit.errors import ConfigError
+    from sqltraits_kit.publishing.sync import failed_rows, history
     from sqltraits_kit.settings import Settings
-    from sqltraits_kit.sync import failed_rows, history
     from sqltraits_kit.warehouse import connect
 
     if args.limit < 1:

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from sqltraits_kit.errors import ConfigError
-    from sqltraits_kit.registry import ModelCard, Registry, parse_ref
+    from sqltraits_kit.modelling.registry import ModelCard, Registry, parse_ref
     from sqltraits_kit.settings import Settings
 
     registry = Registry(Path(args.models_dir or Settings.from_env().models_dir))

@@ -32,10 +32,10 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from sqltraits_kit.cli import env_settings, required_db_url
-    from sqltraits_kit.pipeline import run_trait_set
-    from sqltraits_kit.sync import make_client
-    from sqltraits_kit.traitset import TraitSet
+    from sqltraits_kit.publishing.sync import make_client
+    from sqltraits_kit.traits.traitset import TraitSet
     from sqltraits_kit.warehouse import connect
+    from sqltraits_kit.workflows.pipeline import run_trait_set
 
     settings = env_settings()
     url = required_db_url(args, settings, why="a scheduled run never defaults to the demo sample")

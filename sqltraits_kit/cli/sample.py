@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from sqltraits_kit.errors import ConfigError
-    from sqltraits_kit.sample import build_sample
+    from sqltraits_kit.warehouse.sample import build_sample
 
     if args.customers < 1:
         raise ConfigError(f"--customers must be at least 1, got {args.customers}")

@@ -46,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from sqltraits_kit.registry import Registry
-    from sqltraits_kit.scoring import score
+    from sqltraits_kit.modelling.registry import Registry
     from sqltraits_kit.settings import Settings
+    from sqltraits_kit.traits.scoring import score
     from sqltraits_kit.warehouse import connect
 
     settings = Settings.from_env()

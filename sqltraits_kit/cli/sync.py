@@ -151,13 +151,13 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from sqltraits_kit.cli import env_settings, required_db_url
-    from sqltraits_kit.sync import Query, dry_run, make_client, sync
+    from sqltraits_kit.publishing.sync import Query, dry_run, make_client, sync
     from sqltraits_kit.warehouse import connect, redact_url
 
     settings = env_settings()
     url = required_db_url(args, settings, why="a publish never defaults to the demo sample")
     if args.trait_set:
-        from sqltraits_kit.traitset import TraitSet
+        from sqltraits_kit.traits.traitset import TraitSet
 
         source = TraitSet.load(args.trait_set)  # before connecting: a bad file is exit 2
     elif args.table:

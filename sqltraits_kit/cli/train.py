@@ -54,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from sqltraits_kit.errors import ConfigError
-    from sqltraits_kit.features import TableMapping
-    from sqltraits_kit.registry import Registry
+    from sqltraits_kit.modelling.features import TableMapping
+    from sqltraits_kit.modelling.registry import Registry
+    from sqltraits_kit.modelling.training import train_model
     from sqltraits_kit.settings import Settings
-    from sqltraits_kit.training import train_model
     from sqltraits_kit.warehouse import connect
 
     settings = Settings.from_env()

@@ -46,23 +46,23 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from sqltraits_kit.contract import validate
     from sqltraits_kit.errors import ConfigError
     from sqltraits_kit.settings import Settings
+    from sqltraits_kit.traits.contract import validate
     from sqltraits_kit.warehouse import connect
 
     if args.trait_set and (args.id_column or args.kind):
         raise ConfigError("--id-column and --kind come from the trait set; do not pass them too")
     trait_set = None
     if args.trait_set:
-        from sqltraits_kit.traitset import TraitSet
+        from sqltraits_kit.traits.traitset import TraitSet
 
         trait_set = TraitSet.load(args.trait_set)  # before connecting: a bad file is exit 2
     url = args.db or Settings.from_env().db_url
     wh = connect(url, read_only=True)
     try:
         if trait_set is not None:
-            from sqltraits_kit.traitset import resolve
+            from sqltraits_kit.traits.traitset import resolve
 
             table = resolve(wh, trait_set)
             id_column, kind, what = trait_set.identifier, trait_set.kind, args.trait_set
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             if args.table:
                 table, what = wh.table(args.table), f"table {args.table}"
             else:
-                from sqltraits_kit.traitset import query_table
+                from sqltraits_kit.traits.traitset import query_table
 
                 table, what = query_table(wh, args.query), "query"
             id_column, kind = args.id_column, args.kind or "user"

@@ -27,10 +27,10 @@ def run(args: argparse.Namespace) -> int:
 
     from sqltraits_kit.cli import env_settings, required_db_url
     from sqltraits_kit.errors import ConfigError
-    from sqltraits_kit.readback import spot_check
-    from sqltraits_kit.segment import ProfileClient
-    from sqltraits_kit.traitset import TraitSet
+    from sqltraits_kit.publishing.segment import ProfileClient
+    from sqltraits_kit.traits.traitset import TraitSet
     from sqltraits_kit.warehouse import connect
+    from sqltraits_kit.workflows.readback import spot_check
 
     settings = env_settings()
     if settings.profile_api_token is None or not settings.profile_space_id:

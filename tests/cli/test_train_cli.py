@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sqltraits_kit.cli import main
-from sqltraits_kit.registry import Registry
+from sqltraits_kit.modelling.registry import Registry
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import numpy as np
 import plotly.express as px
 import pytest
 
-from sqltraits_kit.segment.payload import message_id
+from sqltraits_kit.publishing.segment.payload import message_id
 from sqltraits_kit.settings import Settings
 from sqltraits_kit.warehouse import connect
 from tests.test_preview import run_rows, write_run

@@ -11,7 +11,7 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from sqltraits_kit.registry import Registry
+from sqltraits_kit.modelling.registry import Registry
 from sqltraits_kit.settings import Settings
 from tests.pages.conftest import ROOT
 from tests.test_scoring import trained  # noqa: F401 - the session's fitted models (a fixture)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sqltraits_kit.registry import Registry
+from sqltraits_kit.modelling.registry import Registry
+from sqltraits_kit.modelling.training import train_model
 from sqltraits_kit.settings import Settings
-from sqltraits_kit.training import train_model
 
 
 def _metrics(at) -> dict:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sqltraits_kit.segment import ProfileClient, SegmentClient
+from sqltraits_kit.publishing.segment import ProfileClient, SegmentClient
 from tests.segment.fake_segment import FakeSegmentServer
 
 WRITE_KEY = "wk_TEST_s3cr3t_0123456789"

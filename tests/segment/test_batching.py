@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from sqltraits_kit.segment import (
+from sqltraits_kit.publishing.segment import (
     DEFAULT_MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
     SEGMENT_MAX_BATCH_MESSAGES,

@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from sqltraits_kit.segment import (
+from sqltraits_kit.publishing.segment import (
     Batch,
     DeliveryStatus,
     RetryPolicy,
@@ -354,7 +354,10 @@ def test_client_rate_limits(segment_server, limits, expected_wait):
 
 
 def test_default_limits_stay_under_segments_ceilings():
-    from sqltraits_kit.segment import DEFAULT_MAX_EVENTS_PER_SECOND, DEFAULT_MAX_REQUESTS_PER_SECOND
+    from sqltraits_kit.publishing.segment import (
+        DEFAULT_MAX_EVENTS_PER_SECOND,
+        DEFAULT_MAX_REQUESTS_PER_SECOND,
+    )
 
     assert 0 < DEFAULT_MAX_EVENTS_PER_SECOND < 1000  # Engage inbound ~1,000 events/s
     assert 0 < DEFAULT_MAX_REQUESTS_PER_SECOND < 1000  # HTTP API ~1,000 requests/s

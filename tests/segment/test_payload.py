@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import sqltraits_kit
-from sqltraits_kit.segment import (
+from sqltraits_kit.publishing.segment import (
     GROUP_ANONYMOUS_ID_PREFIX,
     MAX_MESSAGE_BYTES,
     PayloadError,

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from sqltraits_kit.segment import (
+from sqltraits_kit.publishing.segment import (
     ProfileAPIError,
     ProfileClient,
     RetryPolicy,

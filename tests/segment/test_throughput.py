@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from sqltraits_kit.segment import SegmentClient, build_encoded_message, pack_batches
+from sqltraits_kit.publishing.segment import SegmentClient, build_encoded_message, pack_batches
 
 N = 200_000
 KEY = "throughput-key"

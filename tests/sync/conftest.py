@@ -11,8 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from sqltraits_kit.segment import SegmentClient, to_json_value
-from sqltraits_kit.segment.retry import RetryPolicy
+from sqltraits_kit.publishing.segment import SegmentClient, to_json_value
+from sqltraits_kit.publishing.segment.retry import RetryPolicy
 from sqltraits_kit.warehouse import Warehouse
 from tests.segment.conftest import WRITE_KEY, fast_sleeps, segment_server  # noqa: F401
 from tests.segment.fake_segment import FakeSegmentServer

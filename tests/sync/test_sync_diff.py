@@ -7,9 +7,8 @@ import math
 import pyarrow as pa
 import pytest
 
-from sqltraits_kit.drift import compare
 from sqltraits_kit.errors import ConfigError, UnknownTableError
-from sqltraits_kit.sync import (
+from sqltraits_kit.publishing.sync import (
     Query,
     dry_run,
     history,
@@ -18,7 +17,8 @@ from sqltraits_kit.sync import (
     state_table_name,
     sync,
 )
-from sqltraits_kit.traitset import TraitSet
+from sqltraits_kit.traits.drift import compare
+from sqltraits_kit.traits.traitset import TraitSet
 from tests.sync.conftest import assert_server_holds, make_table, server_profiles
 
 N = 300

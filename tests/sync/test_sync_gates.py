@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sqltraits_kit.sync import check, history, sync
-from sqltraits_kit.sync.reports import SyncRefused
+from sqltraits_kit.publishing.sync import check, history, sync
+from sqltraits_kit.publishing.sync.reports import SyncRefused
 from tests.sync.conftest import make_table, server_profiles
 
 N = 1_000

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from sqltraits_kit.sync import history
+from sqltraits_kit.publishing.sync import history
 from sqltraits_kit.warehouse import connect
 from tests.segment.fake_segment import Delay, FakeSegmentServer
 from tests.sync.conftest import WRITE_KEY, assert_server_holds

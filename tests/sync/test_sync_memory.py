@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sqltraits_kit.segment import SegmentClient
-from sqltraits_kit.sync import sync
+from sqltraits_kit.publishing.segment import SegmentClient
+from sqltraits_kit.publishing.sync import sync
 from tests.sync.conftest import WRITE_KEY, make_table
 
 ROOT = Path(__file__).resolve().parents[2]

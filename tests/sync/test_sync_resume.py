@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sqltraits_kit.sync import history, sync
+from sqltraits_kit.publishing.sync import history, sync
 from tests.segment.fake_segment import Delay
 from tests.sync.conftest import assert_server_holds, make_client, make_table, server_profiles
 

@@ -14,8 +14,8 @@ import pyarrow as pa
 import pytest
 import requests
 
-from sqltraits_kit.segment import SegmentClient, to_json_value
-from sqltraits_kit.sync import sync
+from sqltraits_kit.publishing.segment import SegmentClient, to_json_value
+from sqltraits_kit.publishing.sync import sync
 from tests.sync.conftest import WRITE_KEY, make_table
 
 ROOT = Path(__file__).resolve().parents[2]

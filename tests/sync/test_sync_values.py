@@ -9,8 +9,8 @@ import json
 import pyarrow as pa
 import pytest
 
-from sqltraits_kit.sync import dry_run, failed_rows, sync
-from sqltraits_kit.sync.reports import SyncRefused
+from sqltraits_kit.publishing.sync import dry_run, failed_rows, sync
+from sqltraits_kit.publishing.sync.reports import SyncRefused
 from tests.sync.conftest import make_table, server_profiles
 
 NY = dt.timezone(dt.timedelta(hours=-5))

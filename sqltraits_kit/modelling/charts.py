@@ -1,0 +1,199 @@
+"""Plotly figures for model evaluation, shared by the app's pages and notebooks (no UI code here).
+
+Each builder takes the small tables a :class:`~sqltraits_kit.modelling.training.TrainResult` carries
+(``result.tables``) and draws the model beside the reference predictor when there is one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+__all__ = [
+    "calibration_figure",
+    "decile_figure",
+    "evaluation_figures",
+    "gain_figure",
+    "importance_figure",
+    "metrics_table",
+    "predicted_vs_actual_figure",
+    "roc_figure",
+]
+
+_MODEL = "model"
+_REFERENCE = "reference (true parameters)"
+_DIAGONAL = {"dash": "dot", "color": "grey"}
+
+
+def _figure(title: str, x: str, y: str) -> go.Figure:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        template="plotly_white",
+        legend={"orientation": "h", "y": -0.2},
+        margin={"l": 50, "r": 20, "t": 50, "b": 50},
+    )
+    return fig
+
+
+def roc_figure(roc: pd.DataFrame, reference: pd.DataFrame | None = None) -> go.Figure:
+    fig = _figure("ROC curve (out of time)", "false positive rate", "true positive rate")
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=_DIAGONAL, name="chance")
+    fig.add_scatter(x=roc["fpr"], y=roc["tpr"], mode="lines", name=_MODEL)
+    if reference is not None:
+        fig.add_scatter(x=reference["fpr"], y=reference["tpr"], mode="lines", name=_REFERENCE)
+    return fig
+
+
+def calibration_figure(
+    reliability: pd.DataFrame, reference: pd.DataFrame | None = None
+) -> go.Figure:
+    fig = _figure("Calibration", "mean predicted churn probability", "observed churn rate")
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=_DIAGONAL, name="perfect")
+    for table, label in ((reliability, _MODEL), (reference, _REFERENCE)):
+        if table is None:
+            continue
+        fig.add_scatter(
+            x=table["mean_predicted"],
+            y=table["observed_rate"],
+            mode="lines+markers",
+            name=label,
+            customdata=table["rows"],
+            hovertemplate="predicted %{x:.2f}<br>observed %{y:.2f}<br>%{customdata} rows",
+        )
+    return fig
+
+
+def gain_figure(
+    gain: pd.DataFrame, reference: pd.DataFrame | None = None, *, what: str = "churners"
+) -> go.Figure:
+    fig = _figure(
+        f"Cumulative gain: share of {what} in the top x% by score",
+        "share of profiles targeted",
+        f"share of {what} captured",
+    )
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=_DIAGONAL, name="random")
+    for table, label in ((gain, _MODEL), (reference, _REFERENCE)):
+        if table is None:
+            continue
+        fig.add_scatter(
+            x=table["fraction_targeted"],
+            y=table["fraction_captured"],
+            mode="lines",
+            name=label,
+            customdata=table["lift"],
+            hovertemplate="top %{x:.0%}: %{y:.0%} captured, lift %{customdata:.2f}",
+        )
+    return fig
+
+
+def importance_figure(importance: pd.DataFrame, *, top: int = 20) -> go.Figure:
+    data = importance.head(top).iloc[::-1]
+    fig = _figure("Permutation importance (drop in the score)", "importance", "")
+    fig.add_bar(
+        x=data["importance"],
+        y=data["feature"],
+        orientation="h",
+        error_x={"type": "data", "array": data["std"]},
+        name="importance",
+    )
+    fig.update_layout(height=max(300, 24 * len(data) + 120), showlegend=False)
+    return fig
+
+
+def decile_figure(deciles: pd.DataFrame, reference: pd.DataFrame | None = None) -> go.Figure:
+    fig = _figure(
+        "Mean LTV by predicted decile (1 = highest predicted)", "decile", "mean horizon revenue"
+    )
+    fig.add_bar(x=deciles["decile"], y=deciles["mean_actual"], name="actual")
+    fig.add_scatter(
+        x=deciles["decile"], y=deciles["mean_predicted"], mode="lines+markers", name="predicted"
+    )
+    if reference is not None:
+        fig.add_scatter(
+            x=reference["decile"],
+            y=reference["mean_actual"],
+            mode="lines+markers",
+            line={"dash": "dash"},
+            name=f"actual, deciles of the {_REFERENCE}",
+        )
+    return fig
+
+
+def predicted_vs_actual_figure(scatter: pd.DataFrame) -> go.Figure:
+    fig = _figure(
+        "Predicted vs actual horizon revenue (sample of test profiles)", "predicted", "actual"
+    )
+    top = float(max(scatter["predicted"].max(), scatter["actual"].max(), 1.0))
+    fig.add_scatter(x=[0, top], y=[0, top], mode="lines", line=_DIAGONAL, name="perfect")
+    fig.add_scatter(
+        x=scatter["predicted"],
+        y=scatter["actual"],
+        mode="markers",
+        marker={"size": 4, "opacity": 0.4},
+        name="profiles",
+    )
+    return fig
+
+
+_LABELS = {
+    "auc": "ROC AUC",
+    "pr_auc": "PR AUC",
+    "brier": "Brier score (lower is better)",
+    "top_decile_lift": "top-decile lift",
+    "base_rate": "churn rate",
+    "mae": "MAE (lower is better)",
+    "spearman": "Spearman",
+    "gini": "normalised Gini",
+    "total_pct_error": "total % error",
+    "mean_actual": "mean actual LTV",
+    "mean_predicted": "mean predicted LTV",
+}
+
+
+def metrics_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """Metric | model | reference, in reading order (reference empty when unknown)."""
+    import pandas as pd
+
+    rows = []
+    for key, label in _LABELS.items():
+        if key not in metrics:
+            continue
+        ref = metrics.get(f"reference_{key}")
+        if key in ("base_rate", "mean_actual"):
+            ref = metrics[key]  # the same test data for both
+        rows.append({"metric": label, "model": metrics[key], "reference": ref})
+    return pd.DataFrame(rows, columns=["metric", "model", "reference"])
+
+
+def evaluation_figures(kind: str, tables: Mapping[str, pd.DataFrame]) -> dict[str, go.Figure]:
+    """Every chart that fits a result of ``kind`` (churn | ltv | btyd), by title."""
+    figures: dict[str, go.Figure] = {}
+    if kind in ("churn", "btyd") and "roc" in tables:
+        figures["ROC"] = roc_figure(tables["roc"], tables.get("reference_roc"))
+        figures["Calibration"] = calibration_figure(
+            tables["reliability"], tables.get("reference_reliability")
+        )
+        figures["Cumulative gain"] = gain_figure(tables["gain"], tables.get("reference_gain"))
+    prefix = "ltv_" if kind == "btyd" else ""
+    if kind in ("ltv", "btyd") and f"{prefix}deciles" in tables:
+        figures["Deciles"] = decile_figure(
+            tables[f"{prefix}deciles"], tables.get(f"reference_{prefix}deciles")
+        )
+        figures["Revenue gain"] = gain_figure(
+            tables[f"{prefix}gain"], tables.get(f"reference_{prefix}gain"), what="revenue"
+        )
+        scatter = tables.get(f"{prefix}scatter")
+        if scatter is not None:
+            figures["Predicted vs actual"] = predicted_vs_actual_figure(scatter)
+    if "importance" in tables:
+        figures["Feature importance"] = importance_figure(tables["importance"])
+    return figures

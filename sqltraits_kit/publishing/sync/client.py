@@ -1,0 +1,81 @@
+"""A Segment client configured from the kit's settings (CLI: environment; app: st.secrets)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqltraits_kit.errors import ConfigError
+from sqltraits_kit.publishing.segment.client import (
+    DEFAULT_MAX_EVENTS_PER_SECOND,
+    DEFAULT_MAX_REQUESTS_PER_SECOND,
+    SegmentClient,
+)
+from sqltraits_kit.publishing.segment.secret import Secret as SegmentSecret
+
+if TYPE_CHECKING:
+    from sqltraits_kit.settings import Settings
+
+__all__ = ["make_client", "rate"]
+
+
+def _segment_secret(value: Any) -> SegmentSecret:
+    """Either kit's ``Secret`` (``settings.Secret`` or ``segment.Secret``) or a plain string."""
+    if isinstance(value, SegmentSecret):
+        return value
+    reveal = getattr(value, "reveal", None)
+    if callable(reveal):
+        return SegmentSecret(reveal())
+    return SegmentSecret.of(value)
+
+
+def rate(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if value < 0:
+        raise ConfigError(f"a rate limit must be >= 0 (0 = no client-side limit), got {value}")
+    return float(value) or None
+
+
+def make_client(
+    settings: Settings | None = None,
+    /,
+    *,
+    write_key: Any = None,
+    region: str | None = None,
+    endpoint: str | None = None,
+    max_requests_per_second: float | None = None,
+    max_events_per_second: float | None = None,
+    concurrency: int = 4,
+    **options: Any,
+) -> SegmentClient:
+    """A :class:`SegmentClient` from settings, each argument overriding its setting.
+
+    Rates of 0 mean no client-side limit. A missing write key is a :class:`ConfigError` that
+    says where to put it; the key itself is never shown.
+    """
+    key = write_key if write_key is not None else getattr(settings, "segment_write_key", None)
+    if key is None or (isinstance(key, str) and not key.strip()):
+        raise ConfigError(
+            "no Segment write key: set SEGMENT_WRITE_KEY in the environment, or "
+            "segment_write_key in .streamlit/secrets.toml"
+        )
+    region = region or getattr(settings, "segment_region", None) or "us"
+    endpoint = endpoint or getattr(settings, "segment_endpoint", None)
+    rps = max_requests_per_second
+    eps = max_events_per_second
+    if rps is None:
+        rps = getattr(settings, "max_requests_per_second", DEFAULT_MAX_REQUESTS_PER_SECOND)
+    if eps is None:
+        eps = getattr(settings, "max_events_per_second", DEFAULT_MAX_EVENTS_PER_SECOND)
+    try:
+        return SegmentClient(
+            _segment_secret(key),
+            region=region,  # type: ignore[arg-type]
+            endpoint=endpoint,
+            max_requests_per_second=rate(rps),
+            max_events_per_second=rate(eps),
+            concurrency=concurrency,
+            **options,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"Segment settings: {exc}") from None

@@ -1,0 +1,185 @@
+"""A publish without the network: counts, exact sample payloads, requests, expected duration."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from sqltraits_kit.publishing.segment.batching import (
+    DEFAULT_MAX_BATCH_BYTES,
+    ENVELOPE_BYTES,
+    pack_batches,
+)
+from sqltraits_kit.publishing.segment.client import (
+    DEFAULT_MAX_EVENTS_PER_SECOND,
+    DEFAULT_MAX_REQUESTS_PER_SECOND,
+)
+from sqltraits_kit.publishing.sync import diff as d
+from sqltraits_kit.publishing.sync import runs as r
+from sqltraits_kit.publishing.sync import state as s
+from sqltraits_kit.publishing.sync.checks import verdicts as gate_verdicts
+from sqltraits_kit.publishing.sync.client import rate
+from sqltraits_kit.publishing.sync.messages import check_sizes, encode_page, identifier_of
+from sqltraits_kit.publishing.sync.reports import DryRunReport
+from sqltraits_kit.publishing.sync.source import SourceLike, resolve_source
+
+if TYPE_CHECKING:
+    from sqltraits_kit.publishing.segment.payload import EncodedMessage
+    from sqltraits_kit.warehouse import Warehouse
+
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_PAGE_ROWS", "EXACT_DRY_RUN_ROWS", "dry_run"]
+
+DEFAULT_PAGE_ROWS = 20_000
+DEFAULT_BATCH_SIZE = 500
+SAMPLE_SIZE = 5
+#: Up to this many rows to send, a dry run encodes every message: its request count is exact.
+EXACT_DRY_RUN_ROWS = 200_000
+
+
+def dry_run(
+    wh: Warehouse,
+    source: SourceLike,
+    /,
+    *,
+    kind: str | None = None,
+    id_column: str | None = None,
+    on_remove: str | None = None,
+    sync_key: str | None = None,
+    only_failed: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_requests_per_second: float | None = DEFAULT_MAX_REQUESTS_PER_SECOND,
+    max_events_per_second: float | None = DEFAULT_MAX_EVENTS_PER_SECOND,
+    sample_size: int = SAMPLE_SIZE,
+    page_rows: int = DEFAULT_PAGE_ROWS,
+) -> DryRunReport:
+    """Counts by category, exact sample payloads, the requests and the expected duration.
+
+    No network and no warehouse write (it runs on a read-only connection). Up to
+    :data:`EXACT_DRY_RUN_ROWS` rows to send, every message is built and packed exactly as a
+    publish would; above, the request count is estimated from the sample's message sizes.
+    The sample's message ids are derived from the placeholder run id ``dry-run``: a publish
+    derives them from its own run id.
+    """
+    return _dry_run(
+        wh,
+        source,
+        kind=kind,
+        id_column=id_column,
+        on_remove=on_remove,
+        sync_key=sync_key,
+        only_failed=only_failed,
+        batch_size=batch_size,
+        max_requests_per_second=max_requests_per_second,
+        max_events_per_second=max_events_per_second,
+        sample_size=sample_size,
+        page_rows=page_rows,
+    )
+
+
+def _dry_run(
+    wh: Warehouse,
+    source: SourceLike,
+    /,
+    *,
+    kind: str | None,
+    id_column: str | None,
+    on_remove: str | None,
+    sync_key: str | None,
+    only_failed: bool,
+    batch_size: int,
+    max_requests_per_second: float | None,
+    max_events_per_second: float | None,
+    sample_size: int = SAMPLE_SIZE,
+    page_rows: int = DEFAULT_PAGE_ROWS,
+) -> DryRunReport:
+    check_sizes(batch_size, page_rows)
+    started = time.perf_counter()
+    src = resolve_source(
+        wh, source, kind=kind, id_column=id_column, on_remove=on_remove, sync_key=sync_key
+    )
+    verdicts = gate_verdicts(wh, src)
+    latest = s.latest_state(wh, s.state_table_name(src.sync_key))
+    if latest is not None:
+        latest = s.conform(latest, src)
+    diff = d.diff_table(src, latest)
+    only = r.failed_identifiers(wh, src.sync_key) if only_failed else None
+    if only_failed and only is None:
+        diff = diff.filter(diff["_cat"] == -2)  # nothing ever failed: nothing to send
+    elif only is not None:
+        diff = diff.filter(diff["_id"].cast("string").isin(only))
+    c = d.counts(diff)
+    rows = d.to_send(diff, src.on_remove)
+    n = c["new"] + c["changed"] + (c["removed"] if src.on_remove == "null" else 0)
+    rejections: list[tuple[str, str]] = []
+    rejected = 0
+
+    def on_error(_row: int, ident: Any, reason: str) -> None:
+        nonlocal rejected
+        rejected += 1
+        if len(rejections) < 20:
+            rejections.append((str(ident), reason))
+
+    sample_page = rows.order_by("_id").limit(max(sample_size, 1_000)).to_pyarrow()
+    sample_msgs = list(
+        encode_page(sample_page, src, run_id="dry-run", base_row=0, on_error=lambda *a: None)
+    )
+    sample = tuple(m.data.decode() for m in sample_msgs[:sample_size])
+    exact = n <= EXACT_DRY_RUN_ROWS
+    if exact:
+        requests = payload = 0
+
+        def all_messages() -> Iterator[EncodedMessage]:
+            # Nothing is written while this iterates, so streaming is safe here.
+            for batch in rows.to_pyarrow_batches(chunk_size=page_rows):
+                import pyarrow as pa
+
+                yield from encode_page(
+                    pa.Table.from_batches([batch]),
+                    src,
+                    run_id="dry-run",
+                    base_row=0,
+                    on_error=on_error,
+                )
+
+        for batch in pack_batches(all_messages(), max_messages=batch_size):
+            if batch.messages:
+                requests += 1
+                payload += batch.body_bytes
+            for rej in batch.rejected:
+                on_error(0, identifier_of(rej.message), rej.reason)
+    else:
+        sizes = [m.size for m in sample_msgs] or [300]
+        mean = sum(sizes) / len(sizes)
+        room = DEFAULT_MAX_BATCH_BYTES - ENVELOPE_BYTES
+        per_request = max(1, min(batch_size, int(room // (mean + 1))))
+        requests = math.ceil(n / per_request)
+        payload = int(n * (mean + 1) + requests * ENVELOPE_BYTES)
+    rps, eps = rate(max_requests_per_second), rate(max_events_per_second)
+    expected = None
+    if rps or eps:
+        expected = max(requests / rps if rps else 0.0, (n - rejected) / eps if eps else 0.0)
+    return DryRunReport(
+        sync_key=src.sync_key,
+        source=src.label,
+        kind=src.kind,
+        on_remove=src.on_remove,
+        rows=c["rows"],
+        new=c["new"],
+        changed=c["changed"],
+        removed=c["removed"],
+        unchanged=c["unchanged"],
+        to_send=n,
+        requests=requests,
+        requests_exact=exact,
+        payload_bytes=payload,
+        rejected=rejected,
+        rejections=tuple(rejections),
+        sample=sample,
+        expected_seconds=expected,
+        max_requests_per_second=rps,
+        max_events_per_second=eps,
+        verdicts=verdicts,
+        duration_s=time.perf_counter() - started,
+    )

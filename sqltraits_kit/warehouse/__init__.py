@@ -1,0 +1,17 @@
+"""Warehouse access, the bottom stage: a URL becomes a :class:`Warehouse` over an Ibis backend.
+
+Also here: the transaction helper for atomic swaps and the deterministic demo sample. Nothing in
+this package imports a stage above it (see ``docs/ARCHITECTURE.md``).
+"""
+
+from __future__ import annotations
+
+from sqltraits_kit.warehouse.connection import (
+    SAMPLE_TABLES,
+    Warehouse,
+    connect,
+    copy_tables,
+    redact_url,
+)
+
+__all__ = ["SAMPLE_TABLES", "Warehouse", "connect", "copy_tables", "redact_url"]

@@ -1,0 +1,149 @@
+"""The whole scheduled job for one trait set: score -> validate -> drift gate -> sync.
+
+``sqltraits run traitsets/churn.toml`` calls :func:`run_trait_set`; so can a notebook or an
+orchestrator. Each step is the same library call the app's pages make, so a scheduled run and a
+click in the app can never disagree.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqltraits_kit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqltraits_kit.modelling.registry import Registry
+    from sqltraits_kit.publishing.segment import SegmentClient
+    from sqltraits_kit.publishing.sync import DryRunReport, SyncProgress, SyncResult
+    from sqltraits_kit.traits.contract import ContractReport
+    from sqltraits_kit.traits.scoring import ScoreResult
+    from sqltraits_kit.traits.traitset import TraitSet
+    from sqltraits_kit.warehouse import Warehouse
+
+__all__ = ["PipelineResult", "run_trait_set"]
+
+
+@dataclass
+class PipelineResult:
+    """What a scheduled run did, step by step."""
+
+    trait_set: str
+    scored: ScoreResult | None
+    contract: ContractReport
+    published: SyncResult | DryRunReport
+    seconds: float
+    steps: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """The exit status of ``sqltraits sync``: 0 all delivered, 1 some rows failed."""
+        if hasattr(self.published, "ok"):
+            return 0 if self.published.ok else 1
+        return 1 if getattr(self.published, "rejected", 0) else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.published.to_dict())
+        out.update(
+            {
+                "trait_set": self.trait_set,
+                "steps": self.steps,
+                "pipeline_duration_s": round(self.seconds, 3),
+                "score": self.scored.to_dict() if self.scored is not None else None,
+                "contract": {
+                    "ok": self.contract.ok,
+                    "errors": [r.name for r in self.contract.errors],
+                    "warnings": [r.name for r in self.contract.warnings],
+                },
+            }
+        )
+        return out
+
+
+def run_trait_set(
+    wh: Warehouse,
+    trait_set: TraitSet | str | Path,
+    /,
+    *,
+    registry: Registry | str | Path,
+    client: SegmentClient | None = None,
+    score: bool = True,
+    dry_run: bool = False,
+    allow_drift: bool = False,
+    progress: Callable[[str, float], None] | None = None,
+    sync_progress: Callable[[SyncProgress], None] | None = None,
+    **sync_options: Any,
+) -> PipelineResult:
+    """Score the trait set's models (if it names any), validate, gate on drift, then publish.
+
+    Raises :class:`~sqltraits_kit.errors.ConfigError` (CLI exit 2) when a gate refuses: the
+    contract check fails or drift from the last publish is over the trait set's threshold (unless
+    ``allow_drift``). ``dry_run`` scores and checks but sends nothing.
+    """
+    from sqltraits_kit.traits.contract import validate, validate_trait_set
+    from sqltraits_kit.traits.traitset import TraitSet
+
+    started = time.perf_counter()
+    report = progress or (lambda _m, _f: None)
+    ts = trait_set if isinstance(trait_set, TraitSet) else TraitSet.load(trait_set)
+    steps: list[str] = []
+
+    scored = None
+    if score and ts.model is not None:
+        from sqltraits_kit.traits.scoring import score as score_models
+
+        table = ts.model.output_table or ts.table
+        if not table:
+            raise ConfigError(f"trait set {ts.name!r}: [model] needs output_table (or a table)")
+        report(f"scoring {', '.join(ts.model.refs())} into {table}", 0.0)
+        scored = score_models(
+            wh,
+            models=ts.model.refs(),
+            table=table,
+            registry=registry,
+            as_of=ts.model.as_of,
+            id_column=ts.identifier,
+            validate=lambda staged: validate(staged, id_column=ts.identifier, kind=ts.kind),
+            progress=lambda m, f: report(m, 0.5 * f),
+        )
+        steps.append(f"scored {scored.rows:,} profiles into {table}")
+
+    report("checking the traits against Segment's contract", 0.5)
+    contract = validate_trait_set(wh, ts)
+    if not contract.ok:
+        raise ConfigError(
+            f"trait set {ts.name!r} fails Segment's contract; nothing was published:\n"
+            + contract.summary()
+        )
+    warned = f" ({len(contract.warnings)} warnings)" if contract.warnings else ""
+    steps.append(f"contract ok{warned}")
+
+    from sqltraits_kit.publishing.sync import dry_run as sync_dry_run
+    from sqltraits_kit.publishing.sync import sync
+
+    report("publishing" if not dry_run else "dry run", 0.6)
+    if dry_run:
+        published = sync_dry_run(wh, ts, **sync_options)
+        problems = published.problems(allow_drift=allow_drift)
+        if problems:
+            raise ConfigError(f"the publish would be refused: {'; '.join(problems)}")
+        steps.append(f"dry run: {published.to_send:,} messages would be sent")
+    else:
+        if client is None:
+            raise ConfigError("publishing needs a Segment client (a write key)")
+        published = sync(
+            wh, ts, client=client, allow_drift=allow_drift, progress=sync_progress, **sync_options
+        )
+        steps.append(f"sent {published.sent:,}, failed {published.failed:,}")
+    report("done", 1.0)
+    return PipelineResult(
+        trait_set=ts.name,
+        scored=scored,
+        contract=contract,
+        published=published,
+        seconds=time.perf_counter() - started,
+        steps=steps,
+    )
