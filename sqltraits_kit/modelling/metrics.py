@@ -187,4 +187,3 @@ def decile_table(actual: Any, predicted: Any, *, groups: int = 10) -> pd.DataFra
         for i, part in enumerate(parts)
     ]
     return pd.DataFrame(rows)
-from sqltraits_kit.publishing.sync import sync as _forbidden  # noqa: F401
