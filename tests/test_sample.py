@@ -4,6 +4,7 @@ import duckdb
 import numpy as np
 import pytest
 
+from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.warehouse.sample import SAMPLE_TODAY, SampleParameters, build_sample
 
 TABLES = ("users", "accounts", "tracks", "pages", "order_completed", "sample_truth")
@@ -136,3 +137,31 @@ def test_refuses_nonsense(tmp_path):
     with pytest.raises(FileExistsError):
         build_sample(tmp_path / "y.duckdb", customers=10, overwrite=False)
     assert (tmp_path / "y.duckdb").read_text() == "keep me"
+
+
+def test_a_memory_cap_spills_to_disk_and_changes_no_data(tmp_path, big):
+    # 20,000 customers need far more than 48 MB while building: DuckDB must spill to the folder
+    # beside the file (and remove it), and the tables must be the same as without the cap.
+    capped = tmp_path / "capped.duckdb"
+    spill = tmp_path / "capped.duckdb.spill"
+    spilled: set[str] = set()
+
+    def watch(_msg: str, _frac: float) -> None:
+        if spill.is_dir():
+            spilled.update(p.name for p in spill.iterdir())
+
+    build_sample(capped, customers=20_000, seed=11, memory_limit="48MB", progress=watch)
+    assert spilled, "the build never spilled: the cap did not bite"
+    reference = {
+        t: big.sql(f"SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM {t}").fetchone()
+        for t in TABLES
+    }
+    assert _fingerprints(capped) == reference
+    assert not spill.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["capped.duckdb"]
+
+
+def test_a_memory_cap_that_is_not_a_size_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="memory_limit must be a size"):
+        build_sample(tmp_path / "s.duckdb", customers=10, memory_limit="lots")
+    assert not (tmp_path / "s.duckdb").exists()

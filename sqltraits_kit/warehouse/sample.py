@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+
+from sqltraits_kit.errors import ConfigError
 
 __all__ = ["SAMPLE_TODAY", "SampleParameters", "SampleReport", "build_sample"]
 
@@ -329,11 +332,14 @@ def build_sample(
     params: SampleParameters | None = None,
     overwrite: bool = True,
     progress: Callable[[str, float], None] | None = None,
+    memory_limit: str = "1GB",
 ) -> SampleReport:
     """Build the demo warehouse as a DuckDB file at ``path``.
 
     The file is written to a temporary name and renamed at the end, so a crash never leaves a
-    half-built sample where the app expects a good one.
+    half-built sample where the app expects a good one. DuckDB's memory is capped at
+    ``memory_limit`` and spills to a temporary folder beside the file, so a large sample builds
+    on a laptop (DuckDB's own default is 80% of the machine's memory).
     """
     import duckdb
 
@@ -352,10 +358,18 @@ def build_sample(
     n_accounts = max(1, customers // params.users_per_account)
     steps = _statements(seed, params, n_accounts)
     report = progress or (lambda _msg, _frac: None)
+    spill = path.with_name(path.name + ".spill")
     con = duckdb.connect(str(tmp))
     try:
         # Row order inside tables must not depend on thread scheduling.
         con.execute("SET preserve_insertion_order = true")
+        try:
+            con.execute("SET memory_limit = ?", [memory_limit])
+        except duckdb.Error as exc:
+            raise ConfigError(
+                f"memory_limit must be a size such as '1GB' or '512MB', got {memory_limit!r}"
+            ) from exc
+        con.execute("SET temp_directory = ?", [str(spill)])
         # Progress goes through `progress`, not DuckDB's own bar; in Jupyter without ipywidgets
         # DuckDB refuses to touch the setting at all.
         with contextlib.suppress(duckdb.Error):
@@ -381,6 +395,7 @@ def build_sample(
         con.execute("CHECKPOINT")
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
     if path.exists():
         path.unlink()
     Path(str(path) + ".wal").unlink(missing_ok=True)
