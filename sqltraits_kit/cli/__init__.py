@@ -18,6 +18,7 @@ COMMANDS = {
     "sample": "sample",
     "load": "load",
     "tables": "tables",
+    "mapping": "mapping",
     "train": "train",
     "models": "models",
     "score": "score",
