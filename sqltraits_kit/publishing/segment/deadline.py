@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 #: How often to look again at a request whose connection has no socket yet (connecting).
@@ -29,16 +30,19 @@ _current = threading.local()  # the request in flight on this thread, if any
 class Inflight:
     """One request under a deadline; ``expired`` tells the caller why it failed."""
 
-    __slots__ = ("conn", "deadline", "expired")
+    __slots__ = ("conn", "deadline", "expired", "sock")
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.conn: Any = None
+        # Kept apart from conn.sock: http.client drops conn.sock as soon as the headers of
+        # a "Connection: close" answer are read, while the body is still being received.
+        self.sock: socket.socket | None = None
         self.expired = False
 
     def cut(self) -> bool:
         """Shut the socket down; False if there is no socket yet (still connecting)."""
-        sock = getattr(self.conn, "sock", None)
+        sock = self.sock or getattr(self.conn, "sock", None)
         if sock is None:
             return False
         with contextlib.suppress(OSError):
@@ -93,23 +97,44 @@ def deadline(seconds: float) -> contextlib.AbstractContextManager[Inflight]:
     return _watchdog.watch(seconds)
 
 
-class _Registering:
-    """Pool mixin: hand the connection a request gets to the watchdog."""
+class _RegisteringPool:
+    """Pool mixin: hand the connection a request gets (and its socket) to the watchdog."""
 
     def _get_conn(self, timeout: float | None = None) -> Any:
         conn = super()._get_conn(timeout)  # type: ignore[misc]
         inflight = getattr(_current, "request", None)
         if inflight is not None:
             inflight.conn = conn
+            inflight.sock = conn.sock  # a kept-alive connection; None for a new one
         return conn
 
 
-class _DeadlinePool(_Registering, HTTPConnectionPool):
+class _RegisteringConnection:
+    """Connection mixin: hand a new socket (after TLS, if any) to the watchdog."""
+
+    sock: Any
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        inflight = getattr(_current, "request", None)
+        if inflight is not None:
+            inflight.sock = self.sock
+
+
+class _Connection(_RegisteringConnection, HTTPConnection):
     pass
 
 
-class _DeadlineTLSPool(_Registering, HTTPSConnectionPool):
+class _TLSConnection(_RegisteringConnection, HTTPSConnection):
     pass
+
+
+class _DeadlinePool(_RegisteringPool, HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _DeadlineTLSPool(_RegisteringPool, HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
 
 
 _POOLS = {"http": _DeadlinePool, "https": _DeadlineTLSPool}
