@@ -71,7 +71,14 @@ def test_whole_float_identifiers_become_integer_text(identifier, expected):
 
 @pytest.mark.parametrize(
     "identifier",
-    [2.5, np.float64(0.1), np.float32(1.5), Decimal("2.50"), 2.0**60, Decimal("12345678901234567.5")],
+    [
+        2.5,
+        np.float64(0.1),
+        np.float32(1.5),
+        Decimal("2.50"),
+        2.0**60,
+        Decimal("12345678901234567.5"),
+    ],
 )
 def test_fractional_or_inexact_float_identifiers_are_refused(identifier):
     for kind in ("identify", "group"):
