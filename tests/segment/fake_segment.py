@@ -26,6 +26,7 @@ Behaviour follows Segment's docs (``http-api/index.md``, ``unify/product-limits.
   ``GET /_fake/landing`` (headers the redirect target received), ``POST /_fake/reset``,
   ``POST /_fake/inject`` (JSON list of faults, see `fault_from_json`),
   ``POST /_fake/fail_every`` (``{"n": 3, "fault": {...}}``), ``POST /_fake/clear_faults``.
+  `FakeSegmentServer.inject_profile` does the same for Profile API GETs.
 
 Run alone: ``python -m tests.segment.fake_segment --port 0`` prints
 ``FAKE_SEGMENT_URL=http://127.0.0.1:<port>`` and serves until interrupted.
@@ -256,6 +257,12 @@ class FakeSegmentServer:
             self.landing: list[dict[str, Any]] = []  # {method, path, headers} at the target
             self._faults.clear()
             self._rules.clear()
+            self._profile_faults: deque[Fault] = deque()
+
+    def inject_profile(self, *faults: Fault) -> None:
+        """Apply these faults, in order, to the next Profile API requests."""
+        with self._lock:
+            self._profile_faults.extend(faults)
 
     def inject(self, *faults: Fault) -> None:
         """Apply these faults, in order, to the next tracking requests."""
@@ -271,6 +278,7 @@ class FakeSegmentServer:
         with self._lock:
             self._faults.clear()
             self._rules.clear()
+            self._profile_faults.clear()
 
     def user_traits(self, user_id: str) -> dict[str, Any] | None:
         return self.profiles.get(("users", f"user_id:{user_id}"))
@@ -482,6 +490,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._landing("GET")
         if parts.path.startswith("/_fake/"):
             return self._admin_get(parts.path)
+        with self.app._lock:
+            faults = self.app._profile_faults
+            fault = faults.popleft() if faults else None
+        if fault is not None and not isinstance(fault, Delay):
+            return self._apply(fault)
+        if isinstance(fault, Delay):
+            time.sleep(fault.seconds)
         status, body = self.app._profile_traits(parts.path, parts.query, self.headers)
         self._send_json(status, body)
 
