@@ -218,3 +218,20 @@ def test_admin_endpoints_take_the_new_faults(segment_server, fast_sleeps):
     # the redirect target itself answers 200 to a GET (what requests used to follow to)
     landing = requests.get(url + LANDING_PATH, timeout=5)
     assert landing.status_code == 200 and segment_server.landing[0]["method"] == "GET"
+
+
+def test_the_deadline_transport_serves_direct_and_http_proxy_requests():
+    from sqltraits_kit.publishing.segment.deadline import DeadlineAdapter
+
+    adapter = DeadlineAdapter()
+    assert adapter.poolmanager.pool_classes_by_scheme["http"].__name__ == "_DeadlinePool"
+    http_proxy = adapter.proxy_manager_for("http://127.0.0.1:3128")
+    assert http_proxy.pool_classes_by_scheme["https"].__name__ == "_DeadlineTLSPool"
+
+
+def test_the_deadline_transport_leaves_socks_pools_alone():
+    pytest.importorskip("socks")  # requests[socks]; not a dependency of the kit
+    from sqltraits_kit.publishing.segment.deadline import DeadlineAdapter
+
+    socks = DeadlineAdapter().proxy_manager_for("socks5://127.0.0.1:1080")
+    assert "SOCKS" in socks.pool_classes_by_scheme["http"].__name__

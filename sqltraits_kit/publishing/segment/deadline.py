@@ -141,16 +141,26 @@ _POOLS = {"http": _DeadlinePool, "https": _DeadlineTLSPool}
 
 
 class DeadlineAdapter(HTTPAdapter):
-    """An ``HTTPAdapter`` whose connections the `deadline` watchdog can cut."""
+    """An ``HTTPAdapter`` whose connections the `deadline` watchdog can cut.
+
+    Only urllib3's stock pools are replaced: a SOCKS proxy's pools are left as they are
+    (its requests then have ``requests``' per-read timeout only).
+    """
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
+        _use_deadline_pools(self.poolmanager)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = dict(_POOLS)
+        _use_deadline_pools(manager)
         return manager
+
+
+def _use_deadline_pools(manager: Any) -> None:
+    pools = manager.pool_classes_by_scheme
+    if pools.get("http") is HTTPConnectionPool and pools.get("https") is HTTPSConnectionPool:
+        manager.pool_classes_by_scheme = dict(_POOLS)
 
 
 def mount(session: Any) -> Any:
