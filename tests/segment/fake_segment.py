@@ -43,6 +43,7 @@ import json
 import re
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -207,6 +208,7 @@ class FakeSegmentServer:
         host: str = "127.0.0.1",
         port: int = 0,
         keep_messages: bool = True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.write_keys = set(write_keys)
         self.profile_tokens = set(profile_tokens)
@@ -217,6 +219,9 @@ class FakeSegmentServer:
         self._rules: list[tuple[int, Fault]] = []
         self.reset()
         self._httpd = _QuietServer((host, port), _Handler)
+        self._scheme = "https" if tls is not None else "http"
+        if tls is not None:  # serve HTTPS with this (server-side) context
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self._httpd.daemon_threads = True
         self._httpd.app = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
@@ -225,7 +230,7 @@ class FakeSegmentServer:
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
 
     def start(self) -> FakeSegmentServer:
         self._thread = threading.Thread(

@@ -235,3 +235,46 @@ def test_the_deadline_transport_leaves_socks_pools_alone():
 
     socks = DeadlineAdapter().proxy_manager_for("socks5://127.0.0.1:1080")
     assert "SOCKS" in socks.pool_classes_by_scheme["http"].__name__
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """The fake server over HTTPS with a throwaway self-signed certificate for 127.0.0.1."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with FakeSegmentServer(write_keys=(WRITE_KEY,), tls=context) as server:
+        yield server, str(cert)
+
+
+@pytest.mark.parametrize("head", [False, True], ids=["body-trickles", "headers-trickle"])
+def test_the_total_timeout_cuts_a_trickle_over_tls(tls_server, fast_sleeps, head):
+    from sqltraits_kit.publishing.segment.deadline import mount
+
+    server, cert = tls_server
+    session = mount(requests.Session())  # an injected session gets the deadline this way
+    session.verify = cert
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace verify
+    client = make_client(
+        server, fast_sleeps, timeout=1.0, session=session, retry=RetryPolicy(max_retries=0)
+    )
+    (batch,) = batches_for(rows(3))
+    assert client.send_batch(batch).ok  # TLS works at all
+    server.inject(Trickle(interval=0.1, size=200, head=head))
+    result = client.send_batch(batch)
+    assert result.status is DeliveryStatus.FAILED_RETRIES_EXHAUSTED
+    assert "no complete answer within 1 s" in result.error
+    _wait_for(lambda: server.snapshot()["trickles_cut"] == 1)
+    session.close()
