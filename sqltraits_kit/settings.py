@@ -86,6 +86,8 @@ _ENV = {
     "profile_endpoint": "SEGMENT_PROFILE_ENDPOINT",
     "max_requests_per_second": "SQLTRAITS_MAX_REQUESTS_PER_SECOND",
     "max_events_per_second": "SQLTRAITS_MAX_EVENTS_PER_SECOND",
+    "max_request_seconds": "SQLTRAITS_MAX_REQUEST_SECONDS",
+    "max_rate_limit_wait": "SQLTRAITS_MAX_RATE_LIMIT_WAIT",
     "sample_customers": "SQLTRAITS_SAMPLE_CUSTOMERS",
 }
 
@@ -104,6 +106,8 @@ class Settings:
     profile_endpoint: str | None = None
     max_requests_per_second: float = 20.0
     max_events_per_second: float = 1000.0
+    max_request_seconds: float = 15.0  # one Segment request, connect to last byte
+    max_rate_limit_wait: float = 120.0  # Retry-After obeyed per run, in total
     sample_customers: int = 50_000  # size of the demo sample built on first start
 
     def __post_init__(self) -> None:
@@ -112,6 +116,8 @@ class Settings:
         for name in ("max_requests_per_second", "max_events_per_second"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0 = no client-side limit)")
+        if not self.max_request_seconds > 0 or not self.max_rate_limit_wait >= 0:
+            raise ValueError("max_request_seconds must be > 0 and max_rate_limit_wait >= 0")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], /) -> Settings:

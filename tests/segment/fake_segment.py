@@ -15,11 +15,18 @@ Behaviour follows Segment's docs (``http-api/index.md``, ``unify/product-limits.
   account's; a null value sets the trait to null.
 - ``GET /v1/spaces/<space>/collections/<users|accounts>/profiles/<type>:<id>/traits``
   with Basic auth (access token), ``limit``/``include``/``next``; 404 body as Segment's.
-- Fault injection: `FakeSegmentServer.inject` queues `Respond`, `DropConnection` or
-  `Delay` for the next tracking requests; `FakeSegmentServer.fail_every` adds a rule.
+- Fault injection: `FakeSegmentServer.inject` queues `Respond`, `DropConnection`,
+  `Delay`, `HtmlPage` (a proxy or captive portal answering 200 with HTML), `Redirect`
+  (a 3xx to `LANDING_PATH` on this server, which answers 200 to GET and POST and records
+  the headers it got in `FakeSegmentServer.landing`) or `Trickle` (an answer sent a byte
+  at a time) for the next tracking requests; `FakeSegmentServer.fail_every` adds a rule
+  (e.g. a ``Respond(429, headers={"Retry-After": "20"})`` on every request).
 - Admin endpoints for a server run in another process: ``GET /_fake/stats``,
   ``GET /_fake/profiles/<users|accounts>``, ``GET /_fake/rejected``,
-  ``POST /_fake/reset``, ``POST /_fake/inject`` (JSON list of faults).
+  ``GET /_fake/landing`` (headers the redirect target received), ``POST /_fake/reset``,
+  ``POST /_fake/inject`` (JSON list of faults, see `fault_from_json`),
+  ``POST /_fake/fail_every`` (``{"n": 3, "fault": {...}}``), ``POST /_fake/clear_faults``.
+  `FakeSegmentServer.inject_profile` does the same for Profile API GETs.
 
 Run alone: ``python -m tests.segment.fake_segment --port 0`` prints
 ``FAKE_SEGMENT_URL=http://127.0.0.1:<port>`` and serves until interrupted.
@@ -36,6 +43,7 @@ import json
 import re
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -86,12 +94,64 @@ class Delay:
     seconds: float
 
 
-Fault = Respond | DropConnection | Delay
+#: Where `Redirect` sends the client by default: answers 200 (JSON ``{"success": true}``,
+#: the most convincing answer there is) to GET and POST, and stores nothing.
+LANDING_PATH = "/landing"
+
+_PORTAL_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Sign in to the guest network</title></head>"
+    "<body><form method=post action=/login><input name=user></form></body></html>\n"
+)
+
+
+@dataclass(frozen=True)
+class HtmlPage:
+    """Answer ``status`` with an HTML page (``text/html``), as a proxy or portal does."""
+
+    status: int = 200
+    body: str = _PORTAL_PAGE
+    process: bool = False
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """Answer a 3xx with ``Location`` (default: `LANDING_PATH` on this server, absolute)."""
+
+    status: int = 302
+    location: str | None = None
+    process: bool = False
+
+
+@dataclass(frozen=True)
+class Trickle:
+    """Send the answer one byte every ``interval`` seconds.
+
+    ``head=False``: status line and headers at once, then the body byte by byte (the body
+    is Segment's success JSON padded with spaces to ``size`` bytes: valid, just slow);
+    ``head=True``: the headers trickle too. ``process=True`` stores the messages first.
+    """
+
+    interval: float = 0.05
+    size: int = 200
+    head: bool = False
+    process: bool = False
+
+
+Fault = Respond | DropConnection | Delay | HtmlPage | Redirect | Trickle
+_FAULT_KINDS: dict[str, Any] = {
+    "respond": Respond,
+    "drop": DropConnection,
+    "delay": Delay,
+    "html": HtmlPage,
+    "redirect": Redirect,
+    "trickle": Trickle,
+}
 
 
 def fault_from_json(spec: dict[str, Any]) -> Fault:
-    kind = spec.pop("kind")
-    return {"respond": Respond, "drop": DropConnection, "delay": Delay}[kind](**spec)
+    """``{"kind": "respond"|"drop"|"delay"|"html"|"redirect"|"trickle", **fields}``."""
+    spec = dict(spec)
+    return _FAULT_KINDS[spec.pop("kind")](**spec)
 
 
 @dataclass
@@ -107,6 +167,8 @@ class Stats:
     bytes_received: int = 0  # decompressed bodies of accepted requests
     gzip_requests: int = 0
     profile_requests: int = 0
+    landing_requests: int = 0  # requests that reached the redirect target
+    trickles_cut: int = 0  # trickled answers the client hung up on before the end
 
 
 class _Error(Exception):
@@ -146,6 +208,7 @@ class FakeSegmentServer:
         host: str = "127.0.0.1",
         port: int = 0,
         keep_messages: bool = True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.write_keys = set(write_keys)
         self.profile_tokens = set(profile_tokens)
@@ -156,6 +219,9 @@ class FakeSegmentServer:
         self._rules: list[tuple[int, Fault]] = []
         self.reset()
         self._httpd = _QuietServer((host, port), _Handler)
+        self._scheme = "https" if tls is not None else "http"
+        if tls is not None:  # serve HTTPS with this (server-side) context
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self._httpd.daemon_threads = True
         self._httpd.app = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
@@ -164,7 +230,7 @@ class FakeSegmentServer:
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
 
     def start(self) -> FakeSegmentServer:
         self._thread = threading.Thread(
@@ -193,8 +259,15 @@ class FakeSegmentServer:
             self.rejected: list[tuple[Any, str]] = []  # (messageId, reason)
             self.seen_ids: set[str] = set()
             self.profiles: dict[tuple[str, str], dict[str, Any]] = {}  # (collection, "t:id")
+            self.landing: list[dict[str, Any]] = []  # {method, path, headers} at the target
             self._faults.clear()
             self._rules.clear()
+            self._profile_faults: deque[Fault] = deque()
+
+    def inject_profile(self, *faults: Fault) -> None:
+        """Apply these faults, in order, to the next Profile API requests."""
+        with self._lock:
+            self._profile_faults.extend(faults)
 
     def inject(self, *faults: Fault) -> None:
         """Apply these faults, in order, to the next tracking requests."""
@@ -210,6 +283,7 @@ class FakeSegmentServer:
         with self._lock:
             self._faults.clear()
             self._rules.clear()
+            self._profile_faults.clear()
 
     def user_traits(self, user_id: str) -> dict[str, Any] | None:
         return self.profiles.get(("users", f"user_id:{user_id}"))
@@ -417,8 +491,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
+        if parts.path == LANDING_PATH:
+            return self._landing("GET")
         if parts.path.startswith("/_fake/"):
             return self._admin_get(parts.path)
+        with self.app._lock:
+            faults = self.app._profile_faults
+            fault = faults.popleft() if faults else None
+        if fault is not None and not isinstance(fault, Delay):
+            return self._apply(fault)
+        if isinstance(fault, Delay):
+            time.sleep(fault.seconds)
         status, body = self.app._profile_traits(parts.path, parts.query, self.headers)
         self._send_json(status, body)
 
@@ -428,6 +511,8 @@ class _Handler(BaseHTTPRequestHandler):
         if length is None:
             return self._send_json(411, {"code": "length_required", "message": "Content-Length"})
         raw = self.rfile.read(int(length))
+        if path == LANDING_PATH:
+            return self._landing("POST")
         if path.startswith("/_fake/"):
             return self._admin_post(path, raw)
         if not path.startswith("/v1/") or path.rsplit("/", 1)[-1] not in TRACKING_TYPES | {"batch"}:
@@ -449,9 +534,50 @@ class _Handler(BaseHTTPRequestHandler):
     def _apply(self, fault: Fault) -> None:
         if isinstance(fault, DropConnection):
             return self._drop()
+        if isinstance(fault, HtmlPage):
+            return self._send_raw(fault.status, "text/html; charset=utf-8", fault.body.encode())
+        if isinstance(fault, Redirect):
+            location = fault.location or self.app.url + LANDING_PATH
+            return self._send_json(fault.status, {}, {"Location": location})
+        if isinstance(fault, Trickle):
+            return self._trickle(fault)
         assert isinstance(fault, Respond)
         body = fault.body if fault.body is not None else {"code": "injected", "message": "fault"}
         self._send_json(fault.status, body, fault.headers)
+
+    def _send_raw(self, status: int, content_type: str, data: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _trickle(self, fault: Trickle) -> None:
+        body = json.dumps({"success": True}).encode().ljust(fault.size)
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        self.close_connection = True
+        slow = head + body if fault.head else body
+        try:
+            if not fault.head:
+                self.wfile.write(head)
+            for i in range(len(slow)):
+                self.wfile.write(slow[i : i + 1])
+                self.wfile.flush()
+                time.sleep(fault.interval)
+        except OSError:
+            with self.app._lock:
+                self.app.stats.trickles_cut += 1
+
+    def _landing(self, method: str) -> None:
+        with self.app._lock:
+            self.app.stats.landing_requests += 1
+            self.app.landing.append(
+                {"method": method, "path": self.path, "headers": dict(self.headers.items())}
+            )
+        self._send_json(200, {"success": True})
 
     def _admin_get(self, path: str) -> None:
         app = self.app
@@ -460,6 +586,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/_fake/rejected":
             with app._lock:
                 return self._send_json(200, [list(r) for r in app.rejected])
+        if path == "/_fake/landing":
+            with app._lock:
+                return self._send_json(200, list(app.landing))
         if path.startswith("/_fake/profiles/"):
             return self._send_json(200, app.collection(path.rsplit("/", 1)[-1]))
         self._send_json(404, {"code": "not_found", "message": path})
@@ -469,6 +598,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.app.reset()
         elif path == "/_fake/inject":
             self.app.inject(*(fault_from_json(spec) for spec in json.loads(raw or b"[]")))
+        elif path == "/_fake/fail_every":
+            spec = json.loads(raw)
+            self.app.fail_every(int(spec["n"]), fault_from_json(spec["fault"]))
+        elif path == "/_fake/clear_faults":
+            self.app.clear_faults()
         else:
             return self._send_json(404, {"code": "not_found", "message": path})
         self._send_json(200, {"success": True})

@@ -164,20 +164,22 @@ def test_retry_after_as_http_date_and_capped(segment_server, fast_sleeps):
         Respond(503, headers={"Retry-After": email.utils.formatdate(now + 30, usegmt=True)}),
         Respond(429, headers={"Retry-After": "100000"}),
     )
-    client = make_client(segment_server, fast_sleeps, wall_clock=lambda: now)
+    policy = RetryPolicy(max_rate_limit_wait=1000)
+    client = make_client(segment_server, fast_sleeps, wall_clock=lambda: now, retry=policy)
     (batch,) = batches_for(rows(2))
     assert client.send_batch(batch).ok
     assert fast_sleeps == [30, 300]
 
 
-def test_retry_after_total_is_bounded_then_retries_are_spent(segment_server, fast_sleeps):
+def test_retry_after_total_is_bounded_then_the_batch_fails(segment_server, fast_sleeps):
     segment_server.fail_every(1, Respond(429, headers={"Retry-After": "7"}))
-    policy = RetryPolicy(max_retries=1, max_rate_limit_wait=10)
+    policy = RetryPolicy(max_retries=5, max_rate_limit_wait=10)
     (batch,) = batches_for(rows(2))
     result = make_client(segment_server, fast_sleeps, retry=policy).send_batch(batch)
     assert result.status is DeliveryStatus.FAILED_RETRIES_EXHAUSTED
-    assert result.attempts == 3 and result.http_status == 429
-    assert fast_sleeps[0] == 7 and len(fast_sleeps) == 2
+    assert result.attempts == 2 and result.http_status == 429
+    assert fast_sleeps == [7]  # no retries spent once the cap is reached
+    assert "max_rate_limit_wait=10 s" in result.error and "next run" in result.error
 
 
 def test_gives_up_after_max_retries(segment_server, fast_sleeps):

@@ -3,6 +3,11 @@
 The client never drops a batch silently: `send_batch` always returns a `BatchResult`,
 and `send_batches` hands every result, in input order and on the caller's thread, to
 ``on_result`` so the caller can commit sync state only for what Segment acknowledged.
+
+Only Segment's own answer counts (see `answer.judge`): redirects are never followed (the
+write key never goes to a redirect target), and a 2xx is a delivery only when its body is
+Segment's ``{"success": true}``. Every request has a total deadline (`deadline.py`), and
+the time one run spends obeying ``Retry-After`` is capped (`RetryPolicy.max_rate_limit_wait`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from typing import Any, Literal
 import requests
 
 import sqltraits_kit
+from sqltraits_kit.publishing.segment.answer import Verdict, judge
 from sqltraits_kit.publishing.segment.batching import Batch
+from sqltraits_kit.publishing.segment.deadline import deadline, mount
 from sqltraits_kit.publishing.segment.endpoints import TRACKING_HOSTS, base_url
 from sqltraits_kit.publishing.segment.payload import format_timestamp
 from sqltraits_kit.publishing.segment.ratelimit import TokenBucket
@@ -45,8 +52,12 @@ class DeliveryStatus(enum.StrEnum):
     DELIVERED = "delivered"
     #: Segment refused the batch (400, 401, 403, 413, ...): retrying cannot help.
     FAILED_PERMANENT = "failed_permanent"
-    #: Still failing (5xx, 429, network) after every retry: worth trying in a later run.
+    #: Still failing (5xx, 429, network, total timeout) after every retry, or the run's
+    #: ``Retry-After`` budget is spent: worth trying in a later run.
     FAILED_RETRIES_EXHAUSTED = "failed_retries_exhausted"
+    #: The answer was not Segment's (a redirect, an HTML page, a non-JSON or non-success
+    #: body): the endpoint is misconfigured or intercepted, so it is not retried in this run.
+    FAILED_NOT_SEGMENT = "failed_not_segment"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +109,10 @@ class SegmentClient:
     ``concurrency`` requests run at once in `send_batches`, each worker thread with its
     own keep-alive ``requests.Session`` unless ``session`` is given (then it is shared).
     ``clock``/``sleep``/``wall_clock``/``rng`` exist so tests can run backoff instantly.
+
+    ``timeout`` is the total time one request may take, connect to last byte of the
+    answer; it holds on the sessions this client creates (an injected ``session`` needs
+    `deadline.mount` for it, otherwise only ``requests``' per-read timeout applies).
     """
 
     def __init__(
@@ -145,10 +160,16 @@ class SegmentClient:
     # -- sending ------------------------------------------------------------------------
 
     def send_batch(self, batch: Batch) -> BatchResult:
-        """Send one batch, retrying per `RetryPolicy`; never raises for HTTP trouble."""
+        """Send one batch, retrying per `RetryPolicy`; never raises for HTTP trouble.
+
+        On its own, a batch gets the whole ``Retry-After`` budget; within `send_batches`
+        all batches of the call share one.
+        """
+        return self._send(batch, _WaitBudget(self.retry.max_rate_limit_wait))
+
+    def _send(self, batch: Batch, budget: _WaitBudget) -> BatchResult:
         start = self._clock()
         attempts = retries = 0
-        rate_limit_waited = 0.0
 
         def done(status: DeliveryStatus, http: int | None, error: str | None) -> BatchResult:
             return BatchResult(batch, status, http, attempts, error, self._clock() - start)
@@ -167,17 +188,27 @@ class SegmentClient:
             self._requests.acquire(1)
             self._events.acquire(len(batch))
             attempts += 1
-            status, retry_after, error = self._post(batch)
-            if status is not None and 200 <= status < 300:
+            status, retry_after, error, verdict = self._post(batch)
+            if verdict is Verdict.DELIVERED:
                 return done(DeliveryStatus.DELIVERED, status, None)
+            if verdict is Verdict.NOT_SEGMENT:
+                log.error("a batch of %d messages was not delivered: %s", len(batch), error)
+                return done(DeliveryStatus.FAILED_NOT_SEGMENT, status, error)
             if status is not None and not policy.is_retryable(status):
                 if status in _AUTH_STATUSES:
                     self._refused = status  # the key is wrong for every batch
                 log.error("Segment refused a batch of %d messages: %s", len(batch), error)
                 return done(DeliveryStatus.FAILED_PERMANENT, status, error)
             wait = policy.retry_after(retry_after, now=self._wall()) if status else None
-            if wait and rate_limit_waited + wait <= policy.max_rate_limit_wait:
-                rate_limit_waited += wait  # the server named the time: no retry spent
+            if wait and not budget.take(wait):
+                error = (
+                    f"{error}; Segment asked to wait {wait:g} s more (Retry-After), but this run "
+                    f"already waited {budget.spent:g} s on Retry-After, its cap "
+                    f"(max_rate_limit_wait={budget.cap:g} s): the batch is left for the next run"
+                )
+                log.error("gave up on a batch: %s", error)
+                return done(DeliveryStatus.FAILED_RETRIES_EXHAUSTED, status, error)
+            if wait:
                 log.warning("Segment asked to retry after %.1f s (%s)", wait, error)
             elif retries < policy.max_retries:
                 retries += 1
@@ -204,6 +235,7 @@ class SegmentClient:
         """
         summary = DeliverySummary()
         start = self._clock()
+        budget = _WaitBudget(self.retry.max_rate_limit_wait)  # one per call: one per run
 
         def settle(result: BatchResult) -> None:
             summary.add(result)
@@ -212,13 +244,13 @@ class SegmentClient:
 
         if self.concurrency == 1:
             for batch in batches:
-                settle(self.send_batch(batch))
+                settle(self._send(batch, budget))
         else:
             pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="segment-send")
             pending: deque[Future[BatchResult]] = deque()
             try:
                 for batch in batches:
-                    pending.append(pool.submit(self.send_batch, batch))
+                    pending.append(pool.submit(self._send, batch, budget))
                     while len(pending) >= 2 * self.concurrency:
                         settle(pending.popleft().result())
                 while pending:
@@ -230,8 +262,8 @@ class SegmentClient:
 
     # -- HTTP ---------------------------------------------------------------------------
 
-    def _post(self, batch: Batch) -> tuple[int | None, str | None, str | None]:
-        """One request: (status or None, Retry-After header, error text)."""
+    def _post(self, batch: Batch) -> tuple[int | None, str | None, str | None, Verdict | None]:
+        """One request: (status or None, Retry-After header, error text, verdict or None)."""
         sent_at = format_timestamp(dt.datetime.fromtimestamp(self._wall(), dt.UTC))
         body = batch.body(sent_at)
         headers = {
@@ -242,20 +274,37 @@ class SegmentClient:
         if self.gzip:
             body = gzip_lib.compress(body, compresslevel=6)
             headers["Content-Encoding"] = "gzip"
-        try:
-            response = self._session_for_thread().post(
-                self.url, data=body, headers=headers, timeout=self.timeout
-            )
-        except requests.RequestException as exc:
-            # requests' messages can quote the URL; make sure no credential rides along.
-            return None, None, self._redact(f"{type(exc).__name__}: {exc}")
-        if 200 <= response.status_code < 300:
-            return response.status_code, None, None
+        session = self._session_for_thread()
+        with deadline(self.timeout) as inflight:
+            try:
+                # Never follow a redirect: requests would re-send the key to the target
+                # (same host) and turn the POST into a GET whose 200 proves nothing.
+                response = session.post(
+                    self.url,
+                    data=body,
+                    headers=headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+                content = response.content
+            except requests.RequestException as exc:
+                if inflight.expired:
+                    return None, None, self._deadline_error(), None
+                # requests' messages can quote the URL; make sure no credential rides along.
+                return None, None, self._redact(f"{type(exc).__name__}: {exc}"), None
+        status = response.status_code
+        answer = judge(status, response.headers, content)
+        if answer.verdict is not Verdict.HTTP_ERROR:
+            return status, None, self._redact(answer.error or "") or None, answer.verdict
         detail = " ".join(response.text.split())[:300]
-        error = self._redact(
-            f"HTTP {response.status_code} {response.reason}: {detail}".rstrip(": ")
+        error = self._redact(f"HTTP {status} {response.reason}: {detail}".rstrip(": "))
+        return status, response.headers.get("Retry-After"), error, Verdict.HTTP_ERROR
+
+    def _deadline_error(self) -> str:
+        return (
+            f"no complete answer within {self.timeout:g} s, the total timeout per request "
+            "(connect + the whole answer): the server is too slow or trickling its answer"
         )
-        return response.status_code, response.headers.get("Retry-After"), error
 
     def _redact(self, text: str) -> str:
         return self._key.redact(text)  # the key and its base64 "key:" form
@@ -265,7 +314,7 @@ class SegmentClient:
             return self._session
         session = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            session = mount(requests.Session())
             self._local.session = session
             with self._sessions_lock:
                 self._own_sessions.append(session)
@@ -284,6 +333,26 @@ class SegmentClient:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class _WaitBudget:
+    """Seconds a run may still spend obeying ``Retry-After``, shared by its threads.
+
+    Waits on several threads at once each count in full, so with ``concurrency`` 4 the
+    wall time spent waiting may be a quarter of the cap: the cap errs on the short side.
+    """
+
+    def __init__(self, cap: float) -> None:
+        self.cap = cap
+        self.spent = 0.0
+        self._lock = threading.Lock()
+
+    def take(self, seconds: float) -> bool:
+        with self._lock:
+            if self.spent + seconds > self.cap:
+                return False
+            self.spent += seconds
+            return True
 
 
 def _basic(user: str) -> str:

@@ -89,13 +89,46 @@ def _float(value: float) -> float | None:
     return value if math.isfinite(value) else None  # NaN/inf are not JSON: null
 
 
+#: Integers up to 2**53 survive any JSON reader, which may parse numbers as doubles.
+_EXACT_INT = 2**53
+
+
+def _decimal(value: Decimal, *, trait: str | None) -> int | float | None:
+    """A Decimal as a JSON number that means exactly the same value, or `PayloadError`.
+
+    Segment's pipeline reads JSON numbers as doubles, so a decimal goes out only when a
+    double holds it exactly: an integer up to 2**53 (or any integer a double holds), or a
+    fraction whose shortest double text (what we send) is numerically the same decimal
+    (``12.30`` -> ``12.3``). ``12345678901234567.89`` is refused, not rounded: a changed
+    trait value must never leave silently.
+    """
+    if not value.is_finite():
+        return None  # NaN/Infinity are not JSON: null, as for floats
+    if value == value.to_integral_value():
+        whole = int(value)
+        if abs(whole) <= _EXACT_INT or float(whole) == whole:
+            return whole
+        nearest: float | None = float(whole)
+    else:
+        nearest = float(value)
+        if math.isfinite(nearest) and Decimal(repr(nearest)) == value:
+            return nearest
+    raise PayloadError(
+        f"the decimal {value} cannot be sent exactly: Segment reads numbers as doubles and "
+        f"would hold {nearest!r}; round it in the query or cast the column to text",
+        trait=trait,
+    )
+
+
 def to_json_value(value: Any, *, trait: str | None = None) -> JSONScalar:
     """Convert one trait value to a plain JSON scalar, or raise `PayloadError`.
 
     - ``None``, ``pd.NA``, ``pd.NaT``, ``NaN`` and ``±inf`` become ``None`` (a null trait).
     - numpy/pandas integers, floats and booleans become ``int``/``float``/``bool``;
       float32 keeps its shortest decimal form (``0.1``, not ``0.10000000149011612``).
-    - ``Decimal`` becomes ``int`` when it has no fractional digits, else ``float``.
+    - ``Decimal`` (a ``decimal(38,2)`` column) is sent exactly or refused: as an ``int``
+      or ``float`` only when that JSON number denotes exactly the same value (see
+      `_decimal`); ``Decimal("NaN")``/infinities become ``None`` like float ones.
     - datetimes, ``pd.Timestamp``, ``numpy.datetime64`` and dates become ISO-8601 UTC
       strings ending in ``Z`` (see `format_timestamp` for naive values).
     - ``uuid.UUID`` becomes its string.
@@ -122,9 +155,7 @@ def to_json_value(value: Any, *, trait: str | None = None) -> JSONScalar:
     if isinstance(value, float):
         return _float(value)
     if isinstance(value, Decimal):
-        if not value.is_finite():
-            return None
-        return int(value) if value.as_tuple().exponent >= 0 else float(value)
+        return _decimal(value, trait=trait)
     if isinstance(value, dt.date):  # datetime and pd.Timestamp are dates too
         return format_timestamp(value)
     if isinstance(value, np.datetime64):
@@ -165,8 +196,15 @@ def to_json_traits(traits: Mapping[str, Any], *, identifier: Any = None) -> dict
 
 def _identifier(value: Any, *, field: str) -> str:
     value = to_json_value(value, trait=field)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # a float64 id column (pandas with NULLs) must not become "42.0"
+    if isinstance(value, float):
+        # A float64 id column (pandas with NULLs) holds whole numbers: 42.0 is "42", never
+        # "42.0". A fraction (2.5) or a float past 2**53 is not an id anyone wrote down.
+        if not value.is_integer() or abs(value) > _EXACT_INT:
+            raise PayloadError(
+                f"{field} {value!r} is not a whole number a float holds exactly; "
+                "identifiers must be text or integers"
+            )
+        value = int(value)
     if value is None or value == "" or isinstance(value, bool):
         raise PayloadError(f"{field} must be a non-empty string or number, got {value!r}")
     return str(value)

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import requests
 
+from sqltraits_kit.publishing.segment.deadline import deadline, mount
 from sqltraits_kit.publishing.segment.endpoints import PROFILE_HOSTS, base_url
 from sqltraits_kit.publishing.segment.ratelimit import TokenBucket
 from sqltraits_kit.publishing.segment.retry import RetryPolicy
@@ -54,7 +55,7 @@ class ProfileClient:
         self.timeout = timeout
         self.retry = retry or RetryPolicy(max_retries=5, max_delay=10.0)
         self._own_session = session is None
-        self._session = session or requests.Session()
+        self._session = session or mount(requests.Session())
         self._sleep = sleep
         self._limiter = TokenBucket(max_requests_per_second, sleep=sleep)
         self._rng = random.Random()
@@ -102,15 +103,30 @@ class ProfileClient:
             status: int | None = None
             retry_after = None
             try:
-                response = self._session.get(
-                    url, params=params, headers={"Authorization": auth}, timeout=self.timeout
-                )
+                with deadline(self.timeout) as inflight:
+                    # Not following redirects: the token must only reach the configured host.
+                    response = self._session.get(
+                        url,
+                        params=params,
+                        headers={"Authorization": auth},
+                        timeout=self.timeout,
+                        allow_redirects=False,
+                    )
+                    _ = response.content
             except requests.RequestException as exc:
                 error = f"{type(exc).__name__}: {exc}"
+                if inflight.expired:
+                    error = f"no complete answer within {self.timeout:g} s (total timeout)"
             else:
                 status = response.status_code
+                if 300 <= status < 400:
+                    raise ProfileAPIError(
+                        f"the Profile API endpoint redirected (HTTP {status}); Segment never "
+                        "redirects: check the region/endpoint (a proxy or login page?)",
+                        status=status,
+                    )
                 if status == 200:
-                    return response.json()
+                    return self._json(response)
                 if status == 404:
                     return None
                 error = f"HTTP {status}: {' '.join(response.text.split())[:300]}"
@@ -125,6 +141,20 @@ class ProfileClient:
             retries += 1
             wait = self.retry.retry_after(retry_after, now=time.time())
             self._sleep(wait if wait else self.retry.backoff(retries, self._rng))
+
+    def _json(self, response: requests.Response) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            kind = response.headers.get("Content-Type") or "no content type"
+            raise ProfileAPIError(
+                f"the Profile API endpoint answered 200 with a body that is not JSON ({kind}): "
+                "a proxy or login page?",
+                status=200,
+            )
+        return body
 
     def close(self) -> None:
         """Close the session if this client created it."""

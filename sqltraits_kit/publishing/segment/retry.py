@@ -5,8 +5,11 @@
 - Wait: exponential backoff with full jitter, ``uniform(0, min(max_delay, base * 2**n))``,
   so that many clients retrying at once spread out; at most ``max_retries`` retries.
 - ``Retry-After`` (seconds or an HTTP date, capped at 300 s) is obeyed and does not spend
-  a retry, because the server told us exactly when to come back; the total time spent
-  obeying it per batch is capped by ``max_rate_limit_wait``.
+  a retry, because the server told us exactly when to come back. The total time one run
+  (one `SegmentClient.send_batches` call) spends obeying it is capped by
+  ``max_rate_limit_wait``: past it, a batch told to wait again fails at once and is left
+  for the next run (a repeated ``Retry-After: 20`` once kept a batch waiting 1,800 s).
+- A redirect or an answer that is not Segment's JSON is never retried (`answer.py`).
 - Retries are safe because every message carries a deterministic messageId, which
   Segment deduplicates.
 """
@@ -28,7 +31,8 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 60.0
     max_retry_after: float = 300.0
-    max_rate_limit_wait: float = 1800.0
+    #: Seconds of ``Retry-After`` one run may obey in total (summed over its batches).
+    max_rate_limit_wait: float = 120.0
 
     def is_retryable(self, status: int) -> bool:
         if 400 <= status < 500:

@@ -10,6 +10,7 @@ from sqltraits_kit.publishing.segment.client import (
     DEFAULT_MAX_REQUESTS_PER_SECOND,
     SegmentClient,
 )
+from sqltraits_kit.publishing.segment.retry import RetryPolicy
 from sqltraits_kit.publishing.segment.secret import Secret as SegmentSecret
 
 if TYPE_CHECKING:
@@ -50,7 +51,9 @@ def make_client(
 ) -> SegmentClient:
     """A :class:`SegmentClient` from settings, each argument overriding its setting.
 
-    Rates of 0 mean no client-side limit. A missing write key is a :class:`ConfigError` that
+    Rates of 0 mean no client-side limit. ``max_request_seconds`` (the total time of one
+    request) and ``max_rate_limit_wait`` (``Retry-After`` obeyed per run) come from settings
+    unless ``timeout=``/``retry=`` are given. A missing write key is a :class:`ConfigError` that
     says where to put it; the key itself is never shown.
     """
     key = write_key if write_key is not None else getattr(settings, "segment_write_key", None)
@@ -67,6 +70,10 @@ def make_client(
         rps = getattr(settings, "max_requests_per_second", DEFAULT_MAX_REQUESTS_PER_SECOND)
     if eps is None:
         eps = getattr(settings, "max_events_per_second", DEFAULT_MAX_EVENTS_PER_SECOND)
+    options.setdefault("timeout", getattr(settings, "max_request_seconds", 15.0))
+    cap = getattr(settings, "max_rate_limit_wait", None)
+    if "retry" not in options and cap is not None:
+        options["retry"] = RetryPolicy(max_rate_limit_wait=float(cap))
     try:
         return SegmentClient(
             _segment_secret(key),
