@@ -11,6 +11,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--db", help="warehouse URL (default: the demo sample)")
     p.add_argument("--save", metavar="FILE", help="write the mapping as JSON (for --mapping)")
+    p.add_argument(
+        "--save-project",
+        action="store_true",
+        help="keep the mapping in the project file (sqltraits.toml) for this warehouse",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
@@ -21,8 +26,12 @@ def run(args: argparse.Namespace) -> int:
 
     from sqltraits_kit.modelling.mapping_guess import guess_mapping
     from sqltraits_kit.warehouse import connect
+    from sqltraits_kit.workflows.project import Project
 
-    guess = guess_mapping(connect(args.db, read_only=True))
+    wh = connect(args.db, read_only=True)
+    guess = guess_mapping(wh)
+    if args.save_project and guess.mapping is not None:
+        Project().save(wh.url, mapping=guess.mapping)
     if args.save and guess.mapping is not None:
         Path(args.save).write_text(json.dumps(guess.mapping.to_dict(), indent=2) + "\n")
     if args.json:
@@ -34,4 +43,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"problem: {problem}")
         if args.save and guess.mapping is not None:
             print(f"saved to {args.save}; check it, then: sqltraits train --mapping {args.save}")
+        if args.save_project and guess.mapping is not None:
+            print(f"kept in {Project().path} for {wh.display_url}: `sqltraits train` uses it")
     return 0 if guess.complete else 1

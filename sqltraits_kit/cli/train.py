@@ -18,7 +18,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--cutoff", help="training cutoff date YYYY-MM-DD (default: latest data - 2 horizons)"
     )
-    p.add_argument("--horizon-days", type=int, default=90, help="label horizon in days (90)")
+    p.add_argument(
+        "--horizon-days",
+        type=int,
+        help="label horizon in days (default: the project's for this warehouse, else 90)",
+    )
     p.add_argument(
         "--estimator",
         help="churn: gbm (default), logistic, btyd; ltv: gbm (default), poisson, btyd",
@@ -31,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--mapping",
-        help="JSON file with the table mapping (keys as in TableMapping; default: sample/Segment)",
+        help="JSON file with the table mapping (keys as in TableMapping; default: the project "
+        "file's mapping for this warehouse (sqltraits.toml), else the sample/Segment names)",
     )
     p.add_argument(
         "--models-dir", help="model registry folder (default: $SQLTRAITS_MODELS_DIR or models)"
@@ -54,22 +59,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from sqltraits_kit.errors import ConfigError
-    from sqltraits_kit.modelling.features import TableMapping
     from sqltraits_kit.modelling.registry import Registry
     from sqltraits_kit.modelling.training import train_model
     from sqltraits_kit.settings import Settings
     from sqltraits_kit.warehouse import connect
+    from sqltraits_kit.workflows.project import Project
 
     settings = Settings.from_env()
-    mapping = TableMapping()
-    if args.mapping:
-        try:
-            values = json.loads(Path(args.mapping).read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"--mapping {args.mapping}: {exc}") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"--mapping {args.mapping} must hold a JSON object")
-        mapping = TableMapping.from_dict(values)
     if args.max_rows < 0:
         raise ConfigError(f"--max-rows must be >= 0, got {args.max_rows}")
     registry = None if args.no_save else Registry(Path(args.models_dir or settings.models_dir))
@@ -79,13 +75,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
     wh = connect(args.db or settings.db_url, read_only=True, progress=progress)
+    project = Project()
+    mapping = project.mapping_for(wh.url, mapping_file=args.mapping)
+    horizon = args.horizon_days or project.choices(wh.url).horizon_days or 90
     try:
         result = train_model(
             wh,
             kind=args.model,
             mapping=mapping,
             cutoff=args.cutoff,
-            horizon_days=args.horizon_days,
+            horizon_days=horizon,
             estimator=args.estimator,
             name=args.name,
             registry=registry,
