@@ -67,7 +67,7 @@ def test_redact_url_hides_password():
 def test_bad_urls_give_clear_errors(tmp_path):
     with pytest.raises(WarehouseConnectionError, match="not a warehouse URL"):
         connect("just-a-path.duckdb")
-    with pytest.raises(WarehouseConnectionError, match="no such warehouse file .*missing.duckdb"):
+    with pytest.raises(WarehouseConnectionError, match=r"no such warehouse file .*missing\.duckdb"):
         connect(f"duckdb:///{tmp_path}/missing.duckdb", read_only=True)
     with pytest.raises(WarehouseConnectionError, match="could not connect") as info:
         connect("postgres://someone:s3cret@127.0.0.1:1/nothing")

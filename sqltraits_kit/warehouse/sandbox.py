@@ -26,18 +26,19 @@ tables), so it runs on the warehouse's own connection. The engine enforces the s
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, ParamSpec, TypeVar
 
-from sqltraits_kit.errors import ConfigError, DataError
+from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.settings import Settings
 
-if TYPE_CHECKING:
-    from sqltraits_kit.warehouse.connection import Warehouse
+# The functions take a ``Warehouse`` (typed Any: connection.py imports this module).
+Warehouse = Any
 
 __all__ = [
     "Limits",
@@ -48,11 +49,19 @@ __all__ = [
     "refused_source",
     "setup_postgres",
     "time_limit",
+    "time_limited",
 ]
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-class QueryLimitError(DataError):
-    """A statement ran past the time budget or the memory budget and was stopped."""
+
+class QueryLimitError(ConfigError):
+    """A statement ran past the time budget or the memory budget and was stopped.
+
+    A :class:`ConfigError` (CLI exit 2): the user's query asks for more than the operator's
+    budget, and the fix is in the query or the settings.
+    """
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,6 +232,17 @@ def time_limit(wh: Warehouse, *, limits: Limits | None = None) -> Iterator[None]
         wh._budget_active = False
         if timer is not None:
             timer.cancel()
+
+
+def time_limited(func: Callable[P, R]) -> Callable[P, R]:
+    """Run ``func(wh, ...)`` under :func:`time_limit` of its first argument, the warehouse."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with time_limit(args[0]):  # type: ignore[arg-type]
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 # --------------------------------------------------------------------------- second line
