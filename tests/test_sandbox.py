@@ -87,7 +87,7 @@ def test_a_trait_set_reading_secrets_is_refused_before_anything_runs(wh, secrets
     [
         "SELECT * FROM '.streamlit/secrets.toml'",
         'SELECT * FROM "data.csv"',
-        "SELECT * FROM \"s3://bucket/x.parquet\"",
+        'SELECT * FROM "s3://bucket/x.parquet"',
     ],
 )
 def test_a_table_named_like_a_file_is_refused(sql):
@@ -163,9 +163,7 @@ def test_duckdb_engine_refuses_files_urls_and_extensions_past_the_parser(
         ("query_to_xml", "SELECT query_to_xml('select lo_unlink(1)', true, false, '') AS x"),
     ],
 )
-def test_postgres_server_side_file_and_config_functions_are_refused(
-    postgres_wh, function, sql
-):
+def test_postgres_server_side_file_and_config_functions_are_refused(postgres_wh, function, sql):
     before = _setting(postgres_wh, "statement_timeout")
     with pytest.raises(ConfigError, match=rf"calls {function}\(\)"):
         query_table(postgres_wh, sql)
@@ -226,18 +224,18 @@ def test_a_cartesian_query_is_stopped_by_the_time_limit(wh, tmp_path):
     limited = _limited(url)
     try:
         table = query_table(limited, CARTESIAN)
-        with pytest.raises(QueryLimitError, match=r"time budget of 1 s"):  # noqa: PT012
-            with time_limit(limited):
-                table.count().execute()
+        with (
+            pytest.raises(QueryLimitError, match=r"time budget of 1 s"),
+            time_limit(limited),
+        ):
+            table.count().execute()
         # the connection is usable afterwards
         assert limited.row_counts(["users"])["users"] > 0
     finally:
         limited.close()
 
 
-def test_the_cli_stops_a_long_query_with_one_line_and_exit_2(
-    duckdb_wh, capsys, monkeypatch
-):
+def test_the_cli_stops_a_long_query_with_one_line_and_exit_2(duckdb_wh, capsys, monkeypatch):
     url = duckdb_wh.url
     duckdb_wh.close()
     monkeypatch.setenv("SQLTRAITS_QUERY_TIMEOUT_S", "1")
@@ -249,9 +247,7 @@ def test_the_cli_stops_a_long_query_with_one_line_and_exit_2(
     assert captured.out == ""
 
 
-def test_the_cli_refuses_read_text_with_exit_2_and_shows_nothing(
-    duckdb_wh, secrets_file, capsys
-):
+def test_the_cli_refuses_read_text_with_exit_2_and_shows_nothing(duckdb_wh, secrets_file, capsys):
     url = duckdb_wh.url
     duckdb_wh.close()
     sql = f"SELECT 'u1' AS user_id, content FROM read_text('{secrets_file}')"
@@ -272,10 +268,10 @@ def test_duckdb_memory_budget_is_set_and_locked(tmp_path):
             "64.0 MiB",
             "64.0 MB",
         )
-        with pytest.raises(QueryLimitError, match=r"memory budget of 64MB"):  # noqa: PT012
-            with time_limit(wh):
-                # a list aggregate cannot spill: it must hold every value at once
-                raw.execute("SELECT list(repeat('x', 100) || i) FROM range(3000000) t(i)").fetchall()
+        # a list aggregate cannot spill: it must hold every value at once
+        hungry = "SELECT list(repeat('x', 100) || i) FROM range(3000000) t(i)"
+        with pytest.raises(QueryLimitError, match=r"memory budget of 64MB"), time_limit(wh):
+            raw.execute(hungry).fetchall()
         assert raw.execute("SELECT 1").fetchone() == (1,)
     finally:
         wh.close()
