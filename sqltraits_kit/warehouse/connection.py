@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from sqltraits_kit.errors import (
     ConfigError,
@@ -92,8 +92,10 @@ def redact_url(url: str) -> str:
         # Rebuild only the query part: urlunsplit would drop the empty host of duckdb:///...
         base, _, rest = out.partition("?")
         _, hash_sign, fragment = rest.partition("#")
-        masked = [(k, _MASK if _secret_param(k) else v) for k, v in query]
-        out = f"{base}?{urlencode(masked, safe=_MASK + '/:')}{hash_sign}{fragment}"
+        masked = "&".join(
+            f"{quote(k)}={_MASK if _secret_param(k) else quote(v, safe='/:')}" for k, v in query
+        )
+        out = f"{base}?{masked}{hash_sign}{fragment}"
     return out
 
 
