@@ -111,7 +111,7 @@ def _sample_url(path: Path) -> str:
     return f"duckdb://{path.resolve()}"
 
 
-@dataclass
+@dataclass(repr=False)
 class Warehouse:
     """An Ibis backend plus the handful of things the kit asks of every warehouse."""
 
@@ -141,6 +141,10 @@ class Warehouse:
     @property
     def display_url(self) -> str:
         return redact_url(self.url)
+
+    def __repr__(self) -> str:  # never the password: a repr lands in logs and tracebacks
+        mode = "read-only" if self.read_only else "read-write"
+        return f"Warehouse({self.display_url!r}, {self.backend}, {mode})"
 
     def tables(self) -> list[str]:
         return sorted(self.con.list_tables())
