@@ -217,7 +217,12 @@ class Warehouse:
         if self.backend == "duckdb" and self._sandbox:
             if self.scratch_dir is None:
                 self.scratch_dir = new_scratch_dir()
-            lock_down_duckdb(self.con.con, scratch_dir=self.scratch_dir, limits=self.limits)
+            lock_down_duckdb(
+                self.con.con,
+                scratch_dir=self.scratch_dir,
+                limits=self.limits,
+                keep_memory_limit="memory_limit" in self._config,
+            )
         elif self.backend == "postgres":
             setup_postgres(self.con, limits=self.limits)
 

@@ -88,11 +88,14 @@ def new_scratch_dir() -> str:
     return tempfile.mkdtemp(prefix="sqltraits_scratch_")
 
 
-def lock_down_duckdb(raw: Any, *, scratch_dir: str, limits: Limits) -> None:
+def lock_down_duckdb(
+    raw: Any, *, scratch_dir: str, limits: Limits, keep_memory_limit: bool = False
+) -> None:
     """Apply the sandbox to a DuckDB database instance, then lock its configuration.
 
     ``raw`` is the ``duckdb.DuckDBPyConnection`` (``ibis_backend.con``); Ibis' own settings
     (time zone, replacement scans) must already be made, since nothing can be set afterwards.
+    ``keep_memory_limit``: the operator set one in the URL (options they allowed); keep it.
     """
     scratch = scratch_dir.rstrip("/") + "/"
     statements = [
@@ -101,9 +104,10 @@ def lock_down_duckdb(raw: Any, *, scratch_dir: str, limits: Limits) -> None:
         # A list literal of one quoted path the kit generated itself (mkdtemp), not user input.
         "SET allowed_directories = [" + _duck_string(scratch) + "]",
         "SET enable_external_access = false",
-        "SET memory_limit = " + _duck_string(limits.memory_limit),
         "SET lock_configuration = true",
     ]
+    if not keep_memory_limit:
+        statements.insert(-1, "SET memory_limit = " + _duck_string(limits.memory_limit))
     for statement in statements:
         raw.execute(statement)
 
