@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from sqltraits_kit.settings import Settings
     from sqltraits_kit.traits.contract import validate
     from sqltraits_kit.warehouse import connect
-    from sqltraits_kit.warehouse.sandbox import read_only_transaction, time_limit
+    from sqltraits_kit.warehouse.sandbox import query_budget
 
     if args.trait_set and (args.id_column or args.kind):
         raise ConfigError("--id-column and --kind come from the trait set; do not pass them too")
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                 table, what = query_table(wh, args.query), "query"
             id_column, kind = args.id_column, args.kind or "user"
         # Reads only: one READ ONLY transaction on PostgreSQL, and the query budget on both.
-        with read_only_transaction(wh), time_limit(wh):
+        with query_budget(wh):
             report = validate(
                 table, id_column=id_column, kind=kind, allow_reserved=args.allow_reserved
             )

@@ -44,6 +44,7 @@ __all__ = [
     "Limits",
     "QueryLimitError",
     "lock_down_duckdb",
+    "query_budget",
     "read_only_transaction",
     "refused_function",
     "refused_source",
@@ -247,6 +248,18 @@ def time_limited(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def query_budget(wh: Warehouse) -> Iterator[None]:
+    """Reads of user SQL, sandboxed: :func:`read_only_transaction` + :func:`time_limit`.
+
+    For blocks that only read (a validation, a Preview's queries) once the user's query has been
+    resolved: on PostgreSQL resolving it creates a temporary view, which a read-only transaction
+    refuses, so call :func:`~sqltraits_kit.traits.traitset.resolve` before the block.
+    """
+    with read_only_transaction(wh), time_limit(wh):
+        yield
 
 
 # --------------------------------------------------------------------------- second line
