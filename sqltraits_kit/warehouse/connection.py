@@ -131,7 +131,7 @@ class Warehouse:
     _sandbox: bool = field(default=True, repr=False)
     _mode: str | None = field(default=None, repr=False)  # "ro", "rw" or None (released)
     _depth: int = field(default=0, repr=False)
-    _budget_active: bool = field(default=False, repr=False)
+    _budget_active: int | None = field(default=None, repr=False)  # thread of the budget
 
     @property
     def backend(self) -> str:

@@ -207,7 +207,8 @@ def time_limit(wh: Warehouse, *, limits: Limits | None = None) -> Iterator[None]
     DuckDB's out-of-memory error. Nested blocks share the outermost budget.
     """
     lim = limits or wh.limits
-    if getattr(wh, "_budget_active", False):
+    me = threading.get_ident()
+    if getattr(wh, "_budget_active", None) == me:  # nested in this thread: the outer one counts
         yield
         return
     interrupt = _interrupter(wh)
@@ -220,7 +221,7 @@ def time_limit(wh: Warehouse, *, limits: Limits | None = None) -> Iterator[None]
                 interrupt()
 
     timer = threading.Timer(lim.timeout_s, stop) if lim.timeout_s > 0 else None
-    wh._budget_active = True
+    wh._budget_active = me
     if timer is not None:
         timer.daemon = True
         timer.start()
@@ -234,7 +235,7 @@ def time_limit(wh: Warehouse, *, limits: Limits | None = None) -> Iterator[None]
             raise
         raise QueryLimitError(limit_message(kind, lim)) from None
     finally:
-        wh._budget_active = False
+        wh._budget_active = None
         if timer is not None:
             timer.cancel()
 
