@@ -47,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from sqltraits_kit.cli import env_settings
     from sqltraits_kit.errors import ConfigError
-    from sqltraits_kit.settings import Settings
     from sqltraits_kit.traits.contract import validate
     from sqltraits_kit.warehouse import connect
     from sqltraits_kit.warehouse.sandbox import query_budget
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         from sqltraits_kit.traits.traitset import TraitSet
 
         trait_set = TraitSet.load(args.trait_set)  # before connecting: a bad file is exit 2
-    url = args.db or Settings.from_env().db_url
+    url = args.db or env_settings().db_url
     wh = connect(url, read_only=True)
     try:
         if trait_set is not None:

@@ -419,7 +419,11 @@ def connect(
     """
     import ibis
 
-    settings = settings if settings is not None else Settings.from_env()
+    if settings is None:
+        try:
+            settings = Settings.from_env()
+        except ValueError as exc:  # a malformed SQLTRAITS_* variable: the operator's to fix
+            raise ConfigError(str(exc)) from None
     if url is None or not url.strip():
         path = Path(sample_path)
         if not path.exists():
