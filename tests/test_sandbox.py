@@ -287,3 +287,21 @@ def test_limits_come_from_the_environment():
         Settings(query_memory_limit="lots")
     with pytest.raises(ValueError, match="SQLTRAITS_QUERY_TIMEOUT_S must be a number"):
         Settings.from_env({"SQLTRAITS_QUERY_TIMEOUT_S": "soon"})
+
+
+def test_a_dry_run_of_a_long_query_is_stopped_by_the_time_limit(wh, tmp_path):
+    from sqltraits_kit.publishing.sync import Query, sync
+
+    url = wh.url
+    if wh.backend == "duckdb":
+        wh.close()
+        copy = tmp_path / "limited.duckdb"
+        copy.write_bytes(Path(url.split(":///", 1)[1]).read_bytes())
+        url = f"duckdb:///{copy}"
+    limited = _limited(url)
+    try:
+        with pytest.raises(QueryLimitError, match=r"time budget of 1 s"):
+            sync(limited, Query(CARTESIAN), dry_run=True)
+        assert limited.row_counts(["users"])["users"] > 0
+    finally:
+        limited.close()
