@@ -158,6 +158,7 @@ def kit_sync(
     import pandas  # noqa: F401
 
     from sqltraits_kit.publishing.segment import SegmentClient
+    from sqltraits_kit.settings import Settings
     from sqltraits_kit.warehouse import connect
 
     ibis.duckdb  # noqa: B018
@@ -165,7 +166,10 @@ def kit_sync(
     shutil.copyfile(pristine, work)
     try:
         # duckdb_options: DuckDB settings as URL query parameters ("memory_limit=256MB")
-        wh = connect(f"duckdb://{work}" + (f"?{duckdb_options}" if duckdb_options else ""))
+        wh = connect(
+            f"duckdb://{work}" + (f"?{duckdb_options}" if duckdb_options else ""),
+            settings=Settings.from_env().with_(allow_warehouse_url_options=True),
+        )
         client = SegmentClient(
             write_key,
             endpoint=url,

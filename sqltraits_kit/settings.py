@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -89,7 +90,18 @@ _ENV = {
     "max_request_seconds": "SQLTRAITS_MAX_REQUEST_SECONDS",
     "max_rate_limit_wait": "SQLTRAITS_MAX_RATE_LIMIT_WAIT",
     "sample_customers": "SQLTRAITS_SAMPLE_CUSTOMERS",
+    # -- sandbox and limits (issue 12): what user SQL and user-typed URLs may do
+    "query_timeout_s": "SQLTRAITS_QUERY_TIMEOUT_S",
+    "query_memory_limit": "SQLTRAITS_QUERY_MEMORY_LIMIT",
+    "allow_user_warehouse_urls": "SQLTRAITS_ALLOW_USER_WAREHOUSE_URLS",
+    "allow_warehouse_url_options": "SQLTRAITS_ALLOW_WAREHOUSE_URL_OPTIONS",
 }
+
+_BOOLS = ("allow_user_warehouse_urls", "allow_warehouse_url_options")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+# DuckDB's memory_limit syntax, which the kit also uses to describe the budget.
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +121,17 @@ class Settings:
     max_request_seconds: float = 15.0  # one Segment request, connect to last byte
     max_rate_limit_wait: float = 120.0  # Retry-After obeyed per run, in total
     sample_customers: int = 50_000  # size of the demo sample built on first start
+    # -- sandbox and limits (issue 12). A budget for every statement that runs user SQL
+    # (validation, preview, dry run, publish): time in seconds (0 = none), memory in DuckDB's
+    # syntax ("2GB"; DuckDB only: PostgreSQL's memory is the server's work_mem).
+    query_timeout_s: float = 120.0
+    query_memory_limit: str = "2GB"
+    # May a page offer a free-text warehouse URL? None: only when the app is local and
+    # single-user (no login configured); the operator sets it for a team.
+    allow_user_warehouse_urls: bool | None = None
+    # DuckDB URL options (?allow_unsigned_extensions=true, temp_directory=...) change what the
+    # engine may do: refused unless the operator allows them.
+    allow_warehouse_url_options: bool = False
 
     def __post_init__(self) -> None:
         if self.segment_region not in ("us", "eu"):
@@ -118,6 +141,13 @@ class Settings:
                 raise ValueError(f"{name} must be >= 0 (0 = no client-side limit)")
         if not self.max_request_seconds > 0 or not self.max_rate_limit_wait >= 0:
             raise ValueError("max_request_seconds must be > 0 and max_rate_limit_wait >= 0")
+        if not self.query_timeout_s >= 0:
+            raise ValueError("query_timeout_s must be >= 0 seconds (0 = no time limit)")
+        if not _MEMORY.match(str(self.query_memory_limit).strip()):
+            raise ValueError(
+                f"query_memory_limit must be a size such as '2GB' or '512MB', "
+                f"got {self.query_memory_limit!r}"
+            )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], /) -> Settings:
@@ -156,7 +186,9 @@ class Settings:
                 out[name] = _secret(value)
             elif name == "models_dir":
                 out[name] = Path(str(value))
-            elif name.startswith("max_") or name == "sample_customers":
+            elif name in _BOOLS:
+                out[name] = _bool(name, value)
+            elif name.startswith("max_") or name in ("sample_customers", "query_timeout_s"):
                 try:
                     out[name] = int(value) if name == "sample_customers" else float(value)
                 except (TypeError, ValueError):
@@ -167,6 +199,21 @@ class Settings:
                 out[name] = str(value)
         return cls(**out)
 
+    def user_warehouse_urls_allowed(self, *, local: bool) -> bool:
+        """Whether a page may take a typed warehouse URL: the operator's choice, else ``local``."""
+        if self.allow_user_warehouse_urls is None:
+            return local
+        return self.allow_user_warehouse_urls
+
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed (the UI edits settings this way)."""
         return replace(self, **changes)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError(f"{_ENV[name]} must be true or false, got {value!r}")

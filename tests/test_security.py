@@ -4,8 +4,10 @@ crafted model artifact does not execute (that last one lives in tests/test_regis
 from __future__ import annotations
 
 import base64
+import json
 import logging
 
+import ibis
 import pandas as pd
 import pytest
 
@@ -14,6 +16,7 @@ from sqltraits_kit.publishing.segment import SegmentClient
 from sqltraits_kit.publishing.sync import failed_rows, history, sync
 from tests.segment.conftest import WRITE_KEY, segment_server  # noqa: F401 - fixture
 from tests.segment.fake_segment import DropConnection, Respond
+from tests.test_scoring import trained  # noqa: F401 - the session's fitted models (a fixture)
 
 BASIC = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
 
@@ -93,3 +96,98 @@ def test_a_query_source_cannot_write(wh, segment_server):  # noqa: F811
     ):
         sync(wh, Query("DELETE FROM users"), client=client)
     assert wh.row_counts(["users"])["users"] > 0
+
+
+# --------------------------------------------------------------------------- issue 12
+
+
+def test_output_refuses_a_history_table_the_kit_did_not_create(wh, unique_name):
+    from sqltraits_kit.errors import ConfigError
+    from sqltraits_kit.traits.output import new_run_id, write_output
+    from tests.test_traitset import churn_traits_table
+
+    foreign = f"{unique_name}_history"
+    wh.con.create_table(foreign, obj=wh.table("users").limit(5))
+    before = wh.table(foreign).to_pandas()
+    rows = churn_traits_table(20)
+    run_id = new_run_id()
+    data = ibis.memtable(rows).mutate(
+        model_name=ibis.literal("churn"),
+        model_version=ibis.literal("1"),
+        scored_at=ibis.now(),
+        run_id=ibis.literal(run_id),
+    )
+    with pytest.raises(ConfigError, match=rf"{foreign}' exists but is not a run history"):
+        write_output(wh, data, table=unique_name, id_column="user_id", run_id=run_id)
+    assert wh.table(foreign).to_pandas().equals(before)
+    assert not wh.has_table(unique_name)
+    # the kit's own history keeps working: two runs, both kept
+    mine = f"{unique_name}_ok"
+    for _ in range(2):
+        rid = new_run_id()
+        write_output(
+            wh, data.mutate(run_id=ibis.literal(rid)), table=mine, id_column="user_id", run_id=rid
+        )
+    assert wh.row_counts([f"{mine}_history"]) == {f"{mine}_history": 40}
+
+
+def test_score_cli_refuses_a_foreign_history_table(sample_file, tmp_path, trained, capsys):  # noqa: F811
+    from sqltraits_kit.cli import main
+    from sqltraits_kit.warehouse import connect
+
+    path = tmp_path / "wh.duckdb"
+    path.write_bytes(sample_file.read_bytes())
+    url = f"duckdb:///{path}"
+    wh = connect(url)
+    wh.con.create_table("mine_history", obj=wh.table("users").limit(7))
+    wh.close()
+    registry, _ = trained
+    argv = ["score", "--db", url, "--models-dir", str(registry.root), "--model", "churn"]
+    assert main([*argv, "--table", "mine", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'mine_history' exists but is not a run history written by the kit" in err
+    wh = connect(url, read_only=True)
+    try:
+        assert wh.row_counts(["mine_history"]) == {"mine_history": 7}
+        assert not wh.has_table("mine")
+    finally:
+        wh.close()
+
+
+PASSWORD = "pw_s3cr3t_9f8e7d"
+
+
+@pytest.mark.postgres
+def test_a_warehouse_password_appears_in_no_output_card_or_table(postgres_url, tmp_path, capsys):
+    from sqltraits_kit.cli import main
+    from sqltraits_kit.modelling.registry import Registry
+    from sqltraits_kit.modelling.training import train_model
+    from sqltraits_kit.warehouse import connect
+
+    user, _, rest = postgres_url.partition("://")[2].partition("@")
+    url = f"postgres://{user}:{PASSWORD}@{rest}"  # trust auth: any password connects
+    outputs = []
+    for argv, code in [
+        (["tables", "--db", url, "--json"], 0),
+        (["validate", "--db", url, "--table", "users", "--id-column", "id", "--json"], 1),
+        (["validate", "--db", url, "--table", "nope"], 2),
+        (["validate", "--db", url, "--query", "SELECT lo_export(1, '/tmp/x') AS user_id"], 2),
+        (["tables", "--db", url.replace("127.0.0.1", "127.0.0.1:1").replace(":5432", "")], 2),
+    ]:
+        assert main(argv) == code, argv
+        captured = capsys.readouterr()
+        outputs += [captured.out, captured.err]
+    assert json.loads(outputs[0])["warehouse"].startswith("postgres://postgres:••••@")
+    wh = connect(url)
+    try:
+        registry = Registry(tmp_path / "models")
+        result = train_model(wh, kind="churn", registry=registry, max_rows=500)
+        print(result.card, wh, repr(wh))
+        cards = [p.read_text(errors="replace") for p in registry.root.rglob("*") if p.is_file()]
+        tables = [_table_text(wh, t) for t in wh.tables() if t.startswith("sqltraits_")]
+    finally:
+        wh.close()
+    captured = capsys.readouterr()
+    haystack = "\n".join([*outputs, *cards, *tables, captured.out, captured.err])
+    assert cards and "postgres://" in haystack
+    assert PASSWORD not in haystack

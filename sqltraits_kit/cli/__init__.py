@@ -53,6 +53,20 @@ def required_db_url(args: argparse.Namespace, settings, *, why: str) -> str:
     return url
 
 
+def _redacted(exc: BaseException, args: argparse.Namespace) -> str:
+    """The error's message without the credentials of any warehouse URL the command was given."""
+    import os
+
+    from sqltraits_kit.warehouse.connection import scrub
+
+    text = str(exc)
+    given = [getattr(args, name, None) for name in ("db", "source", "dest")]
+    for url in (*given, os.environ.get("SQLTRAITS_DB_URL")):
+        if isinstance(url, str) and url:
+            text = scrub(text, url)
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     from sqltraits_kit import __version__
 
@@ -85,12 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         if args.debug:
             raise
-        print(f"sqltraits {args.command}: error: {exc}", file=sys.stderr)
+        print(f"sqltraits {args.command}: error: {_redacted(exc, args)}", file=sys.stderr)
         return EXIT_USAGE
     except SqlTraitsError as exc:
         if args.debug:
             raise
-        print(f"sqltraits {args.command}: {exc}", file=sys.stderr)
+        print(f"sqltraits {args.command}: {_redacted(exc, args)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"sqltraits {args.command}: interrupted", file=sys.stderr)

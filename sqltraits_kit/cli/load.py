@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     from sqltraits_kit.warehouse import SAMPLE_TABLES, connect, copy_tables
 
     source = connect(args.source, read_only=True)
-    dest = connect(args.dest)
+    dest = connect(args.dest, create=True)  # loading into a new DuckDB file is deliberate
 
     def progress(message: str, fraction: float) -> None:
         print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)

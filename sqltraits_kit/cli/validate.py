@@ -1,7 +1,8 @@
 """sqltraits validate: check a table, query or trait set against Segment's SQL-trait contract.
 
 Exit status: 0 when no error-level rule fails (warnings allowed), 1 when one does, 2 for usage
-or configuration errors (unknown table, bad trait-set file, a query that is not a SELECT).
+or configuration errors (unknown table, bad trait-set file, a query that is not a SELECT, a query
+that calls a refused function or runs past the time or memory budget).
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from sqltraits_kit.cli import env_settings
     from sqltraits_kit.errors import ConfigError
-    from sqltraits_kit.settings import Settings
     from sqltraits_kit.traits.contract import validate
     from sqltraits_kit.warehouse import connect
+    from sqltraits_kit.warehouse.sandbox import query_budget
 
     if args.trait_set and (args.id_column or args.kind):
         raise ConfigError("--id-column and --kind come from the trait set; do not pass them too")
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         from sqltraits_kit.traits.traitset import TraitSet
 
         trait_set = TraitSet.load(args.trait_set)  # before connecting: a bad file is exit 2
-    url = args.db or Settings.from_env().db_url
+    url = args.db or env_settings().db_url
     wh = connect(url, read_only=True)
     try:
         if trait_set is not None:
@@ -74,7 +76,11 @@ def run(args: argparse.Namespace) -> int:
 
                 table, what = query_table(wh, args.query), "query"
             id_column, kind = args.id_column, args.kind or "user"
-        report = validate(table, id_column=id_column, kind=kind, allow_reserved=args.allow_reserved)
+        # Reads only: one READ ONLY transaction on PostgreSQL, and the query budget on both.
+        with query_budget(wh):
+            report = validate(
+                table, id_column=id_column, kind=kind, allow_reserved=args.allow_reserved
+            )
     finally:
         wh.close()
     if args.json:

@@ -275,7 +275,22 @@ def _compatible(new: Any, old: Any) -> bool:
     return new.is_numeric() and old.is_floating()
 
 
-def _history_plan(wh: Warehouse, staged: ir.Table, history: str) -> list[Any]:
+def _check_kit_history(history: str, hschema: Any, id_column: str) -> None:
+    """Refuse to append to (or rebuild) a ``<table>_history`` the kit did not create.
+
+    The kit's history tables carry the identifier and every run metadata column from their
+    first run; a table of that name without them is someone else's, and rewriting it (the
+    history is rebuilt when a trait column is added) would destroy it.
+    """
+    missing = [c for c in (id_column, *METADATA_COLUMNS) if c not in hschema.names]
+    if missing:
+        raise ConfigError(
+            f"{history!r} exists but is not a run history written by the kit (it has no "
+            f"{', '.join(missing)} column); choose another output table, or rename {history!r}"
+        )
+
+
+def _history_plan(wh: Warehouse, staged: ir.Table, history: str, id_column: str) -> list[Any]:
     """Statements that create or extend the history and append this run's rows to it."""
     import ibis
 
@@ -285,6 +300,7 @@ def _history_plan(wh: Warehouse, staged: ir.Table, history: str) -> list[Any]:
         return [_create_as(wh, history, staged)]
     hist = wh.con.table(history)
     hschema = hist.schema()
+    _check_kit_history(history, hschema, id_column)
     for name, dtype in schema.items():
         if name in hschema and not _compatible(dtype, hschema[name]):
             raise DataError(
@@ -337,6 +353,8 @@ def write_output(
         raise ConfigError(f"{wh.display_url} is open read-only: cannot write {table!r}")
     staging = f"{_STAGING_PREFIX}{uuid.uuid4().hex[:16]}"
     history = history_table(table) if keep_history else None
+    if history is not None and wh.has_table(history):  # before any work: not someone's table
+        _check_kit_history(history, wh.con.table(history).schema(), id_column)
     swapped = False
     try:
         report(f"writing the staging table for {table}", 0.0)
@@ -357,7 +375,7 @@ def write_output(
         atomic = wh.backend in _TRANSACTIONAL_DDL
         statements: list[Any] = []
         if history is not None:
-            statements = _history_plan(wh, staged, history)
+            statements = _history_plan(wh, staged, history, id_column)
         try:
             if atomic:
                 _in_transaction(wh, [*statements, _drop(table), _rename(staging, table)])

@@ -309,7 +309,7 @@ def _stream_to_table(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with tempfile.TemporaryDirectory(prefix="sqltraits_score_") as folder:
+    with tempfile.TemporaryDirectory(prefix="sqltraits_score_", dir=wh.scratch_dir) as folder:
         path = Path(folder) / "scores.parquet"
         done = 0
         with pq.ParquetWriter(path, schema) as writer:

@@ -77,6 +77,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqltraits_kit.errors import ConfigError, UnknownTableError
+from sqltraits_kit.warehouse.sandbox import QueryLimitError, check_statement, time_limit
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -680,9 +681,11 @@ def check_read_only_query(query: str, *, dialect: str | None = None) -> str:
     Returns the statement as sqlglot writes it back for ``dialect``: that text, not the user's,
     is what runs, so what was checked is exactly what is executed. Refuses (``ConfigError``)
     several statements, INSERT/UPDATE/DELETE/MERGE (also inside a CTE), SELECT ... INTO,
-    FOR UPDATE/SHARE, DDL and commands. This is a guard against accidents, not a sandbox:
-    functions with side effects cannot be recognised, so give the kit a read-only warehouse
-    user (Segment recommends the same for SQL Traits).
+    FOR UPDATE/SHARE, DDL and commands, and (a second line behind the engine's sandbox, see
+    :mod:`sqltraits_kit.warehouse.sandbox`) known functions that reach files, URLs, large objects
+    or server settings (``read_text``, ``read_csv``, ``glob``, ``lo_export``, ``set_config``...)
+    and tables named like files. Give the kit a read-only warehouse user as well (Segment
+    recommends the same for SQL Traits).
     """
     import sqlglot
     from sqlglot import exp
@@ -698,9 +701,10 @@ def check_read_only_query(query: str, *, dialect: str | None = None) -> str:
         raise ConfigError(f"the query must be a single SELECT statement, found {len(statements)}")
     (statement,) = statements
     if not isinstance(statement, exp.Query):
-        raise ConfigError(
-            f"the query must be a SELECT (or WITH ... SELECT), not {statement.key.upper()}"
-        )
+        what = statement.key.upper()
+        if isinstance(statement, exp.Command):
+            what = str(statement.this).split()[0].upper()  # LOAD, CALL, ... as the user wrote it
+        raise ConfigError(f"the query must be a SELECT (or WITH ... SELECT), not {what}")
     forbidden = tuple(getattr(exp, name) for name in _FORBIDDEN_NODES if hasattr(exp, name))
     for node in statement.walk():
         if isinstance(node, forbidden):
@@ -708,6 +712,7 @@ def check_read_only_query(query: str, *, dialect: str | None = None) -> str:
                 node.key, node.key.upper()
             )
             raise ConfigError(f"the query must only read data; it contains {what}")
+    check_statement(statement)
     return statement.sql(dialect=dialect)
 
 
@@ -716,9 +721,14 @@ def query_table(wh: Warehouse, query: str) -> ir.Table:
     dialect = _sqlglot_dialect(wh)
     checked = check_read_only_query(query, dialect=dialect)
     try:
-        return wh.con.sql(checked, dialect=dialect)
+        with time_limit(wh):
+            return wh.con.sql(checked, dialect=dialect)
+    except QueryLimitError:
+        raise
     except Exception as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "permission" in message.lower() or "disabled by configuration" in message.lower():
+            message = f"refused by the warehouse's sandbox: {message}"
         raise ConfigError(f"the query failed in {wh.display_url}: {message}") from None
 
 

@@ -9,9 +9,17 @@ from __future__ import annotations
 from sqltraits_kit.warehouse.connection import (
     SAMPLE_TABLES,
     Warehouse,
+    check_user_warehouse_url,
     connect,
     copy_tables,
     redact_url,
 )
 
-__all__ = ["SAMPLE_TABLES", "Warehouse", "connect", "copy_tables", "redact_url"]
+__all__ = [
+    "SAMPLE_TABLES",
+    "Warehouse",
+    "check_user_warehouse_url",
+    "connect",
+    "copy_tables",
+    "redact_url",
+]

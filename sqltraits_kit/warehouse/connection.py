@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
-from sqltraits_kit.errors import UnknownTableError, WarehouseConnectionError, WarehouseLockedError
-from sqltraits_kit.settings import DEFAULT_SAMPLE_PATH
+from sqltraits_kit.errors import (
+    ConfigError,
+    UnknownTableError,
+    WarehouseConnectionError,
+    WarehouseLockedError,
+)
+from sqltraits_kit.settings import DEFAULT_SAMPLE_PATH, Settings
+from sqltraits_kit.warehouse.sandbox import (
+    Limits,
+    lock_down_duckdb,
+    new_scratch_dir,
+    setup_postgres,
+)
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -19,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SAMPLE_TABLES",
     "Warehouse",
+    "check_user_warehouse_url",
     "connect",
     "copy_tables",
     "redact_url",
@@ -38,30 +52,86 @@ SAMPLE_TABLES = (
 _GRAINS = ("day", "week", "month")
 
 
+_MASK = "••••"
+# Query parameters that carry a credential (libpq's password, tokens of cloud warehouses).
+_SECRET_PARAMS = ("password", "pass", "pwd", "secret", "token", "key", "credential")
+
+
+def _secret_param(name: str) -> bool:
+    low = name.lower()
+    return any(word in low for word in _SECRET_PARAMS)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credential values in a URL (its password and secret-looking query parameters)."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.password] if parts.password else []
+        found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if _secret_param(k)]
+    except ValueError:
+        return []
+    return [v for v in found if v]
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced, fit for logs and the UI."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:••••@{host}"))
+    """The URL with its password and secret query parameters replaced, fit for logs and the UI."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return "<unreadable URL>"
+    out = url
+    if password is not None:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        user = parts.username or ""
+        out = urlunsplit(parts._replace(netloc=f"{user}:{_MASK}@{host}"))
+    if any(_secret_param(k) for k, _ in query):
+        # Rebuild only the query part: urlunsplit would drop the empty host of duckdb:///...
+        base, _, rest = out.partition("?")
+        _, hash_sign, fragment = rest.partition("#")
+        masked = "&".join(
+            f"{quote(k)}={_MASK if _secret_param(k) else quote(v, safe='/:')}" for k, v in query
+        )
+        out = f"{base}?{masked}{hash_sign}{fragment}"
+    return out
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (an engine's error message, say) with the URL and its credentials redacted."""
+    out = text.replace(url, redact_url(url))
+    for secret in url_secrets(url):
+        out = out.replace(secret, _MASK)
+    return out
 
 
 def _sample_url(path: Path) -> str:
     return f"duckdb://{path.resolve()}"
 
 
-@dataclass
+@dataclass(repr=False)
 class Warehouse:
     """An Ibis backend plus the handful of things the kit asks of every warehouse."""
 
     con: BaseBackend
     url: str
     read_only: bool = False
+    #: The budget of statements that run user SQL (see :mod:`~sqltraits_kit.warehouse.sandbox`).
+    limits: Limits = field(default_factory=Limits)
+    #: False: a DuckDB file is open only inside :meth:`reading` / :meth:`writing` blocks, so an
+    #: idle app does not hold the file's lock against a scheduled run.
+    hold: bool = True
+    #: The only folder a locked-down DuckDB may read: the kit's spill files (scoring).
+    scratch_dir: str | None = None
     _schema_cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _file: Path | None = field(default=None, repr=False)
+    _config: dict[str, Any] = field(default_factory=dict, repr=False)
+    _sandbox: bool = field(default=True, repr=False)
+    _mode: str | None = field(default=None, repr=False)  # "ro", "rw" or None (released)
+    _depth: int = field(default=0, repr=False)
+    _budget_active: int | None = field(default=None, repr=False)  # thread of the budget
 
     @property
     def backend(self) -> str:
@@ -71,6 +141,10 @@ class Warehouse:
     @property
     def display_url(self) -> str:
         return redact_url(self.url)
+
+    def __repr__(self) -> str:  # never the password: a repr lands in logs and tracebacks
+        mode = "read-only" if self.read_only else "read-write"
+        return f"Warehouse({self.display_url!r}, {self.backend}, {mode})"
 
     def tables(self) -> list[str]:
         return sorted(self.con.list_tables())
@@ -136,10 +210,94 @@ class Warehouse:
         expr = ibis.union(*parts).order_by(["period", "table"])
         return expr.to_pandas()
 
+    # ---- opening and releasing a DuckDB file (the app holds no lock while idle)
+
+    def _after_open(self) -> None:
+        """Apply the sandbox and the session limits to a freshly opened connection."""
+        if self.backend == "duckdb" and self._sandbox:
+            if self.scratch_dir is None:
+                self.scratch_dir = new_scratch_dir()
+            lock_down_duckdb(
+                self.con.con,
+                scratch_dir=self.scratch_dir,
+                limits=self.limits,
+                keep_memory_limit="memory_limit" in self._config,
+            )
+        elif self.backend == "postgres":
+            setup_postgres(self.con, limits=self.limits)
+
+    def _open(self, *, read_only: bool) -> None:
+        if self._file is None:
+            return
+        mode = "ro" if read_only else "rw"
+        if self._mode == mode:
+            return
+        self._release_file()
+        try:
+            self.con.do_connect(database=self._file, read_only=read_only, **self._config)
+        except Exception as exc:
+            raise _connect_error(exc, self.url, read_only=read_only) from None
+        self._mode = mode
+        self._after_open()
+
+    def _release_file(self) -> None:
+        if self._mode is not None:
+            with contextlib.suppress(Exception):
+                self.con.disconnect()
+            self._mode = None
+
+    def release(self) -> None:
+        """Close a DuckDB file until the next :meth:`reading` or :meth:`writing` block."""
+        if self._file is not None and self._depth == 0:
+            self._release_file()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Warehouse]:
+        """The file open (in this warehouse's mode) for the block; released after if not held."""
+        if self._file is not None and self._mode is None:
+            self._open(read_only=self.read_only)
+        self._depth += 1
+        try:
+            yield self
+        finally:
+            self._depth -= 1
+            if not self.hold and self._depth == 0:
+                self._release_file()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Warehouse]:
+        """The DuckDB file open read-write for the block, then back to read-only (or released).
+
+        Expressions built before the block stay usable: the Ibis backend object is the same,
+        only its database connection is reopened. A writer in another process gets the lock
+        whenever no block is running here (with ``hold=False``) or this one is read-only and
+        released. Other engines: the block runs as is.
+        """
+        if self._file is None or not self.read_only:
+            with self.reading():
+                yield self
+            return
+        previous = self._mode
+        self._open(read_only=False)
+        self.read_only = False
+        self._depth += 1
+        try:
+            yield self
+        finally:
+            self._depth -= 1
+            self.read_only = True
+            if previous is not None or self.hold:
+                self._open(read_only=True)
+            else:
+                self._release_file()
+
     def close(self) -> None:
         disconnect = getattr(self.con, "disconnect", None)
-        if disconnect is not None:
+        if disconnect is not None and (self._file is None or self._mode is not None):
             disconnect()
+        self._mode = None
+        if self.scratch_dir is not None:
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -147,10 +305,101 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "lock" in text.lower() and ("Could not set lock" in text or "Conflicting lock" in text)
 
 
+def _connect_error(exc: BaseException, url: str, *, read_only: bool) -> Exception:
+    if "different configuration" in str(exc):
+        return WarehouseLockedError(
+            f"{redact_url(url)} is already open in this process in "
+            f"{'read-write' if read_only else 'read-only'} mode; close that connection first "
+            "(DuckDB allows one mode per file and process)."
+        )
+    if _is_lock_error(exc):
+        return WarehouseLockedError(
+            f"{redact_url(url)} is locked by another process (the app, a notebook or a "
+            "scheduled `sqltraits` run). DuckDB allows one writer per file: stop the other "
+            "process, or point one of them at a copy of the file."
+        )
+    return WarehouseConnectionError(
+        f"could not connect to {redact_url(url)}: {type(exc).__name__}: {scrub(str(exc), url)}"
+    )
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else ""
+
+
+def _duckdb_target(url: str) -> tuple[Path | str, str]:
+    """The database a ``duckdb://`` URL names (a path, ``:memory:`` or ``md:...``) and options.
+
+    Read as Ibis reads it: ``duckdb:///abs/path.duckdb`` and ``duckdb://relative/path.duckdb``.
+    """
+    rest = url.split("://", 1)[1]
+    path_part, _, query = rest.partition("?")
+    if path_part in ("", "/", "/:memory:", ":memory:"):
+        return ":memory:", query
+    if path_part.startswith(("md:", "motherduck:")):
+        return path_part, query
+    if path_part.startswith("//"):  # duckdb:////abs/path: one leading slash is enough
+        path_part = "/" + path_part.lstrip("/")
+    return Path(path_part), query
+
+
+def _missing_file(file: Path) -> WarehouseConnectionError:
+    return WarehouseConnectionError(
+        f"no such warehouse file {file}; create one with `sqltraits sample` or pass create=True"
+    )
+
+
+def _options_refused(query: str) -> WarehouseConnectionError:
+    names = ", ".join(sorted({k for k, _ in parse_qsl(query, keep_blank_values=True)})) or query
+    return WarehouseConnectionError(
+        f"warehouse URL options ({names}) change what the engine may do and are turned off; "
+        "the operator can allow them with SQLTRAITS_ALLOW_WAREHOUSE_URL_OPTIONS=true"
+    )
+
+
+def check_user_warehouse_url(url: str, *, settings: Settings, local: bool | None = None) -> str:
+    """Check a warehouse URL a user typed (the app's Data page); returns it stripped.
+
+    Refused, with one line saying why: typed URLs when the operator turned them off
+    (``allow_user_warehouse_urls``; unset means allowed only when ``local``, the default),
+    engines other than DuckDB and PostgreSQL, URL options (``?...``) unless
+    ``allow_warehouse_url_options``, MotherDuck, and a DuckDB file that does not exist (a typo
+    must not create one).
+    """
+    if not settings.user_warehouse_urls_allowed(local=True if local is None else local):
+        raise ConfigError(
+            "typed warehouse URLs are turned off on this server; choose one of the warehouses "
+            "the operator configured (SQLTRAITS_ALLOW_USER_WAREHOUSE_URLS)"
+        )
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError("enter a warehouse URL, e.g. duckdb:///data/warehouse.duckdb")
+    url = url.strip()
+    scheme = _scheme(url)
+    if scheme not in ("duckdb", "postgres", "postgresql"):
+        raise ConfigError(
+            f"not a DuckDB or PostgreSQL URL: {redact_url(url)!r} (expected duckdb:///file.duckdb "
+            "or postgres://user@host:5432/db)"
+        )
+    query = urlsplit(url).query if scheme != "duckdb" else _duckdb_target(url)[1]
+    if query and not settings.allow_warehouse_url_options:
+        raise _options_refused(query)
+    if scheme == "duckdb":
+        target, _ = _duckdb_target(url)
+        if isinstance(target, str) and target != ":memory:":
+            raise ConfigError(f"{target.split(':', 1)[0]} databases are not offered here")
+        if isinstance(target, Path) and not target.is_file():
+            raise _missing_file(target)
+    return url
+
+
 def connect(
     url: str | None = None,
     *,
     read_only: bool = False,
+    create: bool = False,
+    hold: bool = True,
+    sandbox: bool = True,
+    settings: Settings | None = None,
     sample_path: str | Path = DEFAULT_SAMPLE_PATH,
     sample_customers: int = 50_000,
     progress: Callable[[str, float], None] | None = None,
@@ -159,10 +408,22 @@ def connect(
 
     ``duckdb:///path.duckdb``, ``postgres://user@host:5432/db`` and any URL Ibis understands.
     A DuckDB file is opened read-only when ``read_only``; if another process holds its write
-    lock a :class:`WarehouseLockedError` says so.
+    lock a :class:`WarehouseLockedError` says so. A DuckDB file that does not exist is an error
+    unless ``create`` (a typo must not make an empty warehouse). ``hold=False`` keeps the file
+    closed outside :meth:`Warehouse.reading` / :meth:`Warehouse.writing` blocks (the app).
+
+    The connection runs user SQL in the sandbox of :mod:`~sqltraits_kit.warehouse.sandbox`
+    with the budget of ``settings`` (default: from the environment); ``sandbox=False`` is for
+    the kit's own work that needs files, never for user SQL. DuckDB URL options are refused
+    unless ``settings.allow_warehouse_url_options``.
     """
     import ibis
 
+    if settings is None:
+        try:
+            settings = Settings.from_env()
+        except ValueError as exc:  # a malformed SQLTRAITS_* variable: the operator's to fix
+            raise ConfigError(str(exc)) from None
     if url is None or not url.strip():
         path = Path(sample_path)
         if not path.exists():
@@ -171,41 +432,56 @@ def connect(
             build_sample(path, customers=sample_customers, progress=progress)
         url = _sample_url(path)
     url = url.strip()
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    scheme = _scheme(url)
     if not scheme:
         raise WarehouseConnectionError(
             f"not a warehouse URL: {redact_url(url)!r} (expected e.g. duckdb:///file.duckdb "
             "or postgres://user@host:5432/db)"
         )
     kwargs: dict[str, Any] = {}
+    file: Path | None = None
     if scheme == "duckdb":
-        path_part = url.split("://", 1)[1]
-        if read_only and path_part not in ("", "/", "/:memory:", ":memory:"):
-            # As Ibis reads it: duckdb:///abs/path.duckdb and duckdb://relative/path.duckdb
-            file = Path(path_part)
-            if not file.exists():
-                raise WarehouseConnectionError(f"DuckDB file not found: {file}")
-            kwargs["read_only"] = True
+        target, query = _duckdb_target(url)
+        if query and not settings.allow_warehouse_url_options:
+            raise _options_refused(query)
+        if isinstance(target, Path):
+            file = target
+            if not file.exists() and (read_only or not create):
+                raise _missing_file(file)
+            kwargs["read_only"] = read_only
     try:
         con = ibis.connect(url, **kwargs)
     except Exception as exc:
-        if "different configuration" in str(exc):
-            raise WarehouseLockedError(
-                f"{redact_url(url)} is already open in this process in "
-                f"{'read-write' if read_only else 'read-only'} mode; close that connection first "
-                "(DuckDB allows one mode per file and process)."
-            ) from None
-        if _is_lock_error(exc):
-            raise WarehouseLockedError(
-                f"{redact_url(url)} is locked by another process (the app, a notebook or a "
-                "scheduled `sqltraits` run). DuckDB allows one writer per file: stop the other "
-                "process, or point one of them at a copy of the file."
-            ) from None
-        raise WarehouseConnectionError(
-            f"could not connect to {redact_url(url)}: {type(exc).__name__}: "
-            f"{str(exc).replace(url, redact_url(url))}"
-        ) from None
-    return Warehouse(con=con, url=url, read_only=read_only)
+        raise _connect_error(exc, url, read_only=read_only) from None
+    wh = Warehouse(
+        con=con,
+        url=url,
+        read_only=read_only,
+        limits=Limits.from_settings(settings),
+        hold=hold,
+        _file=file.absolute() if file is not None else None,
+        _config=_duckdb_config(con, file),
+        _sandbox=sandbox,
+        _mode=("ro" if read_only else "rw") if file is not None else None,
+    )
+    try:
+        wh._after_open()
+    except Exception:
+        wh.close()
+        raise
+    if not hold:
+        wh.release()
+    return wh
+
+
+def _duckdb_config(con: Any, file: Path | None) -> dict[str, Any]:
+    """The DuckDB config a reopen passes again (URL options the operator allowed)."""
+    if file is None:
+        return {}
+    kwargs = dict(getattr(con, "_con_kwargs", {}) or {})
+    for key in ("database", "read_only", "extensions"):
+        kwargs.pop(key, None)
+    return kwargs
 
 
 def copy_tables(

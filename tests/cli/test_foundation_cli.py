@@ -58,7 +58,7 @@ def test_tables_json(sample_file, capsys):
 
 def test_usage_errors_exit_2_with_a_message(capsys, tmp_path):
     assert main(["tables", "--db", f"duckdb://{tmp_path}/missing.duckdb"]) == 2
-    assert "DuckDB file not found" in capsys.readouterr().err
+    assert "no such warehouse file" in capsys.readouterr().err
     assert main(["sample", "--db", str(tmp_path / "x.duckdb"), "--customers", "0"]) == 2
     with pytest.raises(SystemExit) as info:
         main(["sample"])  # --db is required

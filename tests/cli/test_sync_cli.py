@@ -20,7 +20,7 @@ N = 1_200
 @pytest.fixture
 def db(tmp_path) -> str:
     url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
-    wh = connect(url)
+    wh = connect(url, create=True)
     wh.con.create_table(
         "scores",
         pa.table({"user_id": [f"u{i}" for i in range(N)], "score": [i / N for i in range(N)]}),

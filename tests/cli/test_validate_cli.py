@@ -18,7 +18,7 @@ from tests.test_traitset import CHURN, churn_traits_table
 def db(tmp_path) -> str:
     """A DuckDB file with a good output table and one with a duplicate identifier."""
     url = f"duckdb:///{tmp_path / 'traits.duckdb'}"
-    wh = connect(url)
+    wh = connect(url, create=True)
     wh.con.create_table("churn_traits", obj=churn_traits_table(300))
     bad = churn_traits_table(10).to_pydict()
     bad["user_id"][3] = bad["user_id"][7] = "u-dup"

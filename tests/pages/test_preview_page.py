@@ -163,7 +163,7 @@ def test_one_million_profiles_render_without_shipping_rows(page, tmp_path):
     """The issue's acceptance: 1M rows, timed; set SQLTRAITS_PREVIEW_1M to a DuckDB file to
     reuse a prepared warehouse (it must hold churn_traits with two runs)."""
     path = os.environ.get("SQLTRAITS_PREVIEW_1M") or str(tmp_path / "1m.duckdb")
-    wh = connect(f"duckdb:///{path}")
+    wh = connect(f"duckdb:///{path}", create=True)
     n = 1_000_000
     if not wh.has_table(TABLE):
         write_run(wh, TABLE, run_rows(n, seed=1, run_id="r1", day=1))

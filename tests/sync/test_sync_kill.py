@@ -74,7 +74,7 @@ def _kill_when(proc: subprocess.Popen, server: FakeSegmentServer, accepted: int)
 def test_kill_9_twice_then_rerun_ends_with_exactly_the_tables_values(tmp_path, capsys):
     path = tmp_path / "wh.duckdb"
     db = f"duckdb:///{path}"
-    wh = connect(db)
+    wh = connect(db, create=True)
     scores = pa.table(
         {
             "user_id": [f"u{i:06d}" for i in range(N)],

@@ -8,6 +8,7 @@ from sqltraits_kit.publishing.sync import runs as r
 from sqltraits_kit.publishing.sync import state as s
 from sqltraits_kit.publishing.sync.reports import Verdicts
 from sqltraits_kit.publishing.sync.source import SourceLike, SyncSource, resolve_source
+from sqltraits_kit.warehouse.sandbox import time_limited
 
 if TYPE_CHECKING:
     from sqltraits_kit.warehouse import Warehouse
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["check", "verdicts"]
 
 
+@time_limited  # the contract and drift checks run the user's SQL: within the query budget
 def verdicts(wh: Warehouse, src: SyncSource) -> Verdicts:
     """Validate ``src`` and compare it with what was published before the run that would send it.
 

@@ -24,6 +24,7 @@ from sqltraits_kit.publishing.sync.client import rate
 from sqltraits_kit.publishing.sync.messages import check_sizes, encode_page, identifier_of
 from sqltraits_kit.publishing.sync.reports import DryRunReport
 from sqltraits_kit.publishing.sync.source import SourceLike, resolve_source
+from sqltraits_kit.warehouse.sandbox import time_limited
 
 if TYPE_CHECKING:
     from sqltraits_kit.publishing.segment.payload import EncodedMessage
@@ -78,6 +79,7 @@ def dry_run(
     )
 
 
+@time_limited  # all of a dry run reads the user's SQL: one query budget
 def _dry_run(
     wh: Warehouse,
     source: SourceLike,

@@ -40,6 +40,7 @@ from sqltraits_kit.publishing.sync.reports import (
 )
 from sqltraits_kit.publishing.sync.source import SourceLike, SyncSource, describe, resolve_source
 from sqltraits_kit.publishing.sync.tables import insert, utc_now
+from sqltraits_kit.warehouse.sandbox import time_limit
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -367,9 +368,10 @@ def sync(
         diff = diff.filter(diff["_cat"] == -2)  # nothing ever failed: nothing to send
     elif only is not None:
         diff = diff.filter(diff["_id"].cast("string").isin(only))
-    c = d.counts(diff)
     pending_table = s.pending_table_name(src.sync_key)
-    total = d.materialise(wh, pending_table, d.to_send(diff, src.on_remove))
+    with time_limit(wh):  # the diff joins the user's SQL with the state: the query budget
+        c = d.counts(diff)
+        total = d.materialise(wh, pending_table, d.to_send(diff, src.on_remove))
     if plan is None:
         plan = {k: c[k] for k in ("rows", "new", "changed", "removed", "unchanged")}
     base_row = {
