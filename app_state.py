@@ -20,7 +20,13 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from sqltraits_kit.access import Decision, User, can_publish, can_view
+from sqltraits_kit.access import (
+    Decision,
+    User,
+    can_connect_warehouse,
+    can_publish,
+    can_view,
+)
 from sqltraits_kit.errors import ConfigError, SqlTraitsError
 from sqltraits_kit.settings import DEFAULT_SAMPLE_PATH, Settings
 from sqltraits_kit.warehouse import Warehouse, connect
@@ -159,6 +165,9 @@ def _wait_for_sample(path: Path, customers: int) -> None:
 
 def switch_warehouse(url: str | None) -> Warehouse:
     """Connect to another warehouse for this session (the old connection is closed)."""
+    allowed = can_connect_warehouse(settings(), current_user())
+    if not allowed:
+        raise ConfigError(f"not connected: {allowed.reason}")
     new = connect(url or None)
     old = st.session_state.get("warehouse")
     if old is not None and old is not new:

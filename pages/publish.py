@@ -357,16 +357,17 @@ else:
 # ---------------------------------------------------------------- publish
 st.subheader("Publish")
 # The overrides are a publisher's call: for anyone else they stay unticked and disabled.
-allow_drift = bool(access) and st.checkbox(
+drift_box = st.checkbox(
     "Publish even if drift is over the threshold (or the result is empty)",
     disabled=not access,
     key="publish_allow_drift",
 )
-allow_invalid = bool(access) and st.checkbox(
+invalid_box = st.checkbox(
     "Publish even if validation fails (bad rows are then reported per row)",
     disabled=not access,
     key="publish_allow_invalid",
 )
+allow_drift, allow_invalid = bool(access) and drift_box, bool(access) and invalid_box
 if st.button(
     f"Publish to {destination.label}",
     type="primary",
