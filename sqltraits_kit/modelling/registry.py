@@ -10,7 +10,9 @@ Artifacts are written with skops, never pickle, and loaded only after three chec
 SHA-256 matches the card, every type named anywhere in the artifact is on :data:`TRUSTED_TYPES`
 (an explicit list, no blanket ``trusted=True``), and skops' own audit passes with that list. A
 file that fails any check is refused with :class:`~sqltraits_kit.errors.ModelLoadError` and never
-deserialised. BTYD models need no artifact: their fitted parameters live in the card.
+deserialised. Once deserialised, the trees' node arrays and the card's feature list are checked
+(:mod:`sqltraits_kit.modelling.integrity`) before anything predicts with them. BTYD models
+need no artifact: their fitted parameters live in the card.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sqltraits_kit.errors import ConfigError, ModelLoadError
+from sqltraits_kit.modelling.integrity import check_structure, expected_features
 
 __all__ = [
     "KINDS",
@@ -151,6 +154,12 @@ class LoadedModel:
 
     model: Any
     card: ModelCard
+
+    @property
+    def features(self) -> list[str]:
+        """The feature columns in the order the fitted model takes them (not the card's order,
+        should the two differ); a card that lists other features is a :class:`ModelLoadError`."""
+        return expected_features(self.model, self.card) if self.card.kind != "btyd" else []
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -376,9 +385,13 @@ class Registry:
             )
         _check_types(data, f"model {card.ref}")
         try:
-            return sio.loads(data, trusted=list(TRUSTED_TYPES))
+            model = sio.loads(data, trusted=list(TRUSTED_TYPES))
         except Exception as exc:
             raise ModelLoadError(f"model {card.ref} could not be loaded: {exc}") from None
+        # Trusted types, wrong values: refuse before any prediction can follow them.
+        check_structure(model, card.ref)
+        expected_features(model, card)
+        return model
 
     def _active_version(self, name: str) -> int | None:
         path = self.root / self._check_name(name) / _ACTIVE
