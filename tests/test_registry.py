@@ -381,3 +381,36 @@ def test_a_reordered_card_scores_as_the_original(duckdb_wh, trained, tmp_path): 
         )
         after = duckdb_wh.table("after").to_pandas().set_index("user_id")[before.columns]
         pd.testing.assert_frame_equal(before.sort_index(), after.sort_index())
+
+
+def test_signed_cards_load_and_edited_or_unsigned_ones_do_not(tmp_path, monkeypatch):
+    X, churned, _ = _data()
+    model = make_estimator("churn", "logistic").fit(X, churned)
+    monkeypatch.setenv("SQLTRAITS_MODEL_SIGNING_KEY", "operator-signing-key-0001")
+    registry = Registry(tmp_path)  # the key comes from the environment by default
+    saved = registry.save(model, _card())
+    assert saved.signature.startswith("hmac-sha256:")
+    assert "operator-signing-key" not in (tmp_path / "churn" / "v1" / "card.json").read_text()
+    assert registry.load("churn").card.signature == saved.signature
+
+    # an edit no checksum catches: the card itself (its features, a BTYD model's parameters)
+    path = tmp_path / "churn" / "v1" / "card.json"
+    card = json.loads(path.read_text())
+    path.write_text(json.dumps({**card, "features": card["features"][::-1]}))
+    with pytest.raises(ModelLoadError, match="signature does not match its card"):
+        registry.load("churn")
+    path.write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="signature does not match"):
+        Registry(tmp_path, signing_key="another-key-000000").load("churn")
+
+    unsigned = Registry(tmp_path / "old", signing_key=None)
+    unsigned.save(model, _card())
+    keyed = Registry(tmp_path / "old")
+    with pytest.raises(ModelLoadError, match="churn@1 is not signed"):
+        keyed.load("churn")
+    keyed.sign("churn", 1)  # the operator vouches for it
+    assert keyed.load("churn").card.signature
+    monkeypatch.delenv("SQLTRAITS_MODEL_SIGNING_KEY")
+    assert Registry(tmp_path).load("churn").card.version == 1  # no key: nothing checked
+    with pytest.raises(ConfigError, match="no model signing key"):
+        Registry(tmp_path).sign("churn", 1)

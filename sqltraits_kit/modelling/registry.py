@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sqltraits_kit.errors import ConfigError, ModelLoadError
+from sqltraits_kit.modelling import signing
 from sqltraits_kit.modelling.integrity import check_structure, expected_features
 
 __all__ = [
@@ -123,6 +124,7 @@ class ModelCard:
     artifact: str | None = None  # file name of the skops artifact in the version folder
     artifact_sha256: str | None = None
     notes: list[str] = field(default_factory=list)
+    signature: str | None = None  # HMAC of the rest, when a signing key is configured
 
     @property
     def ref(self) -> str:
@@ -236,8 +238,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
 class Registry:
     """Model versions under ``root`` (by default ``Settings.models_dir``, ``models/``)."""
 
-    def __init__(self, root: str | Path = Path("models")) -> None:
+    def __init__(
+        self, root: str | Path = Path("models"), *, signing_key: Any = signing.ENVIRONMENT
+    ) -> None:
         self.root = Path(root)
+        # None: cards are neither signed nor checked. Default: SQLTRAITS_MODEL_SIGNING_KEY.
+        self._signing_key = signing.resolve_key(signing_key)
 
     def __repr__(self) -> str:
         return f"Registry({str(self.root)!r})"
@@ -302,6 +308,8 @@ class Registry:
             except FileExistsError:
                 version += 1
         card.version = version
+        if self._signing_key is not None:
+            card.signature = signing.sign(card.to_dict(), self._signing_key)
         if payload is not None:
             _write_atomic(folder / _ARTIFACT, payload)
         _write_atomic(folder / _CARD, card.to_json().encode())
@@ -354,6 +362,8 @@ class Registry:
     def load(self, name: str, version: int | None = None) -> LoadedModel:
         """Load a version (None: the active one, else the latest) after checking it is intact."""
         card = self.card(name, version)
+        if self._signing_key is not None:
+            signing.verify(card.to_dict(), self._signing_key, card.ref)
         if card.kind == "btyd":
             from sqltraits_kit.modelling.btyd import BtydPair
 
@@ -392,6 +402,16 @@ class Registry:
         check_structure(model, card.ref)
         expected_features(model, card)
         return model
+
+    def sign(self, name: str, version: int) -> ModelCard:
+        """Sign an existing version's card with this registry's key (for models saved before
+        the key was configured: check them first, a signature says "trusted")."""
+        if self._signing_key is None:
+            raise ConfigError("no model signing key: set SQLTRAITS_MODEL_SIGNING_KEY")
+        card = self.card(name, int(version))
+        card.signature = signing.sign(card.to_dict(), self._signing_key)
+        _write_atomic(self._dir(name, card.version) / _CARD, card.to_json().encode())
+        return card
 
     def _active_version(self, name: str) -> int | None:
         path = self.root / self._check_name(name) / _ACTIVE
