@@ -21,10 +21,30 @@ with st.sidebar:
     st.caption("SQL Traits Kit — warehouse → models → Segment traits")
 
 import app_state  # noqa: E402 - after the navigation on purpose, see above
+from sqltraits_kit.access import can_view, mode_label  # noqa: E402
+
+
+def sign_in(providers: tuple[str, ...]) -> None:
+    """The only thing a visitor sees when the operator configured a login."""
+    st.title("SQL Traits Kit")
+    st.info("Sign in to see the warehouse and the traits.", icon=":material/lock:")
+    for provider in providers or (None,):
+        label = f"Sign in with {provider}" if provider else "Sign in"
+        args = (provider,) if provider else ()
+        st.button(label, on_click=st.login, args=args, key=f"login_{provider}")
+
 
 with app_state.user_errors():
+    settings = app_state.settings()
+    user = app_state.current_user()
+    st.sidebar.caption(mode_label(settings, user), help=app_state.publish_access().reason)
+    if not can_view(settings, user):
+        sign_in(settings.auth_providers)
+        st.stop()
+    if settings.auth_configured:
+        st.sidebar.button("Sign out", on_click=st.logout, key="logout")
     wh = app_state.warehouse()
-    if app_state.settings().db_url is None:  # the path is in the tooltip and on the Data page
+    if settings.db_url is None:  # the path is in the tooltip and on the Data page
         st.sidebar.caption(f"Warehouse: demo sample ({wh.backend})", help=wh.display_url)
     else:
         st.sidebar.caption(f"Warehouse: `{wh.display_url}` ({wh.backend})")

@@ -20,39 +20,72 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from sqltraits_kit.errors import SqlTraitsError
+from sqltraits_kit.access import (
+    Decision,
+    User,
+    can_connect_warehouse,
+    can_publish,
+    can_view,
+)
+from sqltraits_kit.errors import ConfigError, SqlTraitsError
 from sqltraits_kit.settings import DEFAULT_SAMPLE_PATH, Settings
 from sqltraits_kit.warehouse import Warehouse, connect
 
 _LOG = logging.getLogger("sqltraits_app")
 # What the pages keep of their last action; it belongs to the warehouse it ran on.
 RESULT_KEYS = ("train_result", "score_result", "publish_dry", "publish_result")
+# The kit's own bookkeeping tables (sync state, runs): never a source to publish.
+KIT_PREFIXES = ("sqltraits_", "_sqltraits_")
 
 
 def settings() -> Settings:
-    """Settings from ``st.secrets`` when the app has secrets, else from the environment."""
+    """The operator's settings: the environment, overridden field by field by ``st.secrets``."""
     if "settings" not in st.session_state:
         try:
-            secrets = dict(st.secrets)
+            secrets = st.secrets.to_dict()
         except Exception:  # no secrets.toml: that is the normal demo case
             secrets = {}
-        base = Settings.from_env()
-        if secrets:
-            from_secrets = Settings.from_mapping(secrets)
-            base = from_secrets if from_secrets.db_url or not base.db_url else base
-            if base is from_secrets:
-                # environment fills what secrets leave out
-                env = Settings.from_env()
-                base = from_secrets.with_(
-                    segment_write_key=from_secrets.segment_write_key or env.segment_write_key,
-                    db_url=from_secrets.db_url or env.db_url,
-                )
-        st.session_state["settings"] = base
+        try:
+            st.session_state["settings"] = Settings.from_sources(secrets)
+        except ValueError as exc:  # a bad setting: the operator's to fix, said in one line
+            raise ConfigError(f"settings (secrets.toml or the environment): {exc}") from None
     return st.session_state["settings"]
+
+
+def current_user() -> User:
+    """This session's user as ``st.user`` describes them (nobody, without a login)."""
+    try:
+        claims = st.user.to_dict()
+    except Exception:  # outside a Streamlit run (a page imported by a test, a notebook)
+        claims = {}
+    return User.from_claims(claims)
+
+
+def publish_access() -> Decision:
+    """May this session publish and override the gates (``access.can_publish``)?"""
+    return can_publish(settings(), current_user(), server_address=st.get_option("server.address"))
+
+
+def output_tables(wh: Warehouse) -> list[str]:
+    """The warehouse's output production tables (the ones that carry the scoring metadata)."""
+    from sqltraits_kit.traits.output import METADATA_COLUMNS
+
+    wanted = set(METADATA_COLUMNS)
+    return [
+        name
+        for name in wh.tables()
+        if not name.startswith(KIT_PREFIXES)
+        and not name.endswith("_history")
+        and wanted <= set(wh.table(name).columns)
+    ]
 
 
 def warehouse() -> Warehouse:
     """This session's warehouse; the demo sample is built on first start, with progress shown."""
+    view = can_view(settings(), current_user())
+    if not view:  # every page reads through here: a page run on its own is gated too
+        st.info(f"{view.reason}.", icon=":material/lock:")
+        st.stop()
     wh = st.session_state.get("warehouse")
     if wh is not None:
         return wh
@@ -132,6 +165,9 @@ def _wait_for_sample(path: Path, customers: int) -> None:
 
 def switch_warehouse(url: str | None) -> Warehouse:
     """Connect to another warehouse for this session (the old connection is closed)."""
+    allowed = can_connect_warehouse(settings(), current_user())
+    if not allowed:
+        raise ConfigError(f"not connected: {allowed.reason}")
     new = connect(url or None)
     old = st.session_state.get("warehouse")
     if old is not None and old is not new:

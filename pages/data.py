@@ -6,6 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 import app_state
+from sqltraits_kit.access import can_connect_warehouse
 
 st.title("Data")
 st.caption(
@@ -15,19 +16,25 @@ st.caption(
 
 wh = app_state.warehouse()
 
-with st.form("data_connection"):
-    url = st.text_input(
-        "Warehouse URL",
-        value=app_state.settings().db_url or "",
-        placeholder="empty = demo sample · duckdb:///path/file.duckdb · postgres://user@host:5432/db",
-        help="Any Ibis backend URL. Credentials belong in st.secrets or the environment.",
-        key="data_url",
-        persist_state="session",
-    )
-    if st.form_submit_button("Connect"):
-        with app_state.user_errors():
-            wh = app_state.switch_warehouse(url.strip() or None)
-            st.success(f"Connected to {wh.display_url}")
+connect_access = can_connect_warehouse(app_state.settings(), app_state.current_user())
+if connect_access:
+    with st.form("data_connection"):
+        url = st.text_input(
+            "Warehouse URL",
+            value=app_state.settings().db_url or "",
+            placeholder="empty = demo sample · duckdb:///path/file.duckdb · "
+            "postgres://user@host:5432/db",
+            help="Any Ibis backend URL this machine can reach (local, single-user: no login is "
+            "configured). Credentials belong in st.secrets or the environment.",
+            key="data_url",
+            persist_state="session",
+        )
+        if st.form_submit_button("Connect"):
+            with app_state.user_errors():
+                wh = app_state.switch_warehouse(url.strip() or None)
+                st.success(f"Connected to {wh.display_url}")
+else:
+    st.caption(f"Warehouse: {connect_access.reason}.")
 
 st.caption(f"In use: `{wh.display_url}` — backend **{wh.backend}**")
 

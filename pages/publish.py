@@ -16,6 +16,7 @@ from typing import Any
 import streamlit as st
 
 import app_state
+from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing.sync import (
     DryRunReport,
     SyncProgress,
@@ -31,12 +32,13 @@ from sqltraits_kit.traits.traitset import TraitSet
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAITSETS = ROOT / "traitsets"
-KIT_PREFIXES = ("sqltraits_", "_sqltraits_")
 REMOVE_LABELS = {"null": "set their traits to null (Segment's rule)", "keep": "leave them alone"}
 
 settings = app_state.settings()
 wh = app_state.warehouse()
-key = settings.segment_write_key
+access = app_state.publish_access()  # publish, retry and the gate overrides need it
+# Where a publish goes: one of the destinations the operator configured, never a typed URL.
+DESTINATIONS = {d.name: d for d in settings.publish_destinations()}
 
 
 def limit(value: float) -> float | None:
@@ -62,10 +64,12 @@ def run_sync(
         )
 
     with app_state.user_errors():
-        client = make_client(
-            settings,
-            region=st.session_state.get("publish_region"),
-            endpoint=(st.session_state.get("publish_endpoint") or "").strip() or None,
+        if not access:  # the buttons are disabled too; this holds if a click gets through
+            raise ConfigError(f"not published: {access.reason}")
+        client = make_client(  # no settings: nothing of the single-key config leaks in
+            write_key=destination.write_key,
+            region=destination.region,
+            endpoint=destination.endpoint,
             max_requests_per_second=st.session_state.get("publish_rps"),
             max_events_per_second=st.session_state.get("publish_eps"),
         )
@@ -105,13 +109,13 @@ def show_history(source: Any, options: dict[str, Any], sync_key: str | None) -> 
             st.info("No failed rows waiting for this source.")
             return
         st.dataframe(failed, hide_index=True, key="publish_failed")
-        if st.button("Retry failed rows", disabled=key is None, key="publish_retry"):
+        if st.button("Retry failed rows", disabled=not can_send, key="publish_retry"):
             result = run_sync(
                 source,
                 options,
                 only_failed=True,
-                allow_drift=st.session_state.get("publish_allow_drift", False),
-                allow_invalid=st.session_state.get("publish_allow_invalid", False),
+                allow_drift=bool(access) and st.session_state.get("publish_allow_drift", False),
+                allow_invalid=bool(access) and st.session_state.get("publish_allow_invalid", False),
             )
             if result is not None:
                 st.session_state["publish_result"] = result.to_dict()
@@ -178,32 +182,34 @@ st.caption(
     "Sends only the profiles whose traits changed since Segment last acknowledged them. "
     "A publish that is interrupted is resumed by the next one."
 )
+destination = DESTINATIONS[
+    st.selectbox(
+        "Destination",
+        list(DESTINATIONS),
+        format_func=lambda name: DESTINATIONS[name].label,
+        help="The Segment workspaces the operator configured in secrets.toml or the environment.",
+        key="publish_destination",
+        persist_state="session",
+    )
+]
+key = destination.write_key
+can_send = bool(access) and key is not None
 with st.expander("Segment settings", expanded=key is None):
     if key is None:
         st.warning(
-            "No write key: add `SEGMENT_WRITE_KEY` to `.streamlit/secrets.toml` or the "
-            "environment. Checks and dry runs work without one."
+            f"No write key for {destination.label}: the operator adds `SEGMENT_WRITE_KEY` (or "
+            "a destination's `write_key`) to `.streamlit/secrets.toml` or the environment. "
+            "Checks and dry runs work without one."
         )
     else:
-        masked = getattr(key, "masked", None)
-        st.markdown(f"Write key: `{masked() if callable(masked) else '••••'}`")
-    left, right = st.columns(2)
-    left.radio(
-        "Region",
-        ["us", "eu"],
-        index=["us", "eu"].index(settings.segment_region),
-        horizontal=True,
-        help="EU workspaces must use the EU endpoint: the US one accepts their data and loses it.",
-        key="publish_region",
-        persist_state="session",
+        st.markdown(f"Write key: `{key.masked()}`")
+    where = destination.endpoint or f"Segment's {destination.region.upper()} endpoint"
+    st.caption(
+        f"Sends to {where}. Destinations, keys and endpoints are the operator's settings; see "
+        "the README's *Deploying for a team*."
     )
-    right.text_input(
-        "Endpoint (overrides the region)",
-        value=settings.segment_endpoint or "",
-        placeholder="https://api.segment.io",
-        key="publish_endpoint",
-        persist_state="session",
-    )
+    if destination.name != "production":
+        st.caption(f"Sync state of its own: sync keys end in `@{destination.name}`.")
     left, right = st.columns(2)
     left.number_input(
         "Max requests/s (0 = no limit)",
@@ -223,8 +229,8 @@ with st.expander("Segment settings", expanded=key is None):
 # ---------------------------------------------------------------- source
 st.subheader("What to publish")
 files = sorted(p.name for p in TRAITSETS.glob("*.toml")) if TRAITSETS.is_dir() else []
-tables = [t for t in wh.tables() if not t.startswith(KIT_PREFIXES) and not t.endswith("_history")]
-kind_of_source = st.radio(
+left, right = st.columns([3, 2])
+kind_of_source = left.radio(
     "Source",
     ["Trait set", "Table"],
     index=0 if files else 1,
@@ -232,6 +238,24 @@ kind_of_source = st.radio(
     key="publish_source_kind",
     persist_state="session",
 )
+# Input tables (users with their e-mails...) are no trait source: the list holds the output
+# tables the Score page writes, and every table only when a publisher asks for it.
+any_table = right.toggle(
+    "Any table (advanced)",
+    disabled=not access,
+    help="Lists every table of the warehouse, not only output tables. "
+    + ("" if access else f"Not for this session: {access.reason}."),
+    key="publish_any_table",
+    persist_state="session",
+)
+if any_table and access:
+    tables = [
+        t
+        for t in wh.tables()
+        if not t.startswith(app_state.KIT_PREFIXES) and not t.endswith("_history")
+    ]
+else:
+    tables = app_state.output_tables(wh)
 source: Any = None
 options: dict[str, Any] = {}
 sync_key: str | None = None
@@ -283,7 +307,10 @@ with app_state.user_errors():
     elif kind_of_source == "Trait set" and not files:
         st.info(f"No trait-set files in {TRAITSETS}.")
     elif kind_of_source == "Table":
-        st.info("This warehouse has no tables to publish.")
+        st.info(
+            "No output table to publish yet: the Score page writes one."
+            + ("" if any_table and access else " Other tables: *Any table (advanced)*.")
+        )
     if source is not None:
         default_remove = source.on_remove if isinstance(source, TraitSet) else "null"
         options["on_remove"] = st.radio(
@@ -295,7 +322,8 @@ with app_state.user_errors():
             key="publish_on_remove",
             persist_state="session",
         )
-        sync_key = resolve_source(wh, source, **options).sync_key
+        base_key = resolve_source(wh, source, **options).sync_key
+        sync_key = options["sync_key"] = destination.sync_key(base_key)
         st.caption(f"Sync key `{sync_key}`: the published state this source is diffed against.")
 
 if sync_key is None:  # no usable source: the history is still worth seeing
@@ -328,18 +356,22 @@ else:
 
 # ---------------------------------------------------------------- publish
 st.subheader("Publish")
-allow_drift = st.checkbox(
+# The overrides are a publisher's call: for anyone else they stay unticked and disabled.
+drift_box = st.checkbox(
     "Publish even if drift is over the threshold (or the result is empty)",
+    disabled=not access,
     key="publish_allow_drift",
 )
-allow_invalid = st.checkbox(
+invalid_box = st.checkbox(
     "Publish even if validation fails (bad rows are then reported per row)",
+    disabled=not access,
     key="publish_allow_invalid",
 )
+allow_drift, allow_invalid = bool(access) and drift_box, bool(access) and invalid_box
 if st.button(
-    "Publish to Segment",
+    f"Publish to {destination.label}",
     type="primary",
-    disabled=key is None,
+    disabled=not can_send,
     key="publish_button",
     icon=":material/send:",
 ):
@@ -350,7 +382,9 @@ if st.button(
         st.session_state["publish_result"] = result.to_dict()
         st.session_state.pop("publish_dry", None)  # the published state moved on
         dry_slot.caption("Published: run the checks again to see what a next publish would send.")
-if key is None:
+if not access:
+    st.caption(f"Publishing is disabled: {access.reason}.")
+elif key is None:
     st.caption("Publishing is disabled until a write key is configured.")
 
 done = st.session_state.get("publish_result")

@@ -61,7 +61,7 @@ st.caption(
 
 wh = app_state.warehouse()
 settings = app_state.settings()
-registry = Registry(settings.models_dir)
+registry = Registry(settings.models_dir, signing_key=settings.model_signing_key)
 
 with app_state.user_errors():
     cards = registry.list()

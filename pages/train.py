@@ -245,7 +245,7 @@ st.caption(
 with app_state.user_errors():
     wh = app_state.warehouse()
     settings = app_state.settings()
-    registry = Registry(settings.models_dir)
+    registry = Registry(settings.models_dir, signing_key=settings.model_signing_key)
 
     kind = st.radio(
         "Predict", ["churn", "ltv"], horizontal=True, key="train_kind", persist_state="session"

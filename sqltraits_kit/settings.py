@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_SAMPLE_PATH", "Secret", "Settings"]
+__all__ = ["DEFAULT_SAMPLE_PATH", "Destination", "Secret", "Settings"]
 
 #: Where the demo warehouse lives, relative to the working directory (the repository root).
 DEFAULT_SAMPLE_PATH = Path("sample_data") / "sample.duckdb"
@@ -132,6 +132,13 @@ class Settings:
     # DuckDB URL options (?allow_unsigned_extensions=true, temp_directory=...) change what the
     # engine may do: refused unless the operator allows them.
     allow_warehouse_url_options: bool = False
+    # -- console: destinations, access, model signing (see the block at the end of this file)
+    destinations: tuple[Destination, ...] = ()  # named Segment destinations besides the above
+    auth_configured: bool = False  # an [auth] section in secrets.toml: st.login is on
+    auth_providers: tuple[str, ...] = ()  # its [auth.<provider>] tables; () = the [auth] one
+    publishers: tuple[str, ...] = ()  # e-mail addresses that may publish and override gates
+    publisher_claim: str | None = None  # "claim=value" on the identity token: a publisher
+    model_signing_key: Secret | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.segment_region not in ("us", "eu"):
@@ -155,34 +162,28 @@ class Settings:
 
         ``st.secrets`` is such a mapping; a ``[sqltraits]`` or ``[segment]`` section is read too.
         """
-        flat: dict[str, Any] = {}
-        for section in ("sqltraits", "segment"):
-            sub = values.get(section) if hasattr(values, "get") else None
-            if isinstance(sub, Mapping):
-                for key, value in sub.items():
-                    flat.setdefault(key.lower(), value)
-        for key, value in values.items():
-            if not isinstance(value, Mapping):
-                flat[key.lower()] = value
-        picked: dict[str, Any] = {}
-        for name, env in _ENV.items():
-            for key in (name, env.lower(), name.removeprefix("segment_")):
-                if key in flat and flat[key] not in (None, ""):
-                    picked[name] = flat[key]
-                    break
-        return cls._coerce(picked)
+        return cls._coerce(_pick_mapping(values))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, /) -> Settings:
-        env = os.environ if environ is None else environ
-        picked = {name: env[var] for name, var in _ENV.items() if env.get(var, "").strip()}
-        return cls._coerce(picked)
+        return cls._coerce(_pick_env(os.environ if environ is None else environ))
+
+    @classmethod
+    def from_sources(
+        cls, secrets: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """The app's settings: the environment, each field overridden by ``secrets`` when set
+        there (so an ``[auth]`` section in secrets.toml is never lost to an environment URL)."""
+        env = _pick_env(os.environ if environ is None else environ)
+        return cls._coerce({**env, **_pick_mapping(secrets or {})})
 
     @classmethod
     def _coerce(cls, picked: dict[str, Any]) -> Settings:
         out: dict[str, Any] = {}
         for name, value in picked.items():
-            if name in ("segment_write_key", "profile_api_token"):
+            if name in _CONSOLE_FIELDS:  # parsed by the console block below
+                out[name] = value
+            elif name in ("segment_write_key", "profile_api_token"):
                 out[name] = _secret(value)
             elif name == "models_dir":
                 out[name] = Path(str(value))
@@ -209,6 +210,24 @@ class Settings:
         """A copy with some fields changed (the UI edits settings this way)."""
         return replace(self, **changes)
 
+    def publish_destinations(self) -> tuple[Destination, ...]:
+        """Every Segment destination the operator configured, the default one first.
+
+        The single-key settings (``SEGMENT_WRITE_KEY``, region, endpoint) are the destination
+        ``production``; named ``destinations`` come after it (one named ``production``
+        replaces it). Without any configuration, ``production`` without a key: dry runs work.
+        """
+        named = {d.name: d for d in self.destinations}
+        default = named.pop("production", None) or Destination(
+            name="production",
+            region=self.segment_region,
+            endpoint=self.segment_endpoint,
+            write_key=self.segment_write_key,
+        )
+        if not (default.write_key or default.endpoint) and named:
+            return tuple(named.values())  # nothing configured for production: not offered
+        return (default, *named.values())
+
 
 def _bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
@@ -217,3 +236,181 @@ def _bool(name: str, value: Any) -> bool:
     if text in _TRUE or text in _FALSE:
         return text in _TRUE
     raise ValueError(f"{_ENV[name]} must be true or false, got {value!r}")
+
+
+def _pick_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for section in ("sqltraits", "segment"):
+        sub = values.get(section) if hasattr(values, "get") else None
+        if isinstance(sub, Mapping):
+            for key, value in sub.items():
+                flat.setdefault(key.lower(), value)
+    for key, value in values.items():
+        if not isinstance(value, Mapping):
+            flat[key.lower()] = value
+    picked: dict[str, Any] = {}
+    for name, env in _ENV.items():
+        for key in (name, env.lower(), name.removeprefix("segment_")):
+            if key in flat and flat[key] not in (None, ""):
+                picked[name] = flat[key]
+                break
+    picked.update(_console_from_mapping(values, flat))
+    return picked
+
+
+def _pick_env(env: Mapping[str, str]) -> dict[str, Any]:
+    picked: dict[str, Any] = {
+        name: env[var] for name, var in _ENV.items() if env.get(var, "").strip()
+    }
+    picked.update(_console_from_env(env))
+    return picked
+
+
+# ---------------------------------------------------------------- console (issue 12)
+# Where a publish may go, who may publish, and the model-signing key: operator settings, read
+# from secrets.toml or the environment, never from what a page's user types.
+
+_DESTINATION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_CONSOLE_FIELDS = (
+    "destinations",
+    "auth_configured",
+    "auth_providers",
+    "publishers",
+    "publisher_claim",
+    "model_signing_key",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Destination:
+    """One Segment workspace (or Segment-compatible collector) the operator configured.
+
+    ``production`` is the default; another destination keeps its own sync state (its sync keys
+    end in ``@<name>``), so a publish to a test server never counts as delivered to production.
+    """
+
+    name: str
+    region: str = "us"
+    endpoint: str | None = None  # overrides the region (a proxy or a local test server)
+    write_key: Secret | None = field(default=None, repr=False)
+    label: str = ""  # what the Publish page shows; default: name and region or host
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _DESTINATION_NAME.match(self.name):
+            raise ValueError(
+                f"destination name {self.name!r} must be 1-32 lower-case letters, digits, '_' or "
+                "'-'"
+            )
+        if self.region not in ("us", "eu"):
+            raise ValueError(
+                f"destination {self.name!r}: region must be 'us' or 'eu', got {self.region!r}"
+            )
+        if self.endpoint is not None and not re.match(r"^https?://[^\s/?#]+", self.endpoint):
+            raise ValueError(
+                f"destination {self.name!r}: endpoint must be an http(s):// URL, got "
+                f"{self.endpoint!r}"
+            )
+        if not self.label:
+            where = self.region.upper()
+            if self.endpoint:
+                where = self.endpoint.split("://", 1)[1].split("/", 1)[0]
+            object.__setattr__(self, "label", f"{self.name} ({where})")
+
+    def sync_key(self, base: str) -> str:
+        """The sync key of ``base`` (a source's own key) for publishes to this destination."""
+        return base if self.name == "production" else f"{base}@{self.name}"
+
+    @classmethod
+    def parse(cls, name: str, values: Mapping[str, Any], /) -> Destination:
+        known = {"region", "endpoint", "write_key", "label"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"destination {name!r}: unknown setting(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        endpoint = str(values.get("endpoint") or "").strip() or None
+        return cls(
+            name=str(name).strip().lower(),
+            region=str(values.get("region") or "us").strip().lower(),
+            endpoint=endpoint,
+            write_key=_secret(values.get("write_key")),
+            label=str(values.get("label") or ""),
+        )
+
+
+def _emails(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    out = tuple(str(v).strip().lower() for v in items if str(v).strip())
+    bad = [e for e in out if "@" not in e]
+    if bad:
+        raise ValueError(f"publishers must be e-mail addresses, got {', '.join(bad)}")
+    return out
+
+
+def _claim(value: Any) -> str | None:
+    text = str(value or "").strip()
+    if not text:
+        return None
+    claim, sep, wanted = text.partition("=")
+    if not sep or not claim.strip() or not wanted.strip():
+        raise ValueError(f"publisher_claim must be CLAIM=VALUE (e.g. groups=publishers): {text!r}")
+    return f"{claim.strip()}={wanted.strip()}"
+
+
+def _console_from_mapping(values: Mapping[str, Any], flat: Mapping[str, Any]) -> dict[str, Any]:
+    """The console's settings from ``st.secrets``: ``[auth]`` (Streamlit's own OIDC section),
+    ``publishers``/``publisher_claim``/``model_signing_key`` in ``[sqltraits]``, and
+    ``[segment.destinations.<name>]`` tables."""
+    out: dict[str, Any] = {}
+    auth = values.get("auth")
+    if isinstance(auth, Mapping):
+        out["auth_configured"] = True
+        out["auth_providers"] = tuple(k for k, v in auth.items() if isinstance(v, Mapping))
+    for key in ("publishers", "sqltraits_publishers"):
+        if flat.get(key):
+            out["publishers"] = _emails(flat[key])
+            break
+    for key in ("publisher_claim", "sqltraits_publisher_claim"):
+        if flat.get(key):
+            out["publisher_claim"] = _claim(flat[key])
+            break
+    for key in ("model_signing_key", "sqltraits_model_signing_key"):
+        if flat.get(key):
+            out["model_signing_key"] = _secret(flat[key])
+            break
+    table = flat.get("destinations")
+    if isinstance(table, Mapping) and table:
+        out["destinations"] = tuple(
+            Destination.parse(name, sub if isinstance(sub, Mapping) else {})
+            for name, sub in table.items()
+        )
+    return out
+
+
+def _console_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """The same from the environment: ``SQLTRAITS_PUBLISHERS`` (comma-separated),
+    ``SQLTRAITS_PUBLISHER_CLAIM``, ``SQLTRAITS_MODEL_SIGNING_KEY`` and
+    ``SQLTRAITS_DESTINATIONS=test,staging`` with ``SEGMENT_DESTINATION_TEST_WRITE_KEY``,
+    ``..._REGION``, ``..._ENDPOINT``, ``..._LABEL`` per name. Login (``[auth]``) is only in
+    secrets.toml: Streamlit reads it there."""
+    out: dict[str, Any] = {}
+    if env.get("SQLTRAITS_PUBLISHERS", "").strip():
+        out["publishers"] = _emails(env["SQLTRAITS_PUBLISHERS"])
+    if env.get("SQLTRAITS_PUBLISHER_CLAIM", "").strip():
+        out["publisher_claim"] = _claim(env["SQLTRAITS_PUBLISHER_CLAIM"])
+    if env.get("SQLTRAITS_MODEL_SIGNING_KEY", "").strip():
+        out["model_signing_key"] = _secret(env["SQLTRAITS_MODEL_SIGNING_KEY"])
+    names = [n.strip() for n in env.get("SQLTRAITS_DESTINATIONS", "").split(",") if n.strip()]
+    if names:
+        found = []
+        for name in names:
+            prefix = f"SEGMENT_DESTINATION_{name.upper().replace('-', '_')}_"
+            sub = {
+                key: env[prefix + key.upper()]
+                for key in ("region", "endpoint", "write_key", "label")
+                if env.get(prefix + key.upper(), "").strip()
+            }
+            found.append(Destination.parse(name, sub))
+        out["destinations"] = tuple(found)
+    return out

@@ -6,16 +6,22 @@ import hashlib
 import io
 import json
 import os
+import shutil
+import subprocess
+import sys
 import zipfile
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
+from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from sqltraits_kit.errors import ConfigError, ModelLoadError
+from sqltraits_kit.modelling.integrity import check_structure
 from sqltraits_kit.modelling.registry import (
     TRUSTED_TYPES,
     ModelCard,
@@ -24,6 +30,8 @@ from sqltraits_kit.modelling.registry import (
     parse_ref,
 )
 from sqltraits_kit.modelling.training import BtydPair, make_estimator
+from sqltraits_kit.traits.scoring import score
+from tests.test_scoring import trained  # noqa: F401
 
 SETSTATE_CALLS: list[str] = []
 
@@ -232,3 +240,177 @@ def test_parse_ref():
     assert parse_ref("churn") == ("churn", None)
     with pytest.raises(ConfigError, match="NAME@VERSION"):
         parse_ref("churn@latest")
+
+
+# ---------------------------------------------------------------- model files that cannot hurt
+# the server (issue 12): trusted types with crafted values, and cards that disagree with models
+
+_PREDICT_UNCHECKED = """
+import sys, pandas as pd, skops.io as sio
+from sqltraits_kit.modelling.registry import TRUSTED_TYPES
+model = sio.loads(open(sys.argv[1], "rb").read(), trusted=list(TRUSTED_TYPES))
+X = pd.DataFrame({"orders_count": [1, 5], "trend": [0.0, 1.0], "revenue": [10.0, 90.0]})
+print(model.predict_proba(X))
+"""
+
+
+def _crafted_gbm(tmp_path, edit) -> Registry:
+    """A fitted gradient-boosting pipeline with its first tree edited, saved by the registry
+    (so the card's checksum matches the edited bytes)."""
+    X, churned, _ = _data()
+    model = make_estimator("churn", "gbm").fit(X, churned)
+    edit(model.steps[-1][1]._predictors)
+    registry = Registry(tmp_path)
+    registry.save(model, _card(estimator="gbm"))
+    return registry
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda p: p[0][0].nodes["left"].__setitem__(0, 4_000_000_000), "left child 4000000000"),
+        (lambda p: p[0][0].nodes["right"].__setitem__(0, 0), "right child 0"),
+        (lambda p: p[0][0].nodes["feature_idx"].__setitem__(0, 7), "splits on feature 7 of 3"),
+        (lambda p: p[0][0].nodes["feature_idx"].__setitem__(0, -1), "feature -1"),
+        # node 1's children point at node 2 and at itself: a cycle, indices all in range
+        (lambda p: _loop(p[0][0].nodes), "do not form a tree"),
+        (lambda p: p[0][0].nodes["is_categorical"].__setitem__(0, 1), "categorical split"),
+        (lambda p: p[0].append(p[0][0]), "does not hold 1 tree"),
+    ],
+)
+def test_a_crafted_tree_artifact_is_an_error_not_a_crash(tmp_path, edit, message):
+    registry = _crafted_gbm(tmp_path, edit)
+    with pytest.raises(ModelLoadError, match=rf"churn@1.*{message}.*was not scored"):
+        registry.load("churn")
+
+
+def _loop(nodes) -> None:
+    inner = np.flatnonzero(nodes["is_leaf"] == 0)
+    first, second = int(inner[0]), int(inner[1])
+    nodes["left"][second] = first if first else second
+
+
+def test_the_crafted_artifact_would_crash_the_process_without_the_check(tmp_path):
+    """The check above is not vacuous: the same artifact, predicted with unchecked, kills the
+    Python process that does it (a child here; the app's server in the issue)."""
+    registry = _crafted_gbm(tmp_path, lambda p: p[0][0].nodes["left"].__setitem__(0, 4_000_000_000))
+    artifact = registry.root / "churn" / "v1" / "model.skops"
+    done = subprocess.run(
+        [sys.executable, "-c", _PREDICT_UNCHECKED, str(artifact)], capture_output=True, timeout=120
+    )
+    assert done.returncode < 0, (done.returncode, done.stderr[-500:])  # killed by a signal
+
+
+def test_a_fitted_model_passes_the_structure_checks(tmp_path):
+    X, churned, ltv = _data()
+    registry = Registry(tmp_path)
+    for kind, estimator, y in (("churn", "gbm", churned), ("ltv", "gbm", ltv)):
+        model = make_estimator(kind, estimator).fit(X, y)
+        registry.save(model, _card(kind, kind, estimator=estimator))
+        check_structure(registry.load(kind).model, kind)
+
+
+def test_decision_tree_arrays_are_checked_too():
+    """GradientBoosting, forests and decision trees keep theirs in ``tree_`` (not on the trusted
+    list today; checked all the same should they be added)."""
+    X, churned, _ = _data()
+    model = GradientBoostingClassifier(n_estimators=3, max_depth=2).fit(X, churned)
+    check_structure(model, "gb")
+    tree = model.estimators_[1, 0].tree_
+    fake = SimpleNamespace(
+        n_features_in_=3,
+        tree_=SimpleNamespace(
+            children_left=tree.children_left.copy(),
+            children_right=tree.children_right.copy(),
+            feature=tree.feature.copy(),
+            node_count=tree.node_count,
+        ),
+    )
+    check_structure(fake, "copy")
+    fake.tree_.feature[0] = 3
+    with pytest.raises(ModelLoadError, match="node 0 splits on feature 3 of 3"):
+        check_structure(fake, "copy")
+    fake.tree_.feature[0] = 0
+    fake.tree_.children_left[0] = 0  # back to the root: a cycle
+    with pytest.raises(ModelLoadError, match="left child 0"):
+        check_structure(fake, "copy")
+    fake.tree_.children_left[0] = -1  # one child only
+    with pytest.raises(ModelLoadError, match="one child"):
+        check_structure(fake, "copy")
+
+
+def test_a_card_listing_other_features_is_refused(tmp_path):
+    X, churned, _ = _data()
+    registry = Registry(tmp_path)
+    registry.save(make_estimator("churn", "logistic").fit(X, churned), _card())
+    path = tmp_path / "churn" / "v1" / "card.json"
+    card = json.loads(path.read_text())
+    card["features"] = ["orders_count", "trend", "email"]
+    path.write_text(json.dumps(card))
+    with pytest.raises(
+        ModelLoadError, match=r"needs revenue, which the card does not list; the card lists email"
+    ):
+        registry.load("churn")
+    card["features"] = ["orders_count", "trend", "trend"]
+    path.write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="lists trend twice"):
+        registry.load("churn")
+
+
+def test_a_reordered_card_scores_as_the_original(duckdb_wh, trained, tmp_path):  # noqa: F811
+    """The issue's case: a card whose features were reordered gave every profile a wrong score.
+    Scoring now follows the fitted model's own column order."""
+    registry = Registry(tmp_path / "models")
+    shutil.copytree(trained[0].root, registry.root)
+    for ref in (trained[1]["churn"], trained[1]["gbm"]):  # in the warehouse, and streamed
+        name, _, version = ref.partition("@")
+        first = score(duckdb_wh, models=ref, registry=registry, table="before")
+        path = registry.root / name / f"v{version}" / "card.json"
+        card = json.loads(path.read_text())
+        card["features"] = card["features"][::-1]
+        path.write_text(json.dumps(card))
+        assert registry.load(name, int(version)).features == card["features"][::-1]
+        second = score(duckdb_wh, models=ref, registry=registry, table="after")
+        assert any("another order" in note for note in second.notes)
+        assert first.models[0].path == second.models[0].path
+        before = (
+            duckdb_wh.table("before")
+            .to_pandas()
+            .set_index("user_id")
+            .drop(columns=["model_name", "model_version", "scored_at", "run_id"])
+        )
+        after = duckdb_wh.table("after").to_pandas().set_index("user_id")[before.columns]
+        pd.testing.assert_frame_equal(before.sort_index(), after.sort_index())
+
+
+def test_signed_cards_load_and_edited_or_unsigned_ones_do_not(tmp_path, monkeypatch):
+    X, churned, _ = _data()
+    model = make_estimator("churn", "logistic").fit(X, churned)
+    monkeypatch.setenv("SQLTRAITS_MODEL_SIGNING_KEY", "operator-signing-key-0001")
+    registry = Registry(tmp_path)  # the key comes from the environment by default
+    saved = registry.save(model, _card())
+    assert saved.signature.startswith("hmac-sha256:")
+    assert "operator-signing-key" not in (tmp_path / "churn" / "v1" / "card.json").read_text()
+    assert registry.load("churn").card.signature == saved.signature
+
+    # an edit no checksum catches: the card itself (its features, a BTYD model's parameters)
+    path = tmp_path / "churn" / "v1" / "card.json"
+    card = json.loads(path.read_text())
+    path.write_text(json.dumps({**card, "features": card["features"][::-1]}))
+    with pytest.raises(ModelLoadError, match="signature does not match its card"):
+        registry.load("churn")
+    path.write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="signature does not match"):
+        Registry(tmp_path, signing_key="another-key-000000").load("churn")
+
+    unsigned = Registry(tmp_path / "old", signing_key=None)
+    unsigned.save(model, _card())
+    keyed = Registry(tmp_path / "old")
+    with pytest.raises(ModelLoadError, match="churn@1 is not signed"):
+        keyed.load("churn")
+    keyed.sign("churn", 1)  # the operator vouches for it
+    assert keyed.load("churn").card.signature
+    monkeypatch.delenv("SQLTRAITS_MODEL_SIGNING_KEY")
+    assert Registry(tmp_path).load("churn").card.version == 1  # no key: nothing checked
+    with pytest.raises(ConfigError, match="no model signing key"):
+        Registry(tmp_path).sign("churn", 1)

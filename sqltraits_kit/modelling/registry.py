@@ -10,7 +10,9 @@ Artifacts are written with skops, never pickle, and loaded only after three chec
 SHA-256 matches the card, every type named anywhere in the artifact is on :data:`TRUSTED_TYPES`
 (an explicit list, no blanket ``trusted=True``), and skops' own audit passes with that list. A
 file that fails any check is refused with :class:`~sqltraits_kit.errors.ModelLoadError` and never
-deserialised. BTYD models need no artifact: their fitted parameters live in the card.
+deserialised. Once deserialised, the trees' node arrays and the card's feature list are checked
+(:mod:`sqltraits_kit.modelling.integrity`) before anything predicts with them. BTYD models
+need no artifact: their fitted parameters live in the card.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from sqltraits_kit.errors import ConfigError, ModelLoadError
+from sqltraits_kit.modelling import signing
+from sqltraits_kit.modelling.integrity import check_structure, expected_features
 
 __all__ = [
     "KINDS",
@@ -120,6 +124,7 @@ class ModelCard:
     artifact: str | None = None  # file name of the skops artifact in the version folder
     artifact_sha256: str | None = None
     notes: list[str] = field(default_factory=list)
+    signature: str | None = None  # HMAC of the rest, when a signing key is configured
 
     @property
     def ref(self) -> str:
@@ -151,6 +156,12 @@ class LoadedModel:
 
     model: Any
     card: ModelCard
+
+    @property
+    def features(self) -> list[str]:
+        """The feature columns in the order the fitted model takes them (not the card's order,
+        should the two differ); a card that lists other features is a :class:`ModelLoadError`."""
+        return expected_features(self.model, self.card) if self.card.kind != "btyd" else []
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -227,8 +238,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
 class Registry:
     """Model versions under ``root`` (by default ``Settings.models_dir``, ``models/``)."""
 
-    def __init__(self, root: str | Path = Path("models")) -> None:
+    def __init__(
+        self, root: str | Path = Path("models"), *, signing_key: Any = signing.ENVIRONMENT
+    ) -> None:
         self.root = Path(root)
+        # None: cards are neither signed nor checked. Default: SQLTRAITS_MODEL_SIGNING_KEY.
+        self._signing_key = signing.resolve_key(signing_key)
 
     def __repr__(self) -> str:
         return f"Registry({str(self.root)!r})"
@@ -293,6 +308,8 @@ class Registry:
             except FileExistsError:
                 version += 1
         card.version = version
+        if self._signing_key is not None:
+            card.signature = signing.sign(card.to_dict(), self._signing_key)
         if payload is not None:
             _write_atomic(folder / _ARTIFACT, payload)
         _write_atomic(folder / _CARD, card.to_json().encode())
@@ -345,6 +362,8 @@ class Registry:
     def load(self, name: str, version: int | None = None) -> LoadedModel:
         """Load a version (None: the active one, else the latest) after checking it is intact."""
         card = self.card(name, version)
+        if self._signing_key is not None:
+            signing.verify(card.to_dict(), self._signing_key, card.ref)
         if card.kind == "btyd":
             from sqltraits_kit.modelling.btyd import BtydPair
 
@@ -376,9 +395,23 @@ class Registry:
             )
         _check_types(data, f"model {card.ref}")
         try:
-            return sio.loads(data, trusted=list(TRUSTED_TYPES))
+            model = sio.loads(data, trusted=list(TRUSTED_TYPES))
         except Exception as exc:
             raise ModelLoadError(f"model {card.ref} could not be loaded: {exc}") from None
+        # Trusted types, wrong values: refuse before any prediction can follow them.
+        check_structure(model, card.ref)
+        expected_features(model, card)
+        return model
+
+    def sign(self, name: str, version: int) -> ModelCard:
+        """Sign an existing version's card with this registry's key (for models saved before
+        the key was configured: check them first, a signature says "trusted")."""
+        if self._signing_key is None:
+            raise ConfigError("no model signing key: set SQLTRAITS_MODEL_SIGNING_KEY")
+        card = self.card(name, int(version))
+        card.signature = signing.sign(card.to_dict(), self._signing_key)
+        _write_atomic(self._dir(name, card.version) / _CARD, card.to_json().encode())
+        return card
 
     def _active_version(self, name: str) -> int | None:
         path = self.root / self._check_name(name) / _ACTIVE

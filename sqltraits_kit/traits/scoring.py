@@ -188,6 +188,7 @@ class _Model:
     columns: list[str]
     mapping: TableMapping
     windows: tuple[int, ...]
+    features: list[str]  # in the order the fitted model takes them, whatever the card's order
 
     @property
     def card(self) -> ModelCard:
@@ -219,7 +220,8 @@ def _resolve(models: Any, registry: Registry | str | Path | None) -> list[_Model
             mapping = TableMapping.from_dict(card.mapping or {})
         except ConfigError as exc:
             raise ModelLoadError(f"model {card.ref}: its table mapping is invalid: {exc}") from None
-        out.append(_Model(loaded, trait_columns(card), mapping, tuple(card.windows or ())))
+        windows = tuple(card.windows or ())
+        out.append(_Model(loaded, trait_columns(card), mapping, windows, loaded.features))
     refs = [m.card.ref for m in out]
     if len(set(refs)) != len(refs):
         raise ConfigError(f"the same model version is named twice: {', '.join(refs)}")
@@ -364,7 +366,7 @@ def _sklearn_expr(m: _Model, features: ir.Table) -> ir.FloatingValue:
     expr = pipeline_to_ibis(
         m.loaded.model,
         features,
-        features=list(m.card.features),
+        features=m.features,
         output="proba" if kind == "churn" else "predict",
         positive_class=1,
     )
@@ -378,7 +380,7 @@ def _sklearn_parity(
 ) -> tuple[float, int]:
     sample = _systematic_sample(features.mutate(_sqltraits_score=expr), total, rows)
     frame = sample.to_pandas()
-    reference = predict_scores(m.loaded.model, m.card.kind, frame[list(m.card.features)])
+    reference = predict_scores(m.loaded.model, m.card.kind, frame[m.features])
     return _max_diff(reference, frame["_sqltraits_score"].to_numpy(dtype=float)), len(frame)
 
 
@@ -404,7 +406,7 @@ def _stream_sklearn(
         arrays: dict[str, Any] = {"profile_id": batch.column("profile_id")}
         for m in group:
             try:
-                values = predict_scores(m.loaded.model, m.card.kind, frame[list(m.card.features)])
+                values = predict_scores(m.loaded.model, m.card.kind, frame[m.features])
             except SqlTraitsError:
                 raise
             except Exception as exc:
@@ -653,6 +655,9 @@ def score(
     for m in resolved:
         if m.card.cutoff and when.date().isoformat() < m.card.cutoff:
             notes.append(f"{m.card.ref} was trained at cutoff {m.card.cutoff}, after as_of")
+        if m.features != list(m.card.features):
+            notes.append(f"{m.card.ref}: its card lists the features in another order than the "
+                         "model was fitted with; scored in the model's order")  # fmt: skip
 
     scratch = _Scratch(wh)
     runs: list[ModelRun] = []

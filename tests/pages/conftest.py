@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 from sqltraits_kit.settings import Settings
@@ -24,7 +25,18 @@ def _clear_streamlit_caches():
 
 
 @pytest.fixture
-def page(duckdb_wh, tmp_path, monkeypatch):
+def bind():
+    """Where the server listens, as the pages read it (``server.address``): 127.0.0.1, as
+    .streamlit/config.toml says, unless a test calls ``bind("0.0.0.0")``. Set explicitly: which
+    config.toml a test process read depends on its working directory when it first asked."""
+    before = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")
+    yield lambda address: config.set_option("server.address", address)
+    config.set_option("server.address", before)
+
+
+@pytest.fixture
+def page(duckdb_wh, tmp_path, monkeypatch, bind):
     """Open one page script with this test's warehouse and settings already in the session."""
     monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
 

@@ -35,6 +35,7 @@ def publish_page(page, duckdb_wh, tmp_path, segment_server):  # noqa: F811
         )
         at = page("pages/publish.py", settings=settings).run()
         at.radio(key="publish_source_kind").set_value("Table").run()
+        at.toggle(key="publish_any_table").set_value(True).run()  # scores is no output table
         at.selectbox(key="publish_table").select("scores").run()
         return at
 
@@ -59,6 +60,7 @@ def test_without_a_write_key_the_page_explains_and_publishing_is_disabled(page, 
     assert not at.exception, at.exception
     assert any("No write key" in w.value for w in at.warning)
     at.radio(key="publish_source_kind").set_value("Table").run()
+    at.toggle(key="publish_any_table").set_value(True).run()
     at.selectbox(key="publish_table").select("scores").run()
     assert at.button(key="publish_button").disabled
     # checks and the dry run work without a key
