@@ -49,7 +49,11 @@ TARGETS: dict[str, Target] = {
     ),
     "retry": Target(
         "sqltraits_kit/publishing/segment/retry.py",
-        ("tests/segment/test_client.py", "tests/segment/test_client_status.py"),
+        (
+            "tests/segment/test_retry_policy.py",
+            "tests/segment/test_client.py",
+            "tests/segment/test_client_status.py",
+        ),
         "what is retried, backoff, Retry-After",
     ),
     "client": Target(
