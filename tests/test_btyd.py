@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 import uuid
 from pathlib import Path
 
@@ -257,12 +256,14 @@ def test_unfitted_model_says_so() -> None:
 
 
 @pytest.mark.slow
-def test_fitting_a_million_customers_takes_seconds() -> None:
-    sim = simulate_bgnbd(1_000_000, r=0.25, alpha=4.0, a=0.8, b=2.5, T=52.0, seed=1)
+def test_fitting_a_million_customers_recovers_the_parameters() -> None:
+    # Its time is measured by benchmarks/bench_unit_timings.py, not asserted here.
+    truth = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}
+    sim = simulate_bgnbd(1_000_000, T=52.0, seed=1, **truth)
     recency_in_days = np.round(sim.recency * 7) / 7  # what rfm_summary produces
-    start = time.perf_counter()
-    BetaGeo().fit(sim.frequency, recency_in_days, sim.T)
-    assert time.perf_counter() - start < 20  # about 1 s here; continuous recency about 5 s
+    model = BetaGeo().fit(sim.frequency, recency_in_days, sim.T)
+    for name, value in truth.items():
+        assert model.params_[name] == pytest.approx(value, rel=0.1), name
 
 
 # --- Gamma-Gamma --------------------------------------------------------------------------------

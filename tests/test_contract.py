@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -356,7 +355,7 @@ def test_report_api(wh, unique_name):
         validate(make(wh, unique_name + "_c", good_columns()), kind="group")
 
 
-def test_a_million_rows_validate_in_seconds(duckdb_wh, unique_name):
+def test_a_million_rows_validate_and_name_the_duplicate(duckdb_wh, unique_name):
     n = 1_000_000
     rng = np.random.default_rng(5)
     ids = np.char.add("u", np.arange(n).astype(str))
@@ -372,10 +371,7 @@ def test_a_million_rows_validate_in_seconds(duckdb_wh, unique_name):
         }
     )
     t = duckdb_wh.con.create_table(unique_name, obj=table)
-    started = time.perf_counter()
-    report = validate(t)
-    seconds = time.perf_counter() - started
+    report = validate(t)  # timed by benchmarks/bench_unit_timings.py, not here
     assert set(failed(report)) == {"identifier_unique"}
     assert report.rule("identifier_unique").sample == ({"user_id": "u42", "rows": 2},)
     assert report.rows == n
-    assert seconds < 10, f"validate took {seconds:.1f} s on 1M rows"

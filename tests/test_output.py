@@ -193,7 +193,7 @@ def test_columns_and_names_are_checked(duckdb_wh):
     with pytest.raises(DataError, match="no trait column"):
         write(duckdb_wh, "t", frame("r").drop(columns=["churn_probability"]))
     assert check_table_name("churn_traits") == "churn_traits"
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="at most 55 characters"):
         check_table_name("x" * 60)
     with pytest.raises(UnknownTableError, match="has no run history"):
         runs(duckdb_wh, "churn_traits")

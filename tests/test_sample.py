@@ -134,7 +134,7 @@ def test_refuses_nonsense(tmp_path):
     with pytest.raises(ValueError, match="at least 1"):
         build_sample(tmp_path / "x.duckdb", customers=0)
     (tmp_path / "y.duckdb").write_text("keep me")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
         build_sample(tmp_path / "y.duckdb", customers=10, overwrite=False)
     assert (tmp_path / "y.duckdb").read_text() == "keep me"
 

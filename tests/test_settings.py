@@ -67,7 +67,7 @@ def test_the_key_never_shows(caplog):
     assert not any(KEY in text for text in shown)
     assert secret.masked() == "••••cdef"
     assert secret.redact(f"Authorization for {KEY}") == "Authorization for ***"
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="not picklable"):
         pickle.dumps(secret)
 
 

@@ -143,10 +143,12 @@ def test_usage_and_configuration_errors_exit_2(
     with pytest.raises(SystemExit) as info:
         main(["sync", "--db", db, "--table", "scores", "--region", "eu", "--endpoint", "http://x"])
     assert info.value.code == 2
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as info:
         main(["sync", "--db", db, "--table", "scores", "--kind", "track"])
-    with pytest.raises(SystemExit):
+    assert info.value.code == 2 and "--kind" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
         main(_sync(db, segment_server, "--max-requests-per-second", "-1"))
+    assert info.value.code == 2
     # a wrong write key is a configuration error, and the key is not shown
     monkeypatch.setenv("SEGMENT_WRITE_KEY", "wk_not_the_right_one_123")
     assert main(_sync(db, segment_server)) == 2

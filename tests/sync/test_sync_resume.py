@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+import sqltraits_kit.publishing.sync.engine as sync_engine
 from sqltraits_kit.publishing.sync import history, sync
-from tests.segment.fake_segment import Delay
 from tests.sync.conftest import assert_server_holds, make_client, make_table, server_profiles
 
 N = 3_000
@@ -18,10 +18,12 @@ def _table(n: int = N) -> dict:
 
 
 def test_an_interrupted_run_resumes_with_the_same_message_ids(
-    duckdb_wh, unique_name, segment_server, fast_sleeps
+    duckdb_wh, unique_name, segment_server, fast_sleeps, monkeypatch
 ):
     make_table(duckdb_wh, unique_name, _table())
-    segment_server.fail_every(1, Delay(0.1))  # slow answers, so the run is stopped mid-way
+    # A progress call after every settled batch (not every 0.1 s), so the stop below lands at
+    # 1,000 sent whatever the machine's speed; no slowed-down server needed.
+    monkeypatch.setattr(sync_engine, "_PROGRESS_EVERY", 0.0)
     client = make_client(segment_server, fast_sleeps, concurrency=CONCURRENCY)
 
     def stop_midway(p):
@@ -70,7 +72,7 @@ def test_a_value_that_comes_back_within_a_resumed_run_is_not_dropped_as_a_duplic
     run_ids = set()
     for value in (1.0, 2.0, 1.0):
         make_table(duckdb_wh, unique_name, {"user_id": ["a", "b"], "score": [value, 9.0]})
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError, match=r"^stopped$"):
             sync(duckdb_wh, unique_name, client=client, progress=stop_before_finishing)
         run_ids.add(history(duckdb_wh).iloc[0]["run_id"])
     assert len(run_ids) == 1  # one run, three attempts
