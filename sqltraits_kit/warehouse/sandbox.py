@@ -16,7 +16,7 @@ tables), so it runs on the warehouse's own connection. The engine enforces the s
 * **PostgreSQL**: every statement on the kit's session has a ``statement_timeout``, and
   :func:`read_only_transaction` runs reads in a ``READ ONLY`` transaction with ``SET LOCAL
   statement_timeout``. The role the kit logs in as should be read-only on the sources and write
-  only its own schema (docs/DEPLOYING-sandbox.md): the server, not the kit, is the real guard.
+  only its own schema (README, "Deploying for a team"): the server, not the kit, is the real guard.
 * **Both**: :func:`refused_function` names a known file, network, large-object or
   configuration function in a parsed query (sqlglot, not string matching); the query is refused
   before anything runs. And :func:`time_limit` interrupts whatever runs past the budget from a
