@@ -305,3 +305,22 @@ def test_a_dry_run_of_a_long_query_is_stopped_by_the_time_limit(wh, tmp_path):
         assert limited.row_counts(["users"])["users"] > 0
     finally:
         limited.close()
+
+
+def test_two_warehouses_on_one_duckdb_file_in_one_process(sample_file):
+    """DuckDB shares one locked instance per file and process (the app's sessions do this)."""
+    from sqltraits_kit.warehouse import connect
+
+    first = connect(f"duckdb:///{sample_file}", read_only=True)
+    second = connect(f"duckdb:///{sample_file}", read_only=True)
+    try:
+        assert second.table("users").count().execute() == 2_000
+        tz = second.con.con.execute("SELECT current_setting('TimeZone')").fetchone()[0]
+        assert tz == "UTC"
+        assert second.scratch_dir == first.scratch_dir
+        with pytest.raises(Exception, match="file system operations are disabled"):
+            second.con.con.execute("SELECT * FROM read_text('/etc/hostname')").fetchall()
+        second.close()
+        assert first.table("users").count().execute() == 2_000
+    finally:
+        first.close()

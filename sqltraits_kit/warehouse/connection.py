@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,11 @@ from sqltraits_kit.errors import (
 )
 from sqltraits_kit.settings import DEFAULT_SAMPLE_PATH, Settings
 from sqltraits_kit.warehouse.sandbox import (
+    LOCKED_MESSAGE,
     Limits,
+    allowed_scratch_dir,
+    is_locked,
+    join_locked_duckdb,
     lock_down_duckdb,
     new_scratch_dir,
     setup_postgres,
@@ -214,7 +217,10 @@ class Warehouse:
 
     def _after_open(self) -> None:
         """Apply the sandbox and the session limits to a freshly opened connection."""
-        if self.backend == "duckdb" and self._sandbox:
+        if self.backend == "duckdb" and self._sandbox and is_locked(self.con.con):
+            # Joined an instance this process locked already: its sandbox is in force.
+            self.scratch_dir = allowed_scratch_dir(self.con.con) or self.scratch_dir
+        elif self.backend == "duckdb" and self._sandbox:
             if self.scratch_dir is None:
                 self.scratch_dir = new_scratch_dir()
             lock_down_duckdb(
@@ -236,7 +242,13 @@ class Warehouse:
         try:
             self.con.do_connect(database=self._file, read_only=read_only, **self._config)
         except Exception as exc:
-            raise _connect_error(exc, self.url, read_only=read_only) from None
+            if LOCKED_MESSAGE not in str(exc):
+                raise _connect_error(exc, self.url, read_only=read_only) from None
+            try:
+                self.con.con = join_locked_duckdb(self._file, read_only=read_only)
+                self.con._record_batch_readers_consumed = {}
+            except Exception as again:
+                raise _connect_error(again, self.url, read_only=read_only) from None
         self._mode = mode
         self._after_open()
 
@@ -295,9 +307,7 @@ class Warehouse:
         disconnect = getattr(self.con, "disconnect", None)
         if disconnect is not None and (self._file is None or self._mode is not None):
             disconnect()
-        self._mode = None
-        if self.scratch_dir is not None:
-            shutil.rmtree(self.scratch_dir, ignore_errors=True)
+        self._mode = None  # the scratch folder goes at process exit (shared, see sandbox)
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -452,7 +462,9 @@ def connect(
     try:
         con = ibis.connect(url, **kwargs)
     except Exception as exc:
-        raise _connect_error(exc, url, read_only=read_only) from None
+        if file is None or LOCKED_MESSAGE not in str(exc):
+            raise _connect_error(exc, url, read_only=read_only) from None
+        con = _join(file, url, read_only=read_only)
     wh = Warehouse(
         con=con,
         url=url,
@@ -472,6 +484,23 @@ def connect(
     if not hold:
         wh.release()
     return wh
+
+
+def _join(file: Path, url: str, *, read_only: bool) -> Any:
+    """An Ibis backend on a DuckDB file this process already opened and locked down."""
+
+    try:
+        raw = join_locked_duckdb(file, read_only=read_only)
+    except Exception as exc:
+        raise _connect_error(exc, url, read_only=read_only) from None
+    from ibis.backends.duckdb import Backend
+
+    backend = Backend()
+    backend.con = raw
+    backend._can_reconnect = False
+    # What Ibis' _post_connect sets besides the two settings (checked by join_locked_duckdb).
+    backend._record_batch_readers_consumed = {}
+    return backend
 
 
 def _duckdb_config(con: Any, file: Path | None) -> dict[str, Any]:

@@ -25,9 +25,11 @@ tables), so it runs on the warehouse's own connection. The engine enforces the s
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import re
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -85,8 +87,54 @@ class Limits:
 
 
 def new_scratch_dir() -> str:
-    """A private folder for the kit's spill files: the only one a locked DuckDB may read."""
-    return tempfile.mkdtemp(prefix="sqltraits_scratch_")
+    """A private folder for the kit's spill files: the only one a locked DuckDB may read.
+
+    Removed when the process exits, not when a warehouse closes: another warehouse of this
+    process may share the locked DuckDB instance that allows it (see :func:`join_locked_duckdb`).
+    """
+    path = tempfile.mkdtemp(prefix="sqltraits_scratch_")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+#: DuckDB's answer to a SET on a locked instance.
+LOCKED_MESSAGE = "the configuration has been locked"
+
+
+def is_locked(raw: Any) -> bool:
+    """Whether this DuckDB connection's database instance is already locked down."""
+    return bool(raw.execute("SELECT current_setting('lock_configuration')").fetchone()[0])
+
+
+def join_locked_duckdb(file: Any, *, read_only: bool) -> Any:
+    """A new connection to a DuckDB file this process already opened and locked down.
+
+    DuckDB keeps one database instance per file and process, so a second warehouse on the same
+    file (another app session, a page's cached connection) shares the first one's locked
+    configuration, and Ibis' own per-connection SETs would fail. The instance-wide settings
+    they make (UTC, no replacement scans) were made GLOBAL before the lock
+    (:func:`lock_down_duckdb`); they are checked here instead of set.
+    """
+    import duckdb
+
+    raw = duckdb.connect(str(file), read_only=read_only)
+    tz, replacements = raw.execute(
+        "SELECT current_setting('TimeZone'), current_setting('python_enable_replacements')"
+    ).fetchone()
+    if not is_locked(raw) or tz != "UTC" or replacements:
+        raw.close()
+        raise RuntimeError(
+            f"the DuckDB instance of {file} is locked without the kit's settings "
+            f"(TimeZone {tz!r}, replacement scans {replacements!r})"
+        )
+    return raw
+
+
+def allowed_scratch_dir(raw: Any) -> str | None:
+    """The scratch folder a locked instance allows (the one the kit gave it), if any."""
+    dirs = raw.execute("SELECT current_setting('allowed_directories')").fetchone()[0] or []
+    ours = [str(d).rstrip("/") for d in dirs if "sqltraits_scratch_" in str(d)]
+    return ours[0] if ours else None
 
 
 def lock_down_duckdb(
@@ -100,6 +148,10 @@ def lock_down_duckdb(
     """
     scratch = scratch_dir.rstrip("/") + "/"
     statements = [
+        # Made instance-wide so that later connections to the same file in this process, which
+        # can no longer SET anything, get them too (join_locked_duckdb checks them).
+        "SET GLOBAL TimeZone = 'UTC'",
+        "SET GLOBAL python_enable_replacements = false",
         "SET autoinstall_known_extensions = false",
         "SET autoload_known_extensions = false",
         # A list literal of one quoted path the kit generated itself (mkdtemp), not user input.
