@@ -27,6 +27,7 @@ COMMANDS = {
     "history": "history",
     "run": "run",
     "verify": "verify",
+    "standin": "standin",
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
