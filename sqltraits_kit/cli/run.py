@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--allow-drift", action="store_true", help="publish despite drift")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    from sqltraits_kit.cli.sync import add_run_limits
+
+    add_run_limits(p)
     return p
 
 
@@ -57,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             allow_drift=args.allow_drift,
             progress=progress,
+            wait=args.wait,
+            max_duration=args.max_duration or None,
         )
     finally:
         if client is not None:

@@ -112,7 +112,29 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="how often acknowledged rows are committed to the state (default 1; after a crash "
         "at most this much acknowledged work is sent again, with the same message ids)",
     )
+    add_run_limits(p)
     return p
+
+
+def add_run_limits(p: argparse.ArgumentParser) -> None:
+    """--wait and --max-duration (shared with `sqltraits run`)."""
+    p.add_argument(
+        "--wait",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_non_negative,
+        metavar="SECONDS",
+        help="if another run is publishing this sync key to this destination, wait for it "
+        "(at most SECONDS if given) instead of exiting 2",
+    )
+    p.add_argument(
+        "--max-duration",
+        type=_non_negative,
+        metavar="SECONDS",
+        help="stop sending after this long (between batches); the rows not sent are sent by "
+        "the next run, exit 1 (0 = no limit)",
+    )
 
 
 def _print_dry_run(report, out) -> None:
@@ -224,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
             allow_invalid=args.allow_invalid,
             commit_seconds=args.commit_interval,
             progress=progress,
+            wait=args.wait,
+            max_duration=args.max_duration or None,
             **options,
         )
     finally:

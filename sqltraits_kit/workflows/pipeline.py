@@ -75,13 +75,17 @@ def run_trait_set(
     allow_drift: bool = False,
     progress: Callable[[str, float], None] | None = None,
     sync_progress: Callable[[SyncProgress], None] | None = None,
+    wait: float | bool = False,
+    max_duration: float | None = None,
     **sync_options: Any,
 ) -> PipelineResult:
     """Score the trait set's models (if it names any), validate, gate on drift, then publish.
 
     Raises :class:`~sqltraits_kit.errors.ConfigError` (CLI exit 2) when a gate refuses: the
     contract check fails or drift from the last publish is over the trait set's threshold (unless
-    ``allow_drift``). ``dry_run`` scores and checks but sends nothing.
+    ``allow_drift``). ``dry_run`` scores and checks but sends nothing. ``wait`` and
+    ``max_duration`` are the publish's (see :func:`~sqltraits_kit.publishing.sync.sync`);
+    ``max_duration`` counts from this call, so scoring uses up part of it.
     """
     from sqltraits_kit.traits.contract import validate, validate_trait_set
     from sqltraits_kit.traits.traitset import TraitSet
@@ -134,10 +138,22 @@ def run_trait_set(
     else:
         if client is None:
             raise ConfigError("publishing needs a Segment client (a write key)")
+        if max_duration is not None:
+            left = max_duration - (time.perf_counter() - started)
+            max_duration = max(left, 1e-3)  # spent: the publish stops after its first batch
         published = sync(
-            wh, ts, client=client, allow_drift=allow_drift, progress=sync_progress, **sync_options
+            wh,
+            ts,
+            client=client,
+            allow_drift=allow_drift,
+            progress=sync_progress,
+            wait=wait,
+            max_duration=max_duration,
+            **sync_options,
         )
         steps.append(f"sent {published.sent:,}, failed {published.failed:,}")
+        if published.error:
+            steps.append(published.error)
     report("done", 1.0)
     return PipelineResult(
         trait_set=ts.name,

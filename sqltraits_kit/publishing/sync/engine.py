@@ -27,6 +27,7 @@ from sqltraits_kit.publishing.segment.client import (
     SegmentClient,
 )
 from sqltraits_kit.publishing.sync import diff as d
+from sqltraits_kit.publishing.sync import lease as lz
 from sqltraits_kit.publishing.sync import runs as r
 from sqltraits_kit.publishing.sync import state as s
 from sqltraits_kit.publishing.sync.checks import verdicts as gate_verdicts
@@ -272,6 +273,7 @@ def sync(
 ) -> SyncResult: ...
 
 
+@lz.scoped  # releases the run's lease however sync() ends
 def sync(
     wh: Warehouse,
     source: SourceLike,
@@ -294,6 +296,9 @@ def sync(
     max_consecutive_failures: int = 8,
     max_requests_per_second: float | None = DEFAULT_MAX_REQUESTS_PER_SECOND,
     max_events_per_second: float | None = DEFAULT_MAX_EVENTS_PER_SECOND,
+    wait: float | bool = False,
+    max_duration: float | None = None,
+    lease_ttl: float = lz.DEFAULT_TTL,
 ) -> SyncResult | DryRunReport:
     """Publish the new and changed profiles of ``source`` to Segment; returns a SyncResult.
 
@@ -308,6 +313,11 @@ def sync(
     (unless ``allow_invalid``: bad rows are then reported per row) or drifted past the
     threshold from what was last published (unless ``allow_drift``). A run that did not finish
     (crash, ``kill -9``, exception) is resumed by the next call for the same sync key.
+
+    One run per sync key and destination at a time (:mod:`.lease`): raises
+    :class:`~.lease.LeaseHeld` naming the live run that holds it, unless ``wait`` (True, or at
+    most that many seconds). ``max_duration`` (seconds, from the call) stops sending between
+    batches; the rows not sent are left for the next run and the result says so in ``error``.
     """
     if dry_run:
         return _dry_run(
@@ -330,6 +340,7 @@ def sync(
             f"{wh.display_url} is open read-only; a publish records its state in the warehouse"
         )
     check_sizes(batch_size, page_rows)
+    deadline = lz.Deadline(max_duration)
     clock = time.perf_counter
     t0 = clock()
 
@@ -346,6 +357,14 @@ def sync(
     if problems:
         raise SyncRefused(f"not published ({src.label}): " + "; ".join(problems), verdicts=verdicts)
 
+    # Before looking for a run to resume: a run found unfinished now is one that is not alive.
+    lease = lz.hold(
+        wh,
+        sync_key=src.sync_key,
+        destination=lz.client_destination(client),
+        wait=deadline.cap(wait),
+        ttl=lease_ttl,
+    )
     state_table = s.ensure_state(wh, src)
     previous = r.latest_run(wh, src.sync_key)
     now = utc_now()
@@ -361,6 +380,8 @@ def sync(
 
         run_id, plan, attempt, started_at, prior_requests = new_run_id(now), None, 1, now, 0
 
+    lease.run_id = run_id
+    lease.heartbeat()  # so that a run refused or waiting can name this one
     phase("diffing", run_id)
     diff = d.diff_table(src, s.latest_state(wh, state_table))
     only = r.failed_identifiers(wh, src.sync_key) if only_failed else None
@@ -413,14 +434,15 @@ def sync(
         progress=progress,
     )
     pub.report("sending")
-    stop: _Stop | None = None
+    stop: _Stop | lz.RunStopped | None = None
     send_started = clock()
     try:
         try:
             client.send_batches(
-                pack_batches(pub.messages(), max_messages=batch_size), on_result=pub.on_result
+                pack_batches(pub.messages(), max_messages=batch_size),
+                on_result=lz.guard(pub.on_result, lease.check, deadline.check),
             )
-        except _Stop as exc:
+        except (_Stop, lz.RunStopped) as exc:
             stop = exc
         send_seconds = clock() - send_started
         pub.commit()
