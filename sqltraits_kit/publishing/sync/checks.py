@@ -17,7 +17,7 @@ __all__ = ["check", "verdicts"]
 
 
 @time_limited  # the contract and drift checks run the user's SQL: within the query budget
-def verdicts(wh: Warehouse, src: SyncSource) -> Verdicts:
+def verdicts(wh: Warehouse, src: SyncSource, *, destination: str | None = None) -> Verdicts:
     """Validate ``src`` and compare it with what was published before the run that would send it.
 
     Drift is the PSI of each numeric trait between the published snapshot and the current values
@@ -26,13 +26,21 @@ def verdicts(wh: Warehouse, src: SyncSource) -> Verdicts:
     that partly failed, or an unfinished run waiting to be resumed, would leave a partial
     snapshot that looks like drift and blocks the very run that completes it. For the same
     reason an unfinished run's own acknowledgements are left out of the baseline.
+
+    ``destination``: the baseline is what that destination acknowledged; a destination with no
+    state yet is compared with the destination most recently published to (the drift gate
+    guards the model's output, wherever it goes).
     """
     from sqltraits_kit.traits.contract import validate
     from sqltraits_kit.traits.drift import compare
 
     report = validate(src.table, id_column=src.id_column, kind=src.contract_kind)
-    resuming = r.unfinished_run(wh, src.sync_key)
-    snapshot = s.published_snapshot(wh, src.sync_key, excluding_run=resuming)
+    if destination is not None and s.snapshot_table(wh, src.sync_key, destination) is None:
+        destination = None
+    resuming = r.unfinished_run(wh, src.sync_key, destination)
+    snapshot = s.published_snapshot(
+        wh, src.sync_key, destination=destination, excluding_run=resuming
+    )
     drift, published = None, 0
     if snapshot is not None:
         published = int(snapshot.count().execute())
