@@ -192,4 +192,6 @@ def _dry_run(
         max_events_per_second=eps,
         verdicts=verdicts,
         duration_s=time.perf_counter() - started,
+        uncertain=c["uncertain"],
+        destination=destination,
     )

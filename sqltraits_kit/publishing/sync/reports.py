@@ -220,6 +220,8 @@ class DryRunReport:
     max_events_per_second: float | None
     verdicts: Verdicts | None = field(default=None, repr=False, compare=False)
     duration_s: float = 0.0
+    uncertain: int = 0  # to send again because an earlier delivery was never acknowledged
+    destination: str | None = None  # the destination whose state the diff read (None: none)
 
     def problems(self, *, allow_drift: bool = False, allow_invalid: bool = False) -> list[str]:
         if self.verdicts is None:
@@ -246,6 +248,8 @@ class DryRunReport:
             kind=self.kind,
             on_remove=self.on_remove,
             to_send=self.to_send,
+            uncertain=self.uncertain,
+            destination=display(self.destination) if self.destination else None,
             requests_exact=self.requests_exact,
             payload_bytes=self.payload_bytes,
             rejections=[list(x) for x in self.rejections],
