@@ -14,14 +14,15 @@ How a run works — everything heavy happens in the warehouse, Python holds one 
 
 1. Resolve the source, check it against Segment's contract and against drift from the
    published snapshot (:mod:`.checks`); refuse unless overridden.
-2. Diff it against the state of acknowledged values (:mod:`.diff`, :mod:`.state`) and number the
-   rows to send in a scratch table.
-3. Read that table in pages, build each message once (:mod:`.messages`), pack and send them
-   (:mod:`sqltraits_kit.publishing.segment`), and append the acknowledged rows to the state in
-   groups
-   (:mod:`.engine` explains the commit trade-off); failures go to the failed-rows table.
-4. Record the run (:mod:`.runs`). A run killed at any point is resumed under the same run id by
-   the next call, so the messages it re-sends carry the same ids and Segment drops duplicates.
+2. Diff it against the ledger of that sync key at that destination (:mod:`.diff`,
+   :mod:`.state`, :mod:`.destination`): new, changed, removed, and *uncertain* profiles (sent,
+   never acknowledged: sent again); number the rows to send in a scratch table.
+3. Read that table in pages, build each message once (:mod:`.messages`), record the page in the
+   ledger as in flight, pack and send (:mod:`sqltraits_kit.publishing.segment`), and append the
+   rows Segment acknowledged as delivered, in groups (:mod:`.engine` explains the commit
+   trade-off); failures go to the failed-rows table. ``docs/DELIVERY.md`` has the states.
+4. Record the run (:mod:`.runs`). A run killed at any point leaves its unacknowledged rows
+   unknown; the next call re-sends them under the same message ids, so Segment drops duplicates.
 """
 
 from __future__ import annotations
