@@ -123,12 +123,18 @@ def ensure_lease_table(wh: Warehouse) -> None:
         exists=True,
         this=sge.Schema(this=sg.table(LEASE_TABLE, quoted=True), expressions=[*columns, key]),
     )
-    try:
-        execute(wh, create)
-    except Exception:
-        # PostgreSQL can fail two simultaneous CREATE ... IF NOT EXISTS; the table is there.
-        if not wh.has_table(LEASE_TABLE):
-            raise
+    for attempt in range(20):
+        try:
+            execute(wh, create)
+            return
+        except Exception:
+            # PostgreSQL can fail two simultaneous CREATE ... IF NOT EXISTS, and DuckDB reports
+            # a catalog write-write conflict before the winner's table is visible: look again.
+            if wh.has_table(LEASE_TABLE):
+                return
+            if attempt == 19:
+                raise
+            time.sleep(0.02 * (attempt + 1))
 
 
 def _append(wh: Warehouse, lease: Lease, *, epoch: int, state: str) -> None:
