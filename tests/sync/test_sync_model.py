@@ -10,7 +10,8 @@ Hypothesis' stateful testing drives random sequences of
 - crashes between any two writes of a run: every warehouse write after the crash point fails
   with an exception nothing in the kit catches, as if the process had been killed (the run's
   acknowledged-but-uncommitted rows are lost, its ledger says unknown);
-- publishes to two destinations (two workspaces), in any order.
+- publishes to two destinations (two workspaces), in any order, and two runs of the same publish
+  started at once on their own connections (two schedulers).
 
 After a final run per destination with no faults, each destination must hold exactly the table
 (profiles that left hold null traits, Segment's rule for SQL traits), a second run must send
@@ -26,6 +27,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import threading
 import time
 import uuid
 from typing import Any
@@ -38,6 +40,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from sqltraits_kit.publishing.segment.retry import RetryPolicy
 from sqltraits_kit.publishing.sync import engine, runs, sync
 from sqltraits_kit.publishing.sync.lease import LeaseHeld
+from sqltraits_kit.warehouse import connect
 from tests.segment.conftest import PROFILE_TOKEN, SPACE_ID, WRITE_KEY
 from tests.segment.fake_segment import (
     Delay,
@@ -180,6 +183,53 @@ def _machine(wh, monkeypatch: pytest.MonkeyPatch):
             SEEN["max_resend_per_profile"] = max(SEEN["max_resend_per_profile"], per_profile)
             assert per_profile <= RESEND_BOUND * 3, (sent, known)  # batches of 3, 2 attempts
 
+        @rule(dest=st.integers(0, 1), faults=st.lists(st.sampled_from(sorted(FAULTS)), max_size=2))
+        def publish_twice_at_once(self, dest: int, faults: list[str]) -> None:
+            """Two schedulers start the same publish at once, each on its own connection: one
+            runs, the other is refused naming it (or runs after it, if the first was done)."""
+            server = self.servers[dest]
+            server.clear_faults()
+            server.inject(*(FAULTS[f] for f in faults))
+            SEEN_FAULTS.update(faults)
+            outcomes: list[Any] = []
+            barrier = threading.Barrier(2)
+
+            def run() -> None:
+                own = connect(wh.url)
+                client = make_client(
+                    server,
+                    [],
+                    retry=RetryPolicy(max_retries=1, max_rate_limit_wait=2),
+                    concurrency=1,
+                    timeout=TIMEOUT,
+                )
+                try:
+                    barrier.wait(timeout=30)
+                    outcomes.append(sync(own, self.table, client=client, allow_drift=True))
+                except LeaseHeld as exc:
+                    outcomes.append(exc)
+                except Exception as exc:  # pragma: no cover - reported below
+                    outcomes.append(exc)
+                finally:
+                    client.close()
+                    own.close()
+
+            threads = [threading.Thread(target=run) for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=120)
+            server.clear_faults()
+            if "slow" in faults:
+                time.sleep(SLOW + 0.2)
+            self.used.add(dest)
+            SEEN["runs"] += 2
+            held = [o for o in outcomes if isinstance(o, LeaseHeld)]
+            SEEN["concurrent_refused"] = SEEN.get("concurrent_refused", 0) + len(held)
+            others = [o for o in outcomes if isinstance(o, Exception) and o not in held]
+            assert not others, others
+            assert len(outcomes) == 2 and len(held) < 2, outcomes
+
         @invariant()
         def count(self) -> None:
             SEEN["steps"] += 1
@@ -213,7 +263,7 @@ def _machine(wh, monkeypatch: pytest.MonkeyPatch):
     return Delivery
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_delivery_model(wh, monkeypatch):
     machine = _machine(wh, monkeypatch)
     machine.TestCase.settings = settings(
