@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqltraits_kit.publishing.sync.state import DELIVERED, MESSAGE_ID, REMOVED, SEQ
+from sqltraits_kit.publishing.sync.state import BASE, DELIVERED, REMOVED, SEQ
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -124,9 +124,10 @@ def bad_identifiers(src: SyncSource) -> ir.Table:
 
 def diff_table(src: SyncSource, latest: ir.Table | None, *, screen: bool = True) -> ir.Table:
     """``_id``, ``_cat`` (see :data:`CATEGORY`), ``_pseq`` (the ledger row's sequence number, 0
-    if none), ``_mid`` (the messageId to reuse: the latest row is unknown and carried exactly
-    these values; else null) and ``_c0..`` (the source's trait values, null for removed
-    profiles).
+    if none), ``_base`` (the ledger sequence number the message id derives from: the latest
+    row's, or, when the latest row is unknown and carried exactly these values, the one that
+    row's message was derived from, so the re-send has the same id) and ``_c0..`` (the
+    source's trait values, null for removed profiles).
 
     Profiles that are tombstoned in the state and absent from the source get ``_cat = -1``;
     identifiers that cannot be sent get :data:`BAD_ID`. ``screen=False`` skips looking for
@@ -141,17 +142,17 @@ def diff_table(src: SyncSource, latest: ir.Table | None, *, screen: bool = True)
             _id=cur["_k"],
             _cat=ibis.ifelse(cur["_bad"] != 0, BAD_ID, NEW).cast("int8"),
             _pseq=ibis.literal(0, "int64"),
-            _mid=ibis.null("string"),
+            _base=ibis.literal(0, "int64"),
             **{trait_alias(i): cur[trait_alias(i)] for i in range(n)},
         )
     pid = latest.columns[0]
     unknown = ~latest[DELIVERED] if DELIVERED in latest.columns else ibis.literal(False)
-    mid = latest[MESSAGE_ID] if MESSAGE_ID in latest.columns else ibis.null("string")
+    base = latest[BASE].fill_null(latest[SEQ]) if BASE in latest.columns else latest[SEQ]
     pub = latest.select(
         _pk=latest[pid],
         _pgone=latest[REMOVED],
         _punk=unknown.fill_null(False),
-        _pmid=mid,
+        _pbase=base,
         _pseq=latest[SEQ],
         **{f"_p{i}": latest[t] for i, t in enumerate(src.traits)},
     )
@@ -185,7 +186,7 @@ def diff_table(src: SyncSource, latest: ir.Table | None, *, screen: bool = True)
         _id=ibis.coalesce(j["_k"], j["_pk"]),
         _cat=category.cast("int8"),
         _pseq=j["_pseq"].fill_null(0),
-        _mid=ibis.ifelse(uncertain & same_as_flight, j["_pmid"], ibis.null("string")),
+        _base=ibis.ifelse(uncertain & same_as_flight, j["_pbase"], j["_pseq"].fill_null(0)),
         **{trait_alias(i): j[trait_alias(i)] for i in range(n)},
     )
 
@@ -258,12 +259,16 @@ def materialise(wh: Warehouse, name: str, rows: ir.Table) -> int:
     return int(table.count().execute())
 
 
-def read_page(wh: Warehouse, name: str, page: int, size: int) -> pa.Table:
-    """Rows ``page * size`` to ``(page + 1) * size - 1``, in row-number order, fully fetched."""
+def page_rows_expr(wh: Warehouse, name: str, page: int, size: int) -> ir.Table:
+    """Rows ``page * size`` to ``(page + 1) * size - 1`` of the numbered table, unordered."""
     table = wh.con.table(name)
     start = page * size
-    rows = table.filter((table["_row"] >= start) & (table["_row"] < start + size))
-    return rows.order_by("_row").to_pyarrow()
+    return table.filter((table["_row"] >= start) & (table["_row"] < start + size))
+
+
+def read_page(wh: Warehouse, name: str, page: int, size: int) -> pa.Table:
+    """Rows ``page * size`` to ``(page + 1) * size - 1``, in row-number order, fully fetched."""
+    return page_rows_expr(wh, name, page, size).order_by("_row").to_pyarrow()
 
 
 def drop(wh: Warehouse, name: str) -> None:

@@ -114,55 +114,67 @@ class _Publisher:
     # -- reading and encoding
     def messages(self) -> Iterator[EncodedMessage]:
         for page_no in range(math.ceil(self.total / self.page_rows)):
+            # In flight before anything of the page leaves: from here on Segment may hold it.
+            self._in_flight(page_no)
             page = d.read_page(self.wh, self.pending_table, page_no, self.page_rows)
             self.pages[page_no] = page
-            base_row = page_no * self.page_rows
-            encoded = list(
-                encode_page(
-                    page,
-                    self.src,
-                    scope=self.scope,
-                    base_row=base_row,
-                    on_error=self._payload_error,
-                )
-            )
-            if not encoded:
+            produced = 0
+            for message in encode_page(
+                page,
+                self.src,
+                scope=self.scope,
+                base_row=page_no * self.page_rows,
+                on_error=self._payload_error,
+            ):
+                produced += 1
+                yield message
+            if not produced:
                 # Every row failed before sending: no batch will refer to this page, and no
                 # result will come to trigger a commit, so memory must not wait for one.
                 del self.pages[page_no]
-            else:
-                # In flight before anything leaves: from here on Segment may hold these values.
-                self._ledger(page, [m.key - base_row for m in encoded], encoded, delivered=False)
-            yield from encoded
             if len(self.failures) >= self.commit_rows:
                 self.commit()
 
-    def _ledger(
-        self,
-        rows: pa.Table,
-        index: list[int],
-        encoded: list[EncodedMessage] | list[str],
-        *,
-        delivered: bool,
-    ) -> None:
-        """Append ledger rows: ``rows.take(index)`` with their message ids, at the next seq."""
+    def _in_flight(self, page_no: int) -> None:
+        """Append the page's rows to the ledger as unknown: one INSERT ... SELECT in the
+        warehouse, nothing through Python (a row the payload layer then refuses is never sent;
+        being marked unknown only means the next run looks at it again)."""
+        import ibis
+
+        rows = d.page_rows_expr(self.wh, self.pending_table, page_no, self.page_rows)
+        values = {t: rows[d.trait_alias(i)] for i, t in enumerate(self.src.traits)}
+        ledger = rows.select(
+            **{self.src.id_column: rows["_id"]},
+            **values,
+            **{
+                s.REMOVED: rows["_cat"].isin(list(d.REMOVALS)),
+                s.DELIVERED: ibis.literal(False),
+                s.MESSAGE_ID: ibis.null("string"),
+                s.BASE: rows["_base"],
+                s.RUN_ID: ibis.literal(self.run_id),
+                s.SEQ: ibis.literal(self.seq, "int64"),
+            },
+        )
+        schema = s.state_schema(self.src)
+        insert(self.wh, self.state_table, ledger.cast(schema))
+        self.seq += 1
+
+    def _delivered(self, rows: pa.Table, mids: list[str]) -> None:
+        """Append acknowledged rows to the ledger as delivered, at the next seq."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        part = rows.take(pa.array(index, pa.int64()))
-        n = part.num_rows
-        mids = [m if isinstance(m, str) else m.message_id for m in encoded]
-        data = {self.src.id_column: part.column("_id")}
+        n = rows.num_rows
+        data = {self.src.id_column: rows.column("_id")}
         for i, trait in enumerate(self.src.traits):
-            data[trait] = part.column(d.trait_alias(i))
-        removal = pc.is_in(part.column("_cat"), pa.array(d.REMOVALS, pa.int8()))
-        data[s.REMOVED] = removal
-        data[s.DELIVERED] = pa.array([delivered] * n, pa.bool_())
+            data[trait] = rows.column(d.trait_alias(i))
+        data[s.REMOVED] = pc.is_in(rows.column("_cat"), pa.array(d.REMOVALS, pa.int8()))
+        data[s.DELIVERED] = pa.array([True] * n, pa.bool_())
         data[s.MESSAGE_ID] = pa.array(mids, pa.string())
+        data[s.BASE] = rows.column("_base")
         data[s.RUN_ID] = pa.array([self.run_id] * n, pa.string())
         data[s.SEQ] = pa.array([self.seq] * n, pa.int64())
         insert(self.wh, self.state_table, pa.table(data).cast(self.state_schema))
-        self.seq += 1
 
     def _identifier(self, row: int) -> str:
         page = self.pages[row // self.page_rows]
@@ -297,14 +309,7 @@ class _Publisher:
             part = pa.concat_tables(
                 self.pages[p].take(pa.array(by_page[p], pa.int64())) for p in pages
             )
-            seq = self.seq
-            self._ledger(
-                part,
-                list(range(part.num_rows)),
-                [m for p in pages for m in mids[p]],
-                delivered=True,
-            )
-            self.seq = seq  # _ledger moved it on; one increment below covers both tables
+            self._delivered(part, [m for p in pages for m in mids[p]])
         if self.failures:
             for row in self.failures:
                 row["seq"] = self.seq

@@ -51,8 +51,7 @@ def encode_page(
     ``scope``: the namespace of the message ids (:func:`.destination.message_scope`).
     """
     ids = page.column("_id").to_pylist()
-    prev = page.column("_pseq").to_pylist()
-    reuse = page.column("_mid").to_pylist() if "_mid" in page.column_names else [None] * len(ids)
+    prev = page.column("_base" if "_base" in page.column_names else "_pseq").to_pylist()
     columns = [_values(page.column(trait_alias(i))) for i in range(len(src.traits))]
     names = src.traits
     kind, id_type = src.kind, src.id_type
@@ -76,7 +75,6 @@ def encode_page(
                 run_id=f"{scope}/{prev[i]}",
                 key=base_row + i,
                 id_type=id_type,
-                message_id=reuse[i],
             )
         except PayloadError as exc:
             on_error(base_row + i, ident, str(exc))

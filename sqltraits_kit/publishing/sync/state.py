@@ -10,10 +10,13 @@ grows; the latest row per identifier is the profile's current ledger entry).
 The ledger (states and transitions in ``docs/DELIVERY.md``):
 
 - **in flight / unknown** (``_sync_delivered = false``): appended for every row of a page
-  *before* any message of that page goes out, with the values and the messageId sent. Until an
-  answer proves delivery, Segment may hold these values or the ones before them.
+  *before* any message of that page goes out (one INSERT ... SELECT from the numbered rows to
+  send, in the warehouse), with the values sent and ``_sync_base``, the ledger sequence number
+  the message's id was derived from (the id is re-derived from it and the values: see
+  :mod:`.messages`). Until an answer proves delivery, Segment may hold these values or the ones
+  before them.
 - **delivered** (``_sync_delivered = true``): appended once Segment's success answer came back
-  for the batch that carried the row.
+  for the batch that carried the row, with the acknowledged ``_sync_message_id``.
 
 A crash, a timeout, exhausted retries or an error answer leave the row *unknown*; the next
 diff re-sends the current value of every unknown profile (under the same messageId when it is
@@ -65,8 +68,8 @@ STATE_PREFIX = "sqltraits_state__"
 PENDING_PREFIX = "sqltraits_pending__"
 REGISTRY_TABLE = "sqltraits_sync_keys"
 REMOVED, RUN_ID, SEQ = "_sync_removed", "_sync_run_id", "_sync_seq"
-DELIVERED, MESSAGE_ID = "_sync_delivered", "_sync_message_id"
-BOOKKEEPING = (REMOVED, DELIVERED, MESSAGE_ID, RUN_ID, SEQ)
+DELIVERED, MESSAGE_ID, BASE = "_sync_delivered", "_sync_message_id", "_sync_base"
+BOOKKEEPING = (REMOVED, DELIVERED, MESSAGE_ID, BASE, RUN_ID, SEQ)
 
 
 def _registry_schema() -> sch.Schema:
@@ -167,6 +170,7 @@ def state_schema(src: SyncSource) -> sch.Schema:
             REMOVED: "boolean",
             DELIVERED: "boolean",
             MESSAGE_ID: "string",
+            BASE: "int64",
             RUN_ID: "string",
             SEQ: "int64",
         }
@@ -345,8 +349,11 @@ def max_seq(wh: Warehouse, name: str) -> int:
     return 0 if value is None else int(value)
 
 
-def compact(wh: Warehouse, name: str, *, slack: float = 0.25) -> bool:
+def compact(wh: Warehouse, name: str, *, slack: float = 1.25) -> bool:
     """Rewrite the state table to one row per identifier once the log grew by ``slack``.
+
+    A publish appends two rows per profile it sends (in flight, then delivered), so a first
+    publish leaves twice as many rows as profiles; 1.25 compacts after a few more runs.
 
     A crash before or during compaction is harmless: the rewrite is an atomic swap, and the
     log it replaces means the same thing.

@@ -66,8 +66,9 @@ def arrow_rows(schema: sch.Schema, rows: Sequence[Mapping[str, Any]]) -> pa.Tabl
     return pa.table({f.name: pa.array(columns[f.name], type=f.type) for f in target}, schema=target)
 
 
-def insert(wh: Warehouse, name: str, data: pa.Table) -> None:
-    """Append an Arrow table (its columns named like the target's) to ``name``.
+def insert(wh: Warehouse, name: str, data: pa.Table | ir.Table) -> None:
+    """Append an Arrow table or an Ibis expression (its columns named like the target's) to
+    ``name``; an expression runs as one ``INSERT ... SELECT`` in the warehouse.
 
     Ibis loads the rows as an in-memory table (a view over the Arrow data on DuckDB, a
     temporary table on PostgreSQL) and drops it only when the process exits: a publish that
@@ -75,6 +76,9 @@ def insert(wh: Warehouse, name: str, data: pa.Table) -> None:
     """
     import ibis
 
+    if isinstance(data, ibis.Table):
+        wh.con.insert(name, data)
+        return
     if not data.num_rows:
         return
     rows = ibis.memtable(data)
