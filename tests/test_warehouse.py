@@ -269,3 +269,19 @@ def test_writing_reopens_read_write_briefly_then_read_only(sample_file, tmp_path
         assert _scheduled_write(path).returncode != 0  # held read-only: a reader's shared lock
     finally:
         wh.close()
+
+
+def test_a_misspelled_warehouse_type_names_the_right_one():
+    with pytest.raises(
+        WarehouseConnectionError,
+        match=r"unknown warehouse type 'postgress'; did you mean postgres://",
+    ):
+        connect("postgress://someone@127.0.0.1:5432/test")
+
+
+def test_a_missing_driver_says_what_to_install():
+    with pytest.raises(
+        WarehouseConnectionError, match=r"pip install 'ibis-framework\[snowflake\]'"
+    ) as info:
+        connect("snowflake://user:s3cretpw@account/db/schema")
+    assert "s3cretpw" not in str(info.value)

@@ -328,9 +328,43 @@ def _connect_error(exc: BaseException, url: str, *, read_only: bool) -> Exceptio
             "scheduled `sqltraits` run). DuckDB allows one writer per file: stop the other "
             "process, or point one of them at a copy of the file."
         )
+    scheme = _scheme(url)
+    if isinstance(exc, ModuleNotFoundError):
+        extra = _BACKEND_EXTRAS.get(scheme, scheme or "the backend")
+        return WarehouseConnectionError(
+            f"{redact_url(url)}: the {scheme or 'warehouse'} driver is not installed; install it "
+            f"with: pip install 'ibis-framework[{extra}]'"
+        )
+    if isinstance(exc, ValueError) and "know how to connect" in str(exc):
+        import difflib
+
+        near = difflib.get_close_matches(scheme, sorted(_BACKEND_EXTRAS), n=1)
+        hint = f"did you mean {near[0]}://? " if near else ""
+        return WarehouseConnectionError(
+            f"{redact_url(url)}: unknown warehouse type {scheme!r}; {hint}URLs start with "
+            "duckdb://, postgres://, snowflake://, bigquery://, pyspark://, ... (Ibis URLs)"
+        )
     return WarehouseConnectionError(
         f"could not connect to {redact_url(url)}: {type(exc).__name__}: {scrub(str(exc), url)}"
     )
+
+
+#: URL scheme -> the ibis-framework extra that installs its driver.
+_BACKEND_EXTRAS = {
+    "duckdb": "duckdb",
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "snowflake": "snowflake",
+    "bigquery": "bigquery",
+    "mysql": "mysql",
+    "mssql": "mssql",
+    "trino": "trino",
+    "databricks": "databricks",
+    "pyspark": "pyspark",
+    "clickhouse": "clickhouse",
+    "risingwave": "risingwave",
+    "oracle": "oracle",
+}
 
 
 def _scheme(url: str) -> str:
