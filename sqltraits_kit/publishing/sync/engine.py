@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -47,10 +46,11 @@ from sqltraits_kit.publishing.sync.reports import (
     SyncResult,
 )
 from sqltraits_kit.publishing.sync.source import SourceLike, SyncSource, describe, resolve_source
-from sqltraits_kit.publishing.sync.tables import insert, utc_now
+from sqltraits_kit.publishing.sync.tables import arrow_view, insert, utc_now
 from sqltraits_kit.warehouse.sandbox import time_limit
 
 if TYPE_CHECKING:
+    import ibis.expr.types as ir
     import pyarrow as pa
 
     from sqltraits_kit.publishing.segment.payload import EncodedMessage
@@ -100,8 +100,7 @@ class _Publisher:
         self.max_consecutive_failures = max_consecutive_failures
         self.progress = progress
         self.pages: dict[int, pa.Table] = {}
-        self.acked: list[int] = []
-        self.acked_ids: list[str] = []  # the messageId of each acknowledged row
+        self.acked: list[int] = []  # row numbers (``_row``) Segment acknowledged
         self.failures: list[dict[str, Any]] = []
         self.sent = self.failed = self.requests = 0
         self.settled = 0  # every row below this number is acknowledged or recorded as failed
@@ -109,7 +108,7 @@ class _Publisher:
         self.errors: list[str] = []
         self.started = time.perf_counter()
         self.last_commit = self.last_progress = time.monotonic()
-        self.state_schema = s.state_schema(src).to_pyarrow()
+        self.schema = s.state_schema(src)
 
     # -- reading and encoding
     def messages(self) -> Iterator[EncodedMessage]:
@@ -139,42 +138,27 @@ class _Publisher:
         """Append the page's rows to the ledger as unknown: one INSERT ... SELECT in the
         warehouse, nothing through Python (a row the payload layer then refuses is never sent;
         being marked unknown only means the next run looks at it again)."""
+        rows = d.page_rows_expr(self.wh, self.pending_table, page_no, self.page_rows)
+        self._append(rows, delivered=False)
+
+    def _append(self, rows: ir.Table, *, delivered: bool) -> None:
+        """Append pending ``rows`` to the ledger at the next sequence number."""
         import ibis
 
-        rows = d.page_rows_expr(self.wh, self.pending_table, page_no, self.page_rows)
         values = {t: rows[d.trait_alias(i)] for i, t in enumerate(self.src.traits)}
         ledger = rows.select(
             **{self.src.id_column: rows["_id"]},
             **values,
             **{
                 s.REMOVED: rows["_cat"].isin(list(d.REMOVALS)),
-                s.DELIVERED: ibis.literal(False),
-                s.MESSAGE_ID: ibis.null("string"),
+                s.DELIVERED: ibis.literal(delivered),
                 s.BASE: rows["_base"],
                 s.RUN_ID: ibis.literal(self.run_id),
                 s.SEQ: ibis.literal(self.seq, "int64"),
             },
         )
-        schema = s.state_schema(self.src)
-        insert(self.wh, self.state_table, ledger.cast(schema))
+        insert(self.wh, self.state_table, ledger.cast(self.schema))
         self.seq += 1
-
-    def _delivered(self, rows: pa.Table, mids: list[str]) -> None:
-        """Append acknowledged rows to the ledger as delivered, at the next seq."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        n = rows.num_rows
-        data = {self.src.id_column: rows.column("_id")}
-        for i, trait in enumerate(self.src.traits):
-            data[trait] = rows.column(d.trait_alias(i))
-        data[s.REMOVED] = pc.is_in(rows.column("_cat"), pa.array(d.REMOVALS, pa.int8()))
-        data[s.DELIVERED] = pa.array([True] * n, pa.bool_())
-        data[s.MESSAGE_ID] = pa.array(mids, pa.string())
-        data[s.BASE] = rows.column("_base")
-        data[s.RUN_ID] = pa.array([self.run_id] * n, pa.string())
-        data[s.SEQ] = pa.array([self.seq] * n, pa.int64())
-        insert(self.wh, self.state_table, pa.table(data).cast(self.state_schema))
 
     def _identifier(self, row: int) -> str:
         page = self.pages[row // self.page_rows]
@@ -237,7 +221,6 @@ class _Publisher:
         keys = [m.key for m in batch.messages]
         if result.ok:
             self.acked.extend(keys)
-            self.acked_ids.extend(m.message_id for m in batch.messages)
             self.sent += len(keys)
             if keys:
                 self.consecutive_failures = 0
@@ -297,26 +280,20 @@ class _Publisher:
     def commit(self) -> None:
         """Append the acknowledged rows to the ledger as delivered, the failures to the failed
         rows table (their ledger rows stay unknown)."""
-        import pyarrow as pa
-
         if self.acked:
-            by_page: dict[int, list[int]] = defaultdict(list)
-            mids: dict[int, list[str]] = defaultdict(list)
-            for row, mid in zip(self.acked, self.acked_ids, strict=True):
-                by_page[row // self.page_rows].append(row % self.page_rows)
-                mids[row // self.page_rows].append(mid)
-            pages = list(by_page)
-            part = pa.concat_tables(
-                self.pages[p].take(pa.array(by_page[p], pa.int64())) for p in pages
-            )
-            self._delivered(part, [m for p in pages for m in mids[p]])
+            import pyarrow as pa
+
+            pending = self.wh.con.table(self.pending_table)
+            with arrow_view(self.wh, pa.table({"_acked": pa.array(self.acked, pa.int64())})) as ok:
+                self._append(pending.filter(pending["_row"].isin(ok["_acked"])), delivered=True)
+            self.seq -= 1  # one sequence number for this commit's ledger and failure rows
         if self.failures:
             for row in self.failures:
                 row["seq"] = self.seq
             r.record_failures(self.wh, self.failures)
         if self.acked or self.failures:
             self.seq += 1
-        self.acked, self.acked_ids, self.failures = [], [], []
+        self.acked, self.failures = [], []
         self.last_commit = time.monotonic()
         done = self.settled // self.page_rows
         for page_no in [p for p in self.pages if p < done]:

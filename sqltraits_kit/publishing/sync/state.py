@@ -4,7 +4,7 @@ One append-only table per sync key and destination (``sqltraits_state__<key>``, 
 :mod:`.destination`): the identifier (named and typed as in the source), one column per trait
 (typed as in the source, so the Preview can diff it column by column), and the bookkeeping
 columns ``_sync_removed`` (the row set the traits to null: the profile left the result),
-``_sync_delivered``, ``_sync_message_id``, ``_sync_run_id`` and ``_sync_seq`` (a counter that only
+``_sync_delivered``, ``_sync_base``, ``_sync_run_id`` and ``_sync_seq`` (a counter that only
 grows; the latest row per identifier is the profile's current ledger entry).
 
 The ledger (states and transitions in ``docs/DELIVERY.md``):
@@ -12,11 +12,11 @@ The ledger (states and transitions in ``docs/DELIVERY.md``):
 - **in flight / unknown** (``_sync_delivered = false``): appended for every row of a page
   *before* any message of that page goes out (one INSERT ... SELECT from the numbered rows to
   send, in the warehouse), with the values sent and ``_sync_base``, the ledger sequence number
-  the message's id was derived from (the id is re-derived from it and the values: see
-  :mod:`.messages`). Until an answer proves delivery, Segment may hold these values or the ones
-  before them.
+  the message's id was derived from: the messageId is a hash of the sync key and destination,
+  ``_sync_base``, the identifier and the values (:mod:`.messages`), so the ledger row determines
+  it. Until an answer proves delivery, Segment may hold these values or the ones before them.
 - **delivered** (``_sync_delivered = true``): appended once Segment's success answer came back
-  for the batch that carried the row, with the acknowledged ``_sync_message_id``.
+  for the batch that carried the row (an INSERT ... SELECT of the acknowledged row numbers).
 
 A crash, a timeout, exhausted retries or an error answer leave the row *unknown*; the next
 diff re-sends the current value of every unknown profile (under the same messageId when it is
@@ -68,8 +68,8 @@ STATE_PREFIX = "sqltraits_state__"
 PENDING_PREFIX = "sqltraits_pending__"
 REGISTRY_TABLE = "sqltraits_sync_keys"
 REMOVED, RUN_ID, SEQ = "_sync_removed", "_sync_run_id", "_sync_seq"
-DELIVERED, MESSAGE_ID, BASE = "_sync_delivered", "_sync_message_id", "_sync_base"
-BOOKKEEPING = (REMOVED, DELIVERED, MESSAGE_ID, BASE, RUN_ID, SEQ)
+DELIVERED, BASE = "_sync_delivered", "_sync_base"
+BOOKKEEPING = (REMOVED, DELIVERED, BASE, RUN_ID, SEQ)
 
 
 def _registry_schema() -> sch.Schema:
@@ -169,7 +169,6 @@ def state_schema(src: SyncSource) -> sch.Schema:
             **{t: schema[t] for t in src.traits},
             REMOVED: "boolean",
             DELIVERED: "boolean",
-            MESSAGE_ID: "string",
             BASE: "int64",
             RUN_ID: "string",
             SEQ: "int64",

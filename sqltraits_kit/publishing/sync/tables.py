@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqltraits_kit.warehouse.transactions import in_transaction
@@ -84,6 +84,18 @@ def insert(wh: Warehouse, name: str, data: pa.Table | ir.Table) -> None:
     rows = ibis.memtable(data)
     try:
         wh.con.insert(name, rows)
+    finally:
+        _release(wh, rows.op().name)
+
+
+@contextlib.contextmanager
+def arrow_view(wh: Warehouse, data: pa.Table) -> Iterator[ir.Table]:
+    """``data`` as a table in the warehouse for the length of the block (then released)."""
+    import ibis
+
+    rows = ibis.memtable(data)
+    try:
+        yield rows
     finally:
         _release(wh, rows.op().name)
 
