@@ -300,8 +300,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if result.uncertain:
             print(
-                f"  {result.uncertain:,} of them re-sent because an earlier delivery was never "
-                "acknowledged (Segment may hold either value)"
+                f"  {result.uncertain:,} of them re-sent because an earlier send was never "
+                "acknowledged, or never reached (Segment may hold either value)"
             )
         print(
             f"  sent {result.sent:,}, failed {result.failed:,} in {result.requests:,} requests, "

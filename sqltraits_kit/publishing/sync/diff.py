@@ -259,16 +259,12 @@ def materialise(wh: Warehouse, name: str, rows: ir.Table) -> int:
     return int(table.count().execute())
 
 
-def page_rows_expr(wh: Warehouse, name: str, page: int, size: int) -> ir.Table:
-    """Rows ``page * size`` to ``(page + 1) * size - 1`` of the numbered table, unordered."""
-    table = wh.con.table(name)
-    start = page * size
-    return table.filter((table["_row"] >= start) & (table["_row"] < start + size))
-
-
 def read_page(wh: Warehouse, name: str, page: int, size: int) -> pa.Table:
     """Rows ``page * size`` to ``(page + 1) * size - 1``, in row-number order, fully fetched."""
-    return page_rows_expr(wh, name, page, size).order_by("_row").to_pyarrow()
+    table = wh.con.table(name)
+    start = page * size
+    rows = table.filter((table["_row"] >= start) & (table["_row"] < start + size))
+    return rows.order_by("_row").to_pyarrow()
 
 
 def drop(wh: Warehouse, name: str) -> None:

@@ -1,14 +1,14 @@
 """The publish run: checks, diff, paged send through the ledger, run record.
 
-The ledger (:mod:`.state`, ``docs/DELIVERY.md``): before any message of a page goes out, every
-row of the page is appended to the state as *unknown* (values and messageId); a batch that
+The ledger (:mod:`.state`, ``docs/DELIVERY.md``): before the first message goes out, every row
+the run will send is appended to the state as *unknown* (values and message-id base); a batch that
 Segment acknowledges appends its rows again as *delivered*. A crash, a timeout, an error answer
 or exhausted retries leave rows unknown, and the next run re-sends every unknown profile's
 current value. So the state never says "delivered" for what Segment did not acknowledge, and
 always knows what Segment *may* hold.
 
-Commit policy — the trade-off: the unknown rows of a page are written in one insert (one per
-page of ``page_rows``); acknowledged rows are appended in groups (every ``commit_rows`` rows or
+Commit policy — the trade-off: the unknown rows are written in one INSERT ... SELECT before
+sending; acknowledged rows are appended in groups (every ``commit_rows`` rows or
 ``commit_seconds``, whichever comes first), because one insert per 500-message batch would make
 the warehouse, not Segment, the bottleneck. A crash (even ``kill -9``) loses at most the
 acknowledged-but-uncommitted rows: they stay unknown and the next run re-sends them under the
@@ -112,9 +112,10 @@ class _Publisher:
 
     # -- reading and encoding
     def messages(self) -> Iterator[EncodedMessage]:
+        if self.total:
+            # In flight before anything leaves: from here on Segment may hold these values.
+            self._append(self.wh.con.table(self.pending_table), delivered=False)
         for page_no in range(math.ceil(self.total / self.page_rows)):
-            # In flight before anything of the page leaves: from here on Segment may hold it.
-            self._in_flight(page_no)
             page = d.read_page(self.wh, self.pending_table, page_no, self.page_rows)
             self.pages[page_no] = page
             produced = 0
@@ -134,15 +135,14 @@ class _Publisher:
             if len(self.failures) >= self.commit_rows:
                 self.commit()
 
-    def _in_flight(self, page_no: int) -> None:
-        """Append the page's rows to the ledger as unknown: one INSERT ... SELECT in the
-        warehouse, nothing through Python (a row the payload layer then refuses is never sent;
-        being marked unknown only means the next run looks at it again)."""
-        rows = d.page_rows_expr(self.wh, self.pending_table, page_no, self.page_rows)
-        self._append(rows, delivered=False)
-
     def _append(self, rows: ir.Table, *, delivered: bool) -> None:
-        """Append pending ``rows`` to the ledger at the next sequence number."""
+        """Append pending ``rows`` to the ledger at the next sequence number: one INSERT ...
+        SELECT in the warehouse, nothing but row numbers through Python.
+
+        Every row of the run is written as unknown before the first batch leaves (one statement
+        instead of one per page, which stalled the senders): a row the run never reached, or
+        the payload layer refused, is then "unknown" too, which only means that the next run
+        sends its current value again, as it would have anyway."""
         import ibis
 
         values = {t: rows[d.trait_alias(i)] for i, t in enumerate(self.src.traits)}

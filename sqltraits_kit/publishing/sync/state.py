@@ -9,9 +9,9 @@ grows; the latest row per identifier is the profile's current ledger entry).
 
 The ledger (states and transitions in ``docs/DELIVERY.md``):
 
-- **in flight / unknown** (``_sync_delivered = false``): appended for every row of a page
-  *before* any message of that page goes out (one INSERT ... SELECT from the numbered rows to
-  send, in the warehouse), with the values sent and ``_sync_base``, the ledger sequence number
+- **in flight / unknown** (``_sync_delivered = false``): appended for every row a run will send
+  *before* its first message goes out (one INSERT ... SELECT from the numbered rows to send, in
+  the warehouse), with the values sent and ``_sync_base``, the ledger sequence number
   the message's id was derived from: the messageId is a hash of the sync key and destination,
   ``_sync_base``, the identifier and the values (:mod:`.messages`), so the ledger row determines
   it. Until an answer proves delivery, Segment may hold these values or the ones before them.
