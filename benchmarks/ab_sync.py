@@ -1,0 +1,82 @@
+"""``sync()`` throughput of this checkout against another git revision, runs interleaved.
+
+    python -m benchmarks.ab_sync --ref 9773315 [--messages 100000] [--rounds 4]
+
+Both sides publish the same table of ``--messages`` fresh rows into an empty state (the kit sync
+of ``bench_sync``) to one counting sink (``benchmarks/_sink.py``), alternating before/after so
+that load on a shared machine hits both alike; prints each run and the medians with their ratio.
+The other revision is checked out once as a git worktree under ``benchmarks/out/ab/``. Used for
+the delivery ledger's "throughput does not regress by more than 10%" (issue 11).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks import _harness as h
+
+_CHILD = r"""
+import json, sys
+from benchmarks import bench_sync as b
+n, url, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+print("RESULT=" + json.dumps(b.kit_sync(url, key, n, str(b._table_file(n))), default=str))
+"""
+
+
+def _worktree(ref: str) -> Path:
+    target = h.OUT / "ab" / ref.replace("/", "_")
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(target), ref], cwd=h.ROOT, check=True
+        )
+    return target
+
+
+def _run(root: Path, n: int, url: str, key: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(root))
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(n), url, key],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT=")]
+    if not lines:
+        raise SystemExit(f"the run in {root} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[0].removeprefix("RESULT="))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--ref", required=True, help="the git revision to compare with")
+    p.add_argument("--messages", type=int, default=100_000)
+    p.add_argument("--rounds", type=int, default=4)
+    args = p.parse_args(argv)
+    sides = {"before": _worktree(args.ref), "after": h.ROOT}
+    seconds: dict[str, list[float]] = {k: [] for k in sides}
+    with h.FakeSegment(sink=True) as server:
+        for i in range(args.rounds):
+            for name, root in sides.items():
+                r = _run(root, args.messages, server.url, server.write_key)
+                if r.get("delivered") != args.messages:
+                    raise SystemExit(f"{name}: delivered {r.get('delivered')} of {args.messages}")
+                seconds[name].append(r["seconds"])
+                print(f"{name:<6} round {i}: {r['seconds']:.2f} s", flush=True)
+    med = {k: statistics.median(v) for k, v in seconds.items()}
+    for k, v in med.items():
+        print(f"{k:<6} median {v:.2f} s = {args.messages / v:,.0f} rows/s")
+    print(f"after / before (time): {med['after'] / med['before']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
