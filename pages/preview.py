@@ -296,6 +296,8 @@ with app_state.user_errors():
         alerts.warning(check.warning, icon=":material/warning:")
     if check.leaving_warning:
         alerts.warning(check.leaving_warning, icon=":material/person_remove:")
+    if check.new_traits_note:
+        st.info(check.new_traits_note, icon=":material/fiber_new:")
     if check.error:
         st.warning(check.error, icon=":material/warning:")
     elif drift is None:

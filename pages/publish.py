@@ -151,6 +151,9 @@ def show_dry_run(report: DryRunReport) -> None:
                 f"Drift: max PSI {psi} (threshold {verdicts.drift_threshold:g})",
                 icon=":material/check_circle:",
             )
+        if verdicts.drift is not None and verdicts.drift.new_traits:
+            new = ", ".join(verdicts.drift.new_traits)
+            st.caption(f"New since the published snapshot (no drift figure): {new}")
     for col, label in zip(st.columns(4), ("new", "changed", "removed", "unchanged"), strict=True):
         col.metric(label.title(), f"{getattr(report, label):,}")
     approx = "" if report.requests_exact else "about "

@@ -814,14 +814,16 @@ def round_trait(value: ir.NumericValue, decimals: int, /) -> ir.NumericValue:
     return ibis.ifelse(exact, (value * scale).round() / scale, value)
 
 
-def resolve(wh: Warehouse, trait_set: TraitSet, /) -> ir.Table:
+def resolve(wh: Warehouse, trait_set: TraitSet, /, *, source: ir.Table | None = None) -> ir.Table:
     """The table to publish: the identifier (named ``trait_set.identifier``) + traits.
 
     Column traits are renamed to their trait names and rounded per ``[decimals]``; derived traits
     are computed in Ibis from the source columns. Nothing is materialised: the result is a lazy
     expression the contract checks, the Preview page and the sync engine all run in the warehouse.
+    ``source``: rows to resolve instead of the trait set's own table or query (one run of the
+    history table, resolved exactly like the current one).
     """
-    table = source_table(wh, trait_set)
+    table = source_table(wh, trait_set) if source is None else source
     id_col = trait_set.id_column
     if id_col not in table.columns:
         raise trait_set._error(

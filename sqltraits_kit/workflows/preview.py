@@ -18,10 +18,12 @@ API (one call per Preview panel, or :func:`preview` for all of them)::
     export_csv(wh, ts, "churn.csv")                             # streamed in Arrow batches
 
 **Baseline.** Drift is measured against what Segment holds: the published snapshot of the trait
-set's sync key (:func:`sqltraits_kit.publishing.sync.published_snapshot`, the acknowledged values).
-Until
+set's sync key (:func:`sqltraits_kit.publishing.sync.checks.published_baseline`, the
+acknowledged values), with the one gate the Publish step uses
+(:func:`sqltraits_kit.traits.gate.drift_gate`): same traits, same rows, same figure. Until
 something was published, the previous scoring run in ``<output>_history`` stands in (resolved
-through the same trait set, so tiers and rounding match); without either there is no drift.
+through the same trait set, so tiers and rounding match), for information: the Publish step
+gates only on the published snapshot, and the warning says so. Without either there is no drift.
 
 **Threshold.** The trait set's ``drift_threshold`` unless ``drift_threshold=`` overrides it; a PSI
 above it is reported in :attr:`PreviewReport.drift_warning`, which the Publish step repeats
@@ -46,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from sqltraits_kit.errors import ConfigError, DataError, SqlTraitsError
+from sqltraits_kit.traits.gate import BASELINE_NAMES, Baseline, BaselineKind
 from sqltraits_kit.traits.traitset import TraitSet, resolve
 
 if TYPE_CHECKING:
@@ -86,10 +89,7 @@ SAMPLE_RUN_ID = "preview"
 #: out: Ibis cannot compile the NaN checks of tiers and flags to T-SQL.
 SEGMENT_DIALECTS = ("snowflake", "bigquery", "redshift", "postgres")
 
-BaselineKind = Literal["published", "previous_run"]
-
 _KIT_TABLE_PREFIXES = ("sqltraits_", "_sqltraits")
-_BASELINE_NAMES = {"published": "published snapshot", "previous_run": "previous run"}
 
 
 # --------------------------------------------------------------------------- sources
@@ -144,25 +144,6 @@ def output_tables(wh: Warehouse, /) -> list[str]:
 # --------------------------------------------------------------------------- baseline
 
 
-class _SourceOverride:
-    """The warehouse, except that the trait set's source table name answers ``rows``.
-
-    :func:`~sqltraits_kit.traits.traitset.resolve` reads its source through ``wh.table(name)``;
-    handing
-    it one run's rows of the history this way resolves the baseline with exactly the code that
-    resolves the current table (renames, rounding, tiers, that run's own decile cut points).
-    """
-
-    def __init__(self, wh: Warehouse, name: str, rows: ir.Table) -> None:
-        self._wh, self._name, self._rows = wh, name, rows
-
-    def table(self, name: str) -> ir.Table:
-        return self._rows if name == self._name else self._wh.table(name)
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._wh, attr)
-
-
 def _current_run_id(wh: Warehouse, table: str) -> str | None:
     source = wh.con.table(table)
     if "run_id" not in source.columns:
@@ -171,20 +152,20 @@ def _current_run_id(wh: Warehouse, table: str) -> str | None:
     return str(values[0]) if values and values[0] is not None else None
 
 
-def _published(wh: Warehouse, trait_set: TraitSet) -> tuple[ir.Table | None, int]:
-    from sqltraits_kit.publishing.sync import published_snapshot
+def _published(wh: Warehouse, trait_set: TraitSet) -> tuple[Baseline | None, int]:
+    from sqltraits_kit.publishing.sync.checks import published_baseline
 
-    snapshot = published_snapshot(wh, trait_set.name)
-    if snapshot is None:
+    base, published = published_baseline(wh, trait_set.name)
+    if base is None:
         return None, 0
     ident, id_col = trait_set.identifier, trait_set.id_column
-    if ident not in snapshot.columns and id_col in snapshot.columns:
+    if ident not in base.table.columns and id_col in base.table.columns:
         # a bare table published under its own id column name (the sync keeps it as is)
-        snapshot = snapshot.rename({ident: id_col})
-    return snapshot, int(snapshot.count().execute())
+        base = dataclasses.replace(base, table=base.table.rename({ident: id_col}))
+    return base, published
 
 
-def _previous_run(wh: Warehouse, trait_set: TraitSet) -> tuple[ir.Table | None, str]:
+def _previous_run(wh: Warehouse, trait_set: TraitSet) -> tuple[Baseline | None, str]:
     from sqltraits_kit.traits.output import history_table, runs
 
     table = trait_set.table
@@ -206,27 +187,30 @@ def _previous_run(wh: Warehouse, trait_set: TraitSet) -> tuple[ir.Table | None, 
         return None, f"{table} has no run before {current}"
     previous = kept[position + 1]
     hist = wh.con.table(history)
+    # resolved by the code that resolves the current table: renames, rounding, tiers and that
+    # run's own decile cut points
     rows = hist.filter(hist["run_id"] == previous.run_id)
-    resolved = resolve(_SourceOverride(wh, table, rows), trait_set)  # type: ignore[arg-type]
+    resolved = resolve(wh, trait_set, source=rows)
     when = f"scored {previous.scored_at:%Y-%m-%d %H:%M} UTC, " if previous.scored_at else ""
-    return resolved, f"previous run {previous.run_id} of {table} ({when}{previous.rows:,} rows)"
+    label = f"previous run {previous.run_id} of {table} ({when}{previous.rows:,} rows)"
+    return Baseline(resolved, "previous_run", label), label
 
 
-def _baseline(wh: Warehouse, trait_set: TraitSet) -> tuple[ir.Table | None, str, str | None]:
+def _baseline(wh: Warehouse, trait_set: TraitSet) -> tuple[Baseline | None, str]:
     key = trait_set.name
-    snapshot, published = _published(wh, trait_set)
-    if snapshot is not None and published:
-        label = f"published snapshot of {key!r} ({published:,} profiles acknowledged by Segment)"
-        return snapshot, label, "published"
+    published, count = _published(wh, trait_set)
+    if published is not None and count:
+        return published, published.label
     nothing = (
         f"the published snapshot of {key!r} is empty"
-        if snapshot is not None
+        if published is not None
         else f"nothing published under {key!r} yet"
     )
     previous, why = _previous_run(wh, trait_set)
     if previous is not None:
-        return previous, f"{why}; {nothing}", "previous_run"
-    return None, f"no baseline: {nothing}, and {why}", None
+        label = f"{why}; {nothing}"
+        return dataclasses.replace(previous, label=label), label
+    return None, f"no baseline: {nothing}, and {why}"
 
 
 def baseline(wh: Warehouse, trait_set: TraitSet, /) -> tuple[ir.Table | None, str]:
@@ -236,8 +220,8 @@ def baseline(wh: Warehouse, trait_set: TraitSet, /) -> tuple[ir.Table | None, st
     profile; else the previous run of the trait set's output table, resolved the same way; else
     ``(None, <why there is none>)``.
     """
-    table, label, _kind = _baseline(wh, trait_set)
-    return table, label
+    base, label = _baseline(wh, trait_set)
+    return (None if base is None else base.table), label
 
 
 def data_version(wh: Warehouse, trait_set: TraitSet, /) -> str:
@@ -327,18 +311,36 @@ class DriftCheck:
         return self.report.over_threshold(self.threshold) if self.report else []
 
     @property
+    def gates_publish(self) -> bool:
+        """Whether the Publish step is gated on this figure (against the published snapshot)."""
+        return self.baseline_kind == "published"
+
+    @property
     def warning(self) -> str | None:
         """The warning the Publish step repeats; None when no trait drifted past the threshold."""
         hits = self.over_threshold
         if not hits or self.report is None:
             return None
         values = ", ".join(f"{t} {self.report.psi[t].psi:.3f}" for t in hits)
-        against = _BASELINE_NAMES.get(self.baseline_kind or "", "baseline")
+        against = BASELINE_NAMES.get(self.baseline_kind or "", "baseline")
+        then = (
+            "the Publish step asks for confirmation"
+            if self.gates_publish
+            else "nothing is published under this sync key yet, so the Publish step does not "
+            "gate on it"
+        )
         return (
             f"PSI above the drift threshold {self.threshold:g} for {values} (against the "
-            f"{against}): check the model run before publishing; the Publish step asks for "
-            "confirmation"
+            f"{against}): check the model run before publishing; {then}"
         )
+
+    @property
+    def new_traits_note(self) -> str | None:
+        """Traits the baseline does not have yet: no drift figure, they are new."""
+        if self.report is None or not self.report.new_traits:
+            return None
+        against = BASELINE_NAMES.get(self.baseline_kind or "", "baseline")
+        return f"New since the {against} (no drift figure): {', '.join(self.report.new_traits)}"
 
     @property
     def leaving_warning(self) -> str | None:
@@ -371,6 +373,8 @@ class DriftCheck:
             "over_threshold": self.over_threshold,
             "warning": self.warning,
             "leaving_warning": self.leaving_warning,
+            "new_traits_note": self.new_traits_note,
+            "gates_publish": self.gates_publish,
             "error": self.error,
             "report": self.report.to_dict() if self.report else None,
         }
@@ -407,19 +411,19 @@ def drift_check(
     started = time.perf_counter()
     if drift_threshold is not None:
         trait_set = trait_set.with_(drift_threshold=float(drift_threshold))
-    base, label, kind = _baseline(wh, trait_set)
+    base, label = _baseline(wh, trait_set)
     if base is None:
         return DriftCheck(trait_set, None, label, None, seconds=_timed(started))
     current = resolve(wh, trait_set)
     try:
-        mover = movers or _movers_trait(current, base, trait_set, trait_set.identifier)
+        mover = movers or _movers_trait(current, base.table, trait_set, trait_set.identifier)
         report = compare_trait_set(
             current, base, trait_set, movers=mover, n_movers=n_movers, bins=psi_bins
         )
     except SqlTraitsError as exc:
         error = f"drift against the {label} could not be computed: {exc}"
-        return DriftCheck(trait_set, None, label, kind, error, _timed(started))  # type: ignore[arg-type]
-    return DriftCheck(trait_set, report, label, kind, None, _timed(started))  # type: ignore[arg-type]
+        return DriftCheck(trait_set, None, label, base.kind, error, _timed(started))
+    return DriftCheck(trait_set, report, label, base.kind, None, _timed(started))
 
 
 @dataclass(frozen=True)

@@ -11,57 +11,49 @@ from sqltraits_kit.publishing.sync.source import SourceLike, SyncSource, resolve
 from sqltraits_kit.warehouse.sandbox import time_limited
 
 if TYPE_CHECKING:
+    from sqltraits_kit.traits.gate import Baseline
     from sqltraits_kit.warehouse import Warehouse
 
-__all__ = ["check", "verdicts"]
+__all__ = ["check", "published_baseline", "verdicts"]
+
+
+def published_baseline(wh: Warehouse, sync_key: str, /) -> tuple[Baseline | None, int]:
+    """The drift baseline of a publish under ``sync_key``, and how many profiles it holds.
+
+    The published snapshot as it was before an unfinished run (the run a publish would resume:
+    its own acknowledgements are not the baseline it is judged against); None when nothing was
+    ever published. The gate (:func:`verdicts`) and the Preview read it through here.
+    """
+    from sqltraits_kit.traits.gate import Baseline
+
+    resuming = r.unfinished_run(wh, sync_key)
+    snapshot = s.published_snapshot(wh, sync_key, excluding_run=resuming)
+    if snapshot is None:
+        return None, 0
+    published = int(snapshot.count().execute())
+    label = f"published snapshot of {sync_key!r} ({published:,} profiles acknowledged by Segment)"
+    return Baseline(snapshot, "published", label), published
 
 
 @time_limited  # the contract and drift checks run the user's SQL: within the query budget
 def verdicts(wh: Warehouse, src: SyncSource) -> Verdicts:
-    """Validate ``src`` and compare it with what was published before the run that would send it.
-
-    Drift is the PSI of each numeric trait between the published snapshot and the current values
-    *of the same profiles* (the current rows whose identifier Segment holds). Profiles entering
-    or leaving are membership, reported by the dry run's counts, not drift: otherwise a publish
-    that partly failed, or an unfinished run waiting to be resumed, would leave a partial
-    snapshot that looks like drift and blocks the very run that completes it. For the same
-    reason an unfinished run's own acknowledgements are left out of the baseline.
-    """
+    """Validate ``src`` and judge its drift with the one gate (:mod:`sqltraits_kit.traits.gate`)
+    against :func:`published_baseline`: the traits and rows the Preview shows, the same figure."""
     from sqltraits_kit.traits.contract import validate
-    from sqltraits_kit.traits.drift import compare
+    from sqltraits_kit.traits.gate import drift_gate
 
     report = validate(src.table, id_column=src.id_column, kind=src.contract_kind)
-    resuming = r.unfinished_run(wh, src.sync_key)
-    snapshot = s.published_snapshot(wh, src.sync_key, excluding_run=resuming)
-    drift, published = None, 0
-    if snapshot is not None:
-        published = int(snapshot.count().execute())
-    if snapshot is not None and published and (report.rows or 0):
-        cur, base = src.table.schema(), snapshot.schema()
-        # As the Preview computes it (drift.compare_trait_set): derived traits (tiers, deciles,
-        # flags) are judged by transitions there, not by PSI, so they do not gate either.
-        derived = {d.name for d in src.trait_set.derived} if src.trait_set else set()
-        numeric = [
-            t
-            for t in src.traits
-            if t in base
-            and t not in derived
-            and cur[t].is_numeric()
-            and not cur[t].is_boolean()
-            and base[t].is_numeric()
-            and not base[t].is_boolean()
-        ]
-        if numeric:
-            ident = src.id_column
-            held = src.table.filter(src.table[ident].isin(snapshot[ident]))
-            drift = compare(
-                held,
-                snapshot,
-                id_column=src.id_column,
-                numeric=numeric,
-                categorical=[],
-                threshold=src.drift_threshold,
-            )
+    baseline, published = published_baseline(wh, src.sync_key)
+    drift = None
+    if baseline is not None and published and (report.rows or 0):
+        drift = drift_gate(
+            src.table,
+            baseline,
+            id_column=src.id_column,
+            threshold=src.drift_threshold,
+            traits=src.traits,
+            derived=[d.name for d in src.trait_set.derived] if src.trait_set else (),
+        )
     return Verdicts(report, drift, src.drift_threshold, published)
 
 
