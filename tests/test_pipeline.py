@@ -90,3 +90,30 @@ def test_dry_run_scores_and_checks_but_sends_nothing(
 def test_missing_model_is_named(duckdb_wh, tmp_path):
     with pytest.raises(ModelLoadError, match="no model named 'churn'"):
         run_trait_set(duckdb_wh, CHURN, registry=tmp_path / "empty", dry_run=True)
+
+
+def test_a_run_validates_once_and_shares_the_report_with_the_gate(
+    duckdb_wh,
+    tmp_path,
+    monkeypatch,
+    segment_server,  # noqa: F811
+):
+    from sqltraits_kit.traits import contract
+
+    registry = train_demo_models(duckdb_wh, tmp_path / "models")
+    calls = []
+    real = contract.validate
+
+    def counted(table, /, **options):
+        calls.append(options.get("id_column"))
+        return real(table, **options)
+
+    monkeypatch.setattr(contract, "validate", counted)
+    result = run_trait_set(duckdb_wh, CHURN, registry=registry, dry_run=True)
+    assert calls == ["user_id"]  # on the staged rows, before the swap; the gate reused it
+    assert result.contract is result.published.verdicts.validation and result.contract.ok
+    assert result.steps[1].startswith("contract ok")
+
+    calls.clear()  # without scoring, the gate's validation is the run's one
+    again = run_trait_set(duckdb_wh, CHURN, registry=registry, dry_run=True, score=False)
+    assert calls == ["user_id"] and again.contract is again.published.verdicts.validation

@@ -782,13 +782,19 @@ def _name_rules(
 
 
 def validate_trait_set(
-    wh: Warehouse, trait_set: TraitSet, /, *, allow_reserved: Iterable[str] = (), **options: Any
+    wh: Warehouse,
+    trait_set: TraitSet,
+    /,
+    *,
+    allow_reserved: Iterable[str] = (),
+    source: ir.Table | None = None,
+    **options: Any,
 ) -> ContractReport:
     """Resolve ``trait_set`` (:func:`sqltraits_kit.traits.traitset.resolve`) and validate the
-    result."""
+    result; ``source``: rows to resolve instead of the trait set's table (staged rows)."""
     from sqltraits_kit.traits.traitset import resolve
 
-    table = resolve(wh, trait_set)
+    table = resolve(wh, trait_set, source=source)
     return validate(
         table,
         id_column=trait_set.identifier,

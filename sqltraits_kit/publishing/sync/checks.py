@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from sqltraits_kit.publishing.sync import runs as r
@@ -11,10 +14,48 @@ from sqltraits_kit.publishing.sync.source import SourceLike, SyncSource, resolve
 from sqltraits_kit.warehouse.sandbox import time_limited
 
 if TYPE_CHECKING:
+    from sqltraits_kit.traits.contract import ContractReport
     from sqltraits_kit.traits.gate import Baseline
     from sqltraits_kit.warehouse import Warehouse
 
-__all__ = ["check", "published_baseline", "verdicts"]
+__all__ = ["check", "published_baseline", "shared_validation", "verdicts"]
+
+_SHARED: ContextVar[tuple[str, ContractReport] | None] = ContextVar(
+    "sqltraits_shared_validation", default=None
+)
+
+
+@contextmanager
+def shared_validation(sync_key: str, report: ContractReport, /) -> Iterator[None]:
+    """Within the block, the gate of a publish under ``sync_key`` takes ``report`` as its
+    validation instead of validating the same rows again: one validation per run.
+
+    ``sqltraits run`` validates the trait set once, on the rows its scoring step is about to
+    swap into the output table, and publishes those rows inside this block. The report is used
+    only when it describes the source's identifier, kind and columns; otherwise the gate
+    validates as usual.
+    """
+    token = _SHARED.set((sync_key, report))
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _validation(src: SyncSource) -> ContractReport:
+    from sqltraits_kit.traits.contract import validate
+
+    shared = _SHARED.get()
+    if shared is not None:
+        key, report = shared
+        same = (report.id_column, report.kind, report.columns) == (
+            src.id_column,
+            src.contract_kind,
+            (src.id_column, *src.traits),
+        )
+        if key == src.sync_key and same:
+            return report
+    return validate(src.table, id_column=src.id_column, kind=src.contract_kind)
 
 
 def published_baseline(wh: Warehouse, sync_key: str, /) -> tuple[Baseline | None, int]:
@@ -39,10 +80,9 @@ def published_baseline(wh: Warehouse, sync_key: str, /) -> tuple[Baseline | None
 def verdicts(wh: Warehouse, src: SyncSource) -> Verdicts:
     """Validate ``src`` and judge its drift with the one gate (:mod:`sqltraits_kit.traits.gate`)
     against :func:`published_baseline`: the traits and rows the Preview shows, the same figure."""
-    from sqltraits_kit.traits.contract import validate
     from sqltraits_kit.traits.gate import drift_gate
 
-    report = validate(src.table, id_column=src.id_column, kind=src.contract_kind)
+    report = _validation(src)
     baseline, published = published_baseline(wh, src.sync_key)
     drift = None
     if baseline is not None and published and (report.rows or 0):
