@@ -151,16 +151,9 @@ def pull_score(path: str, registry: str, name: str) -> dict[str, Any]:
     wh = connect(f"duckdb://{path}")
     with h.Timer() as t:
         if card.kind == "btyd":
-            from sqltraits_kit.modelling.btyd import rfm_summary
+            from sqltraits_kit.modelling.rfm import rfm_as_of
 
-            rfm = rfm_summary(
-                wh.table(mapping.orders_table),
-                customer_id=mapping.order_profile_id,
-                timestamp=mapping.order_timestamp,
-                amount=mapping.order_revenue,
-                calibration_end=(as_of - dt.timedelta(days=1)).date(),
-                time_unit="W",
-            ).to_pandas()
+            rfm = rfm_as_of(wh, mapping, as_of).to_pandas()
             users = wh.table(mapping.profiles_table).to_pandas()
             created = users[mapping.profile_created_at or "created_at"]
             ids = users.loc[created < as_of, [mapping.profile_id]].drop_duplicates()

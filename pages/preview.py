@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import time
 import tomllib
-from pathlib import Path
 
 import streamlit as st
 
@@ -25,6 +24,7 @@ from sqltraits_kit.traits.contract import ContractReport, validate_trait_set
 from sqltraits_kit.traits.distributions import QUANTILES, summary_frame
 from sqltraits_kit.traits.traitset import USER_IDENTIFIERS, TraitSet
 from sqltraits_kit.warehouse import Warehouse
+from sqltraits_kit.workflows.catalog import trait_set_files
 from sqltraits_kit.workflows.preview import (
     SAMPLE_RUN_ID,
     SEGMENT_DIALECTS,
@@ -42,9 +42,6 @@ from sqltraits_kit.workflows.preview import (
     segment_sql,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAITSETS = ROOT / "traitsets"
-DEFAULT_TRAITSET = "churn.toml"
 DEFAULT_TABLE = "churn_traits"
 CSV_ROWS = (1_000, 10_000, 100_000)
 TTL = 600
@@ -122,15 +119,17 @@ with app_state.user_errors():
         "Source", ["Trait set", "Output table"], key="preview_mode", persist_state="session"
     )
     if mode == "Trait set":
-        files = sorted(p.name for p in TRAITSETS.glob("*.toml"))
+        files = [p.name for p in trait_set_files(app_state.TRAITSETS)]
         if not files:
-            st.info(f"No trait-set file in `{TRAITSETS}`: add one, or preview an output table.")
+            st.info(
+                f"No trait-set file in `{app_state.TRAITSETS}`: add one, or preview an output "
+                "table."
+            )
             st.stop()
-        default = files.index(DEFAULT_TRAITSET) if DEFAULT_TRAITSET in files else 0
         chosen = name_col.selectbox(
-            "Trait set", files, index=default, key="preview_traitset", persist_state="session"
+            "Trait set", files, key="preview_traitset", persist_state="session"
         )
-        trait_set = load_trait_set_or_table(TRAITSETS / chosen)
+        trait_set = load_trait_set_or_table(app_state.TRAITSETS / chosen)
         id_col.caption(trait_set.description or f"Trait set `{trait_set.name}`")
         id_col.caption(
             f"{trait_set.kind} traits from {trait_set.source_label}, identifier "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -29,9 +28,8 @@ from sqltraits_kit.publishing.sync import (
     sync,
 )
 from sqltraits_kit.traits.traitset import TraitSet
+from sqltraits_kit.workflows.catalog import trait_set_files
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAITSETS = ROOT / "traitsets"
 REMOVE_LABELS = {"null": "set their traits to null (Segment's rule)", "keep": "leave them alone"}
 
 settings = app_state.settings()
@@ -231,7 +229,7 @@ with st.expander("Segment settings", expanded=key is None):
 
 # ---------------------------------------------------------------- source
 st.subheader("What to publish")
-files = sorted(p.name for p in TRAITSETS.glob("*.toml")) if TRAITSETS.is_dir() else []
+files = [p.name for p in trait_set_files(app_state.TRAITSETS)]
 left, right = st.columns([3, 2])
 kind_of_source = left.radio(
     "Source",
@@ -251,21 +249,14 @@ any_table = right.toggle(
     key="publish_any_table",
     persist_state="session",
 )
-if any_table and access:
-    tables = [
-        t
-        for t in wh.tables()
-        if not t.startswith(app_state.KIT_PREFIXES) and not t.endswith("_history")
-    ]
-else:
-    tables = app_state.output_tables(wh)
+tables = app_state.output_tables(wh, any_table=bool(any_table and access))
 source: Any = None
 options: dict[str, Any] = {}
 sync_key: str | None = None
 with app_state.user_errors():
     if kind_of_source == "Trait set" and files:
         name = st.selectbox("Trait set", files, key="publish_traitset", persist_state="session")
-        source = TraitSet.load(TRAITSETS / name)
+        source = TraitSet.load(app_state.TRAITSETS / name)
         # The threshold chosen on the Preview page for this trait set is the one in use.
         chosen = st.session_state.get("preview_thresholds", {}).get(source.name)
         threshold = f"drift threshold {source.drift_threshold:g}"
@@ -308,7 +299,7 @@ with app_state.user_errors():
         )
         options = {"kind": kind, "id_column": id_column}
     elif kind_of_source == "Trait set" and not files:
-        st.info(f"No trait-set files in {TRAITSETS}.")
+        st.info(f"No trait-set files in {app_state.TRAITSETS}.")
     elif kind_of_source == "Table":
         st.info(
             "No output table to publish yet: the Score page writes one."

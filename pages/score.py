@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -17,30 +16,14 @@ from sqltraits_kit.traits.output import METADATA_COLUMNS, runs
 from sqltraits_kit.traits.scoring import DEFAULT_OUTPUT_TABLE, default_as_of, score, trait_columns
 from sqltraits_kit.traits.traitset import TraitSet
 from sqltraits_kit.warehouse import Warehouse
+from sqltraits_kit.workflows.catalog import DEFAULT_TRAIT_SET, load_trait_sets
 
 PATHS = {"warehouse": "in the warehouse", "streamed": "streamed"}
-TRAITSETS = Path(__file__).resolve().parents[1] / "traitsets"
-DEFAULT_TRAITSET = "churn.toml"  # the one the Preview and Publish pages open with
 
 
 @st.cache_data(ttl=300, show_spinner="Finding the latest data in the warehouse…")
 def latest_as_of(url: str, _wh: Warehouse, mapping: str) -> dt.date:
     return default_as_of(_wh, TableMapping.from_dict(json.loads(mapping)))
-
-
-def trait_sets() -> list[TraitSet]:
-    """The trait sets of traitsets/ that name their models (the default one first); a file
-    that does not load is the Preview page's business, not a reason to fail here."""
-    files = sorted(TRAITSETS.glob("*.toml"), key=lambda p: (p.name != DEFAULT_TRAITSET, p.name))
-    out = []
-    for path in files:
-        try:
-            ts = TraitSet.load(path)
-        except (SqlTraitsError, OSError):
-            continue
-        if ts.model is not None:
-            out.append(ts)
-    return out
 
 
 def model_names(ts: TraitSet) -> list[str]:
@@ -74,7 +57,7 @@ with app_state.user_errors():
     for card in cards:
         by_name.setdefault(card.name, {})[card.version] = card
     names = list(by_name)
-    sets = trait_sets()
+    sets = load_trait_sets(app_state.TRAITSETS, scored_only=True)
     # By default, what the default trait set publishes: its models, those that are saved.
     wanted = model_names(sets[0]) if sets else ["churn"]
     chosen = st.multiselect(
@@ -164,7 +147,7 @@ with app_state.user_errors():
             continue
         models = ", ".join(model_names(ts))
         notes.append(f"**{ts.name}** needs {', '.join(missing)} (its models: {models})")
-        if ts.path is not None and ts.path.name == DEFAULT_TRAITSET:
+        if ts.path is not None and ts.path.name == DEFAULT_TRAIT_SET:
             st.warning(
                 f"Trait set {ts.name!r} reads {', '.join(missing)} from `{target}`, which no "
                 f"chosen model writes: add {', '.join(model_names(ts))}, or its checks fail.",

@@ -352,3 +352,18 @@ def test_data_version_follows_the_runs(wh, unique_name):
     assert "run=r1" in first and f"rows={N}" in first
     write_run(wh, unique_name, run_rows(seed=2, run_id="r2", day=2))
     assert data_version(wh, ts) != first
+
+
+def test_the_sync_key_and_the_id_type_are_the_syncs(wh, unique_name):
+    from sqltraits_kit.publishing.sync import resolve_source
+
+    columns = {"user_id": ["u1"], "group_id": ["g1"], "email": ["a@example.com"], "seats": [1]}
+    wh.con.create_table(unique_name, obj=pa.table(columns))
+    for kind, message, ident in (("user", "identify", "user_id"), ("account", "group", "group_id")):
+        src = resolve_source(wh, unique_name, kind=message, id_column=ident)
+        assert table_sync_key(unique_name, kind=kind) == src.sync_key
+    # an e-mail identifier: the sample says what a publish would say, word for word
+    ts = load_trait_set_or_table(unique_name, id_column="email")
+    with pytest.raises(ConfigError, match="e-mail identifier") as refused:
+        resolve_source(wh, ts)
+    assert sample_payloads(wh, ts, size=2).errors == (str(refused.value),)

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqltraits_kit.traits.output import METADATA_COLUMNS
 from sqltraits_kit.traits.psi import EPSILON, TraitPSI, check_columns, population_stability
-from sqltraits_kit.traits.traitset import DEFAULT_DRIFT_THRESHOLD, METADATA_COLUMNS
+from sqltraits_kit.traits.traitset import DEFAULT_DRIFT_THRESHOLD
 from sqltraits_kit.traits.transitions import (
     Membership,
     TransitionMatrix,

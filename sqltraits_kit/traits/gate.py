@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqltraits_kit.traits.comparison import DriftReport, shared_traits
+from sqltraits_kit.traits.output import METADATA_COLUMNS
 from sqltraits_kit.traits.psi import EPSILON, check_columns, is_missing, population_stability
-from sqltraits_kit.traits.traitset import DEFAULT_DRIFT_THRESHOLD, METADATA_COLUMNS
+from sqltraits_kit.traits.traitset import DEFAULT_DRIFT_THRESHOLD
 from sqltraits_kit.traits.transitions import membership, top_movers, transition_matrix
 
 if TYPE_CHECKING:

@@ -30,6 +30,12 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqltraits_kit.errors import ConfigError, DataError, SqlTraitsError, UnknownTableError
+from sqltraits_kit.warehouse.kit_tables import (
+    HISTORY_SUFFIX,
+    SCRATCH_PREFIX,
+    is_history_table,
+    is_kit_table,
+)
 from sqltraits_kit.warehouse.transactions import execute, in_transaction
 
 if TYPE_CHECKING:
@@ -45,19 +51,19 @@ __all__ = [
     "check_table_name",
     "history_table",
     "new_run_id",
+    "output_tables",
     "rollback",
     "runs",
     "write_output",
 ]
 
-#: Run metadata every output row carries (the same names :mod:`sqltraits_kit.traits.traitset`
-#: skips).
+#: Run metadata every output row carries: what marks an output production table, and never a
+#: trait unless a trait set names it (:mod:`sqltraits_kit.traits.traitset` reads it from here).
 METADATA_COLUMNS = ("model_name", "model_version", "scored_at", "run_id")
-HISTORY_SUFFIX = "_history"
 # PostgreSQL truncates identifiers at 63 bytes; the history table adds the suffix.
 _MAX_NAME = 63 - len(HISTORY_SUFFIX)
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-_STAGING_PREFIX = "_sqltraits_staging_"
+_STAGING_PREFIX = f"{SCRATCH_PREFIX}staging_"
 #: Engines whose DDL is transactional, so drop + rename can be one atomic step.
 _TRANSACTIONAL_DDL = frozenset({"duckdb", "postgres"})
 _SAMPLE = 5
@@ -122,6 +128,22 @@ def history_table(table: str) -> str:
 
 
 # --------------------------------------------------------------------------- SQL plumbing
+
+
+def output_tables(wh: Warehouse, /, *, outputs_only: bool = True) -> list[str]:
+    """The tables a user may pick as a trait source: never the kit's own tables nor history.
+
+    ``outputs_only``: only output production tables (the ones carrying :data:`METADATA_COLUMNS`,
+    which scoring replaces whole); otherwise every other table too.
+    """
+    wanted = set(METADATA_COLUMNS)
+    return [
+        name
+        for name in wh.tables()
+        if not is_kit_table(name)
+        and not is_history_table(name)
+        and (not outputs_only or wanted <= set(wh.table(name).columns))
+    ]
 
 
 def _ident(name: str) -> Any:

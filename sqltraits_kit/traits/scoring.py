@@ -53,6 +53,7 @@ from sqltraits_kit.traits.sql_models import (
     btyd_scores,
     pipeline_to_ibis,
 )
+from sqltraits_kit.warehouse.kit_tables import SCRATCH_PREFIX
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -80,7 +81,7 @@ METHODS = ("auto", "warehouse", "streamed")
 PARITY_TOLERANCE = 1e-9
 PARITY_ROWS = 2_000
 BATCH_ROWS = 100_000
-_TMP_PREFIX = "_sqltraits_tmp_"
+_TMP_PREFIX = f"{SCRATCH_PREFIX}tmp_"
 
 Progress = Callable[[str, float], None]
 
@@ -440,21 +441,9 @@ def _btyd_base(
     wh: Warehouse, scratch: _Scratch, m: _Model, ids: ir.Table, as_of: dt.datetime
 ) -> ir.Table:
     """profile_id + the RFM summary in weeks (zeros without orders), as in training."""
-    from sqltraits_kit.modelling.btyd import rfm_summary
+    from sqltraits_kit.modelling.rfm import rfm_as_of
 
-    mapping = m.mapping
-    rfm = rfm_summary(
-        wh.table(mapping.orders_table),
-        customer_id=mapping.order_profile_id,
-        timestamp=mapping.order_timestamp,
-        amount=mapping.order_revenue,
-        # whole days up to the day before the (midnight) as-of date, like training's cutoff
-        calibration_end=(as_of - dt.timedelta(days=1)).date(),
-        time_unit="W",
-    )
-    id_type = ids.schema()["profile_id"]
-    cid = rfm.customer_id if rfm.customer_id.type() == id_type else rfm.customer_id.cast(id_type)
-    rfm = rfm.mutate(customer_id=cid)
+    rfm = rfm_as_of(wh, m.mapping, as_of, id_type=ids.schema()["profile_id"])
     joined = ids.left_join(rfm, ids.profile_id == rfm.customer_id)
     T = joined["T"].fill_null(0.0).cast("float64")
     base = joined.select(

@@ -77,6 +77,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqltraits_kit.errors import ConfigError, UnknownTableError
+from sqltraits_kit.traits.output import METADATA_COLUMNS
 from sqltraits_kit.warehouse.sandbox import QueryLimitError, check_statement, time_limit
 
 if TYPE_CHECKING:
@@ -101,8 +102,6 @@ __all__ = [
     "source_table",
 ]
 
-#: Columns the scoring step writes next to the scores; never traits unless named in [traits].
-METADATA_COLUMNS = ("model_name", "model_version", "scored_at", "run_id")
 #: Identifier columns Segment SQL Traits accept for user traits (account traits: ``group_id``).
 USER_IDENTIFIERS = ("user_id", "email", "anonymous_id")
 ACCOUNT_IDENTIFIER = "group_id"

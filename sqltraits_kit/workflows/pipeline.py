@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqltraits_kit.errors import ConfigError
+from sqltraits_kit.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError
 from sqltraits_kit.publishing.sync import DryRunReport, SyncResult
 
 if TYPE_CHECKING:
@@ -28,7 +28,25 @@ if TYPE_CHECKING:
     from sqltraits_kit.traits.traitset import ModelRef, TraitSet
     from sqltraits_kit.warehouse import Warehouse
 
-__all__ = ["PipelineResult", "run_trait_set"]
+__all__ = ["PipelineResult", "publish_exit_code", "run_trait_set"]
+
+
+def publish_exit_code(
+    published: SyncResult | DryRunReport,
+    /,
+    *,
+    allow_drift: bool = False,
+    allow_invalid: bool = False,
+) -> int:
+    """The exit status of a publish or of its dry run, as ``sqltraits sync`` and ``sqltraits run``
+    return it: 0 every row delivered (or would be), 1 some rows failed (recorded, sent again
+    next run) or would be rejected, 2 a dry run that a gate would refuse (given the overrides).
+    """
+    if isinstance(published, DryRunReport):
+        if published.problems(allow_drift=allow_drift, allow_invalid=allow_invalid):
+            return EXIT_USAGE
+        return EXIT_FAILED if published.rejected else EXIT_OK
+    return EXIT_OK if published.ok else EXIT_FAILED
 
 
 @dataclass
@@ -41,13 +59,12 @@ class PipelineResult:
     published: SyncResult | DryRunReport
     seconds: float
     steps: list[str] = field(default_factory=list)
+    allow_drift: bool = False
 
     @property
     def exit_code(self) -> int:
-        """The exit status of ``sqltraits sync``: 0 all delivered, 1 some rows failed."""
-        if hasattr(self.published, "ok"):
-            return 0 if self.published.ok else 1
-        return 1 if getattr(self.published, "rejected", 0) else 0
+        """The exit status of ``sqltraits sync`` (:func:`publish_exit_code`)."""
+        return publish_exit_code(self.published, allow_drift=self.allow_drift)
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.published.to_dict())
@@ -200,4 +217,5 @@ def run_trait_set(
         published=published,
         seconds=time.perf_counter() - started,
         steps=steps,
+        allow_drift=allow_drift,
     )

@@ -89,15 +89,17 @@ SAMPLE_RUN_ID = "preview"
 #: out: Ibis cannot compile the NaN checks of tiers and flags to T-SQL.
 SEGMENT_DIALECTS = ("snowflake", "bigquery", "redshift", "postgres")
 
-_KIT_TABLE_PREFIXES = ("sqltraits_", "_sqltraits")
-
 
 # --------------------------------------------------------------------------- sources
 
 
 def table_sync_key(table: str, *, kind: str = "user") -> str:
-    """The sync key a publish of the bare table uses (``table:<name>:identify``), as the sync
-    engine names it, so the Preview of a table reads that table's published snapshot."""
+    """The sync key a publish of the bare table uses (``table:<name>:identify``), so the Preview
+    of a table reads that table's published snapshot.
+
+    The format is :func:`sqltraits_kit.publishing.sync.resolve_source`'s; a test holds the two
+    to one answer (``tests/test_preview.py``) until the sync exports it.
+    """
     message = "group" if kind in ("account", "group") else "identify"
     return f"table:{table}:{message}"
 
@@ -131,14 +133,11 @@ def load_trait_set_or_table(
 
 
 def output_tables(wh: Warehouse, /) -> list[str]:
-    """Tables that can be previewed: everything but history tables and the kit's own tables."""
-    from sqltraits_kit.traits.output import HISTORY_SUFFIX
+    """Tables that can be previewed: everything but history tables and the kit's own tables
+    (:func:`sqltraits_kit.traits.output.output_tables` with ``outputs_only=False``)."""
+    from sqltraits_kit.traits.output import output_tables as listed
 
-    return [
-        name
-        for name in wh.tables()
-        if not name.endswith(HISTORY_SUFFIX) and not name.startswith(_KIT_TABLE_PREFIXES)
-    ]
+    return listed(wh, outputs_only=False)
 
 
 # --------------------------------------------------------------------------- baseline
@@ -463,6 +462,7 @@ def sample_payloads(wh: Warehouse, trait_set: TraitSet, /, *, size: int = 20) ->
     the placeholder run id :data:`SAMPLE_RUN_ID`.
     """
     from sqltraits_kit.publishing.segment.payload import PayloadError, build_message
+    from sqltraits_kit.publishing.sync import resolve_source
 
     started = time.perf_counter()
     table = resolve(wh, trait_set)
@@ -470,24 +470,21 @@ def sample_payloads(wh: Warehouse, trait_set: TraitSet, /, *, size: int = 20) ->
     traits = tuple(c for c in table.columns if c != ident)
     if size <= 0:
         return SamplePayloads(ident, traits, (), seconds=_timed(started))
-    if trait_set.kind == "user" and ident == "email":
-        why = (
-            "an e-mail identifier cannot be published through the Tracking API (every identify "
-            "needs a userId or anonymousId): select the user_id instead"
-        )
-        return SamplePayloads(ident, traits, (), (why,), seconds=_timed(started))
-    id_type = "anonymous_id" if ident == "anonymous_id" else "user_id"
-    rows = table.order_by(ident).limit(size).to_pyarrow().to_pylist()
+    try:  # the sync's own reading of the source: message kind and id type (e-mail refused)
+        src = resolve_source(wh, trait_set)
+    except ConfigError as exc:
+        return SamplePayloads(ident, traits, (), (str(exc),), seconds=_timed(started))
+    rows = src.table.order_by(ident).limit(size).to_pyarrow().to_pylist()
     messages, errors = [], []
     for row in rows:
         try:
             messages.append(
                 build_message(
-                    trait_set.message_type,
+                    src.kind,
                     identifier=row[ident],
                     traits={t: row[t] for t in traits},
                     run_id=SAMPLE_RUN_ID,
-                    id_type=id_type,
+                    id_type=src.id_type,
                 )
             )
         except PayloadError as exc:

@@ -1,0 +1,47 @@
+"""The trait-set files a project offers, found one way for every page and command.
+
+The app's Preview, Publish and Score pages list the ``*.toml`` files of the project's
+``traitsets/`` folder with the default trait set first; a file that does not load is left for
+the Preview to explain (it shows the error), never a reason for another page to fail.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqltraits_kit.errors import SqlTraitsError
+from sqltraits_kit.traits.traitset import TraitSet
+
+__all__ = ["DEFAULT_TRAIT_SET", "TRAIT_SET_FOLDER", "load_trait_sets", "trait_set_files"]
+
+#: The trait set the pages open with.
+DEFAULT_TRAIT_SET = "churn.toml"
+#: Where a project keeps its trait sets, beside ``sqltraits.toml``.
+TRAIT_SET_FOLDER = "traitsets"
+
+
+def trait_set_files(folder: str | Path, /) -> list[Path]:
+    """The ``*.toml`` files of ``folder``: :data:`DEFAULT_TRAIT_SET` first, then by name.
+
+    No folder: an empty list.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob("*.toml"), key=lambda p: (p.name != DEFAULT_TRAIT_SET, p.name))
+
+
+def load_trait_sets(folder: str | Path, /, *, scored_only: bool = False) -> list[TraitSet]:
+    """The trait sets of :func:`trait_set_files` that load, in that order.
+
+    ``scored_only``: only those naming the models that score them (a ``[model]`` section).
+    """
+    out = []
+    for path in trait_set_files(folder):
+        try:
+            ts = TraitSet.load(path)
+        except (SqlTraitsError, OSError):
+            continue
+        if ts.model is not None or not scored_only:
+            out.append(ts)
+    return out
