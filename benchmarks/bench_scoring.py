@@ -140,7 +140,8 @@ def pull_score(path: str, registry: str, name: str) -> dict[str, Any]:
 
     from sqltraits_kit.modelling.features import TableMapping, build_features
     from sqltraits_kit.modelling.registry import Registry
-    from sqltraits_kit.traits.scoring import _btyd_numpy, predict_scores, trait_columns
+    from sqltraits_kit.traits.scoring import predict_scores, trait_columns
+    from sqltraits_kit.traits.scoring.btyd_path import btyd_numpy
     from sqltraits_kit.warehouse import connect
 
     _import_kit()
@@ -160,7 +161,7 @@ def pull_score(path: str, registry: str, name: str) -> dict[str, Any]:
             frame = ids.merge(
                 rfm, how="left", left_on=mapping.profile_id, right_on="customer_id"
             ).fillna({"frequency": 0, "recency": 0.0, "T": 0.0, "monetary_value": 0.0})
-            values = _btyd_numpy(loaded.model, frame, float(card.horizon_days))
+            values = btyd_numpy(loaded.model, frame, float(card.horizon_days))
             cols = dict(zip(trait_columns(card), values.values(), strict=True))
             out = pd.DataFrame({"user_id": frame[mapping.profile_id].to_numpy(), **cols})
         else:

@@ -12,7 +12,13 @@ from pathlib import Path
 from sqltraits_kit.errors import SqlTraitsError
 from sqltraits_kit.traits.traitset import TraitSet
 
-__all__ = ["DEFAULT_TRAIT_SET", "TRAIT_SET_FOLDER", "load_trait_sets", "trait_set_files"]
+__all__ = [
+    "DEFAULT_TRAIT_SET",
+    "TRAIT_SET_FOLDER",
+    "load_trait_sets",
+    "model_names",
+    "trait_set_files",
+]
 
 #: The trait set the pages open with.
 DEFAULT_TRAIT_SET = "churn.toml"
@@ -45,3 +51,13 @@ def load_trait_sets(folder: str | Path, /, *, scored_only: bool = False) -> list
         if ts.model is not None or not scored_only:
             out.append(ts)
     return out
+
+
+def model_names(trait_set: TraitSet, /) -> list[str]:
+    """The registry names of the models that score ``trait_set`` (its ``[model]``: the main one
+    first), without versions; none without a ``[model]`` section."""
+    from sqltraits_kit.modelling.registry import parse_ref
+
+    if trait_set.model is None:
+        return []
+    return [parse_ref(ref)[0] for ref in trait_set.model.refs()]

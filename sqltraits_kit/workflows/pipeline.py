@@ -130,6 +130,47 @@ def _score(
     return scored, (checked[0] if checked else None)
 
 
+def _publish(
+    wh: Warehouse,
+    ts: TraitSet,
+    *,
+    dry_run: bool,
+    client: SegmentClient | None,
+    allow_drift: bool,
+    progress: Callable[[SyncProgress], None] | None,
+    wait: float | bool,
+    max_duration: float | None,
+    options: dict[str, Any],
+) -> tuple[SyncResult | DryRunReport, str]:
+    """The publish (or its dry run, refused as a publish would be) and its step line.
+
+    ``max_duration`` (a limit, ``1e-3`` when scoring spent it all: the publish then stops after
+    its first batch) is what is left of the run's.
+    """
+    from sqltraits_kit.publishing.sync import dry_run as sync_dry_run
+    from sqltraits_kit.publishing.sync import sync
+
+    if dry_run:
+        report = sync_dry_run(wh, ts, **options)
+        problems = report.problems(allow_drift=allow_drift)
+        if problems:
+            raise ConfigError(f"the publish would be refused: {'; '.join(problems)}")
+        return report, f"dry run: {report.to_send:,} messages would be sent"
+    if client is None:
+        raise ConfigError("publishing needs a Segment client (a write key)")
+    result = sync(
+        wh,
+        ts,
+        client=client,
+        allow_drift=allow_drift,
+        progress=progress,
+        wait=wait,
+        max_duration=max_duration,
+        **options,
+    )
+    return result, f"sent {result.sent:,}, failed {result.failed:,}"
+
+
 def run_trait_set(
     wh: Warehouse,
     trait_set: TraitSet | str | Path,
@@ -158,8 +199,6 @@ def run_trait_set(
     the trait set reads, else by the publish's gate; :attr:`PipelineResult.contract` is that
     one report, the one the gate judged.
     """
-    from sqltraits_kit.publishing.sync import dry_run as sync_dry_run
-    from sqltraits_kit.publishing.sync import sync
     from sqltraits_kit.publishing.sync.checks import shared_validation
     from sqltraits_kit.traits.traitset import TraitSet
 
@@ -174,31 +213,21 @@ def run_trait_set(
         steps.append(f"scored {scored.rows:,} profiles into {scored.table}")
 
     report("publishing" if not dry_run else "dry run", 0.6)
+    if max_duration is not None:  # counted from this call: scoring used up part of it
+        max_duration = max(max_duration - (time.perf_counter() - started), 1e-3)
     key = sync_options.get("sync_key") or ts.name
     with shared_validation(key, contract) if contract is not None else nullcontext():
-        if dry_run:
-            published: SyncResult | DryRunReport = sync_dry_run(wh, ts, **sync_options)
-            problems = published.problems(allow_drift=allow_drift)
-            if problems:
-                raise ConfigError(f"the publish would be refused: {'; '.join(problems)}")
-            done = f"dry run: {published.to_send:,} messages would be sent"
-        else:
-            if client is None:
-                raise ConfigError("publishing needs a Segment client (a write key)")
-            if max_duration is not None:
-                left = max_duration - (time.perf_counter() - started)
-                max_duration = max(left, 1e-3)  # spent: the publish stops after its first batch
-            published = sync(
-                wh,
-                ts,
-                client=client,
-                allow_drift=allow_drift,
-                progress=sync_progress,
-                wait=wait,
-                max_duration=max_duration,
-                **sync_options,
-            )
-            done = f"sent {published.sent:,}, failed {published.failed:,}"
+        published, done = _publish(
+            wh,
+            ts,
+            dry_run=dry_run,
+            client=client,
+            allow_drift=allow_drift,
+            progress=sync_progress,
+            wait=wait,
+            max_duration=max_duration,
+            options=sync_options,
+        )
     if published.verdicts is not None:  # the gate's report: the run's one validation
         contract = published.verdicts.validation
     elif contract is None:  # a publish that reported no verdicts: validate here, once
