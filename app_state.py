@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -172,6 +172,16 @@ def switch_warehouse(url: str | None) -> Warehouse:
     for key in RESULT_KEYS:  # results from the old warehouse would describe the wrong data
         st.session_state.pop(key, None)
     return new
+
+
+def progress_bar(text: str = "starting") -> Callable[[str, float], None]:
+    """A progress bar and the ``progress(message, fraction)`` callback the library calls."""
+    bar = st.progress(0.0, text=text)
+
+    def progress(message: str, fraction: float) -> None:
+        bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+    return progress
 
 
 def page_link(page: str, label: str, icon: str) -> None:

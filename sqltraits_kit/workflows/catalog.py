@@ -7,6 +7,7 @@ the Preview to explain (it shows the error), never a reason for another page to 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from sqltraits_kit.errors import SqlTraitsError
@@ -16,6 +17,7 @@ __all__ = [
     "DEFAULT_TRAIT_SET",
     "TRAIT_SET_FOLDER",
     "load_trait_sets",
+    "missing_columns",
     "model_names",
     "trait_set_files",
 ]
@@ -61,3 +63,12 @@ def model_names(trait_set: TraitSet, /) -> list[str]:
     if trait_set.model is None:
         return []
     return [parse_ref(ref)[0] for ref in trait_set.model.refs()]
+
+
+def missing_columns(trait_set: TraitSet, /, *, written: Iterable[str]) -> list[str]:
+    """The source columns ``trait_set`` reads that a scoring run writing ``written`` would not
+    provide, sorted; none when the trait set takes every column (no ``[traits]``)."""
+    if not trait_set.traits:
+        return []
+    needed = set(trait_set.traits) | {d.column for d in trait_set.derived}
+    return sorted(needed - set(written))

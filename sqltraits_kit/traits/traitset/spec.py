@@ -177,6 +177,15 @@ class TraitSet:
         )
 
     @classmethod
+    def loads(cls, text: str, /, *, path: str | Path | None = None) -> TraitSet:
+        """Read TOML text (what :meth:`dumps` writes); ``path`` only names it in errors."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise TraitSetError(f"not valid TOML: {exc}", path=path) from None
+        return cls.from_dict(data, path=path)
+
+    @classmethod
     def load(cls, path: str | Path, /) -> TraitSet:
         """Read a trait-set TOML file; a missing file or bad TOML is a :class:`TraitSetError`."""
         path = Path(path)
@@ -186,11 +195,7 @@ class TraitSet:
             raise TraitSetError(f"trait-set file not found: {path}") from None
         except OSError as exc:
             raise TraitSetError(f"cannot read trait-set file {path}: {exc.strerror}") from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise TraitSetError(f"not valid TOML: {exc}", path=path) from None
-        return cls.from_dict(data, path=path)
+        return cls.loads(text, path=path)
 
     def to_dict(self) -> dict[str, Any]:
         """The TOML structure (what :meth:`from_dict` reads back); defaults are left out."""

@@ -50,9 +50,13 @@ from sqltraits_kit.traits.gate import BaselineKind
 from sqltraits_kit.traits.traitset import TraitSet
 from sqltraits_kit.workflows.preview.drift_panel import DriftCheck, drift_check
 from sqltraits_kit.workflows.preview.exports import (
+    CSV_ROWS,
     SEGMENT_DIALECTS,
+    csv_file_name,
+    csv_row_choices,
     export_csv,
     frozen_cut_points,
+    segment_dialects,
     segment_sql,
 )
 from sqltraits_kit.workflows.preview.panels import (
@@ -65,6 +69,8 @@ from sqltraits_kit.workflows.preview.panels import (
 from sqltraits_kit.workflows.preview.sources import (
     baseline,
     data_version,
+    default_identifier,
+    identifier_kind,
     load_trait_set_or_table,
     output_tables,
     table_sync_key,
@@ -79,6 +85,7 @@ if TYPE_CHECKING:
     from sqltraits_kit.warehouse import Warehouse
 
 __all__ = [
+    "CSV_ROWS",
     "SAMPLE_RUN_ID",
     "SEGMENT_DIALECTS",
     "BaselineKind",
@@ -87,15 +94,20 @@ __all__ = [
     "PreviewReport",
     "SamplePayloads",
     "baseline",
+    "csv_file_name",
+    "csv_row_choices",
     "data_version",
+    "default_identifier",
     "distributions",
     "drift_check",
     "export_csv",
     "frozen_cut_points",
+    "identifier_kind",
     "load_trait_set_or_table",
     "output_tables",
     "preview",
     "sample_payloads",
+    "segment_dialects",
     "segment_sql",
     "table_sync_key",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -13,12 +14,44 @@ from sqltraits_kit.traits.traitset import TraitSet, resolve
 if TYPE_CHECKING:
     from sqltraits_kit.warehouse import Warehouse
 
-__all__ = ["SEGMENT_DIALECTS", "export_csv", "frozen_cut_points", "segment_sql"]
+__all__ = [
+    "CSV_ROWS",
+    "SEGMENT_DIALECTS",
+    "csv_file_name",
+    "csv_row_choices",
+    "export_csv",
+    "frozen_cut_points",
+    "segment_dialects",
+    "segment_sql",
+]
 
 #: Warehouses Segment's SQL Traits read from (``src/unify/Traits/sql-traits.md``) that Ibis or
 #: sqlglot can write: Redshift is written by sqlglot from the PostgreSQL form. Azure SQL is left
 #: out: Ibis cannot compile the NaN checks of tiers and flags to T-SQL.
 SEGMENT_DIALECTS = ("snowflake", "bigquery", "redshift", "postgres")
+#: The row counts a CSV download offers: the app builds the file in memory, so it is bounded
+#: (:func:`export_csv` itself streams any number of rows to a file).
+CSV_ROWS = (1_000, 10_000, 100_000)
+
+
+def segment_dialects(wh: Warehouse, /) -> list[str]:
+    """The dialects :func:`segment_sql` writes for ``wh``: Segment's, then the warehouse's own."""
+    own = "postgres" if wh.backend == "postgres" else wh.backend
+    return list(dict.fromkeys([*SEGMENT_DIALECTS, own]))
+
+
+def csv_row_choices(rows: int, /) -> tuple[list[int], int]:
+    """(the row counts a download of ``rows`` profiles offers, the one chosen by default)."""
+    choices = [n for n in CSV_ROWS if n < rows]
+    if rows <= CSV_ROWS[-1]:
+        choices.append(rows)
+    choices = choices or [CSV_ROWS[-1]]
+    return choices, min(choices, key=lambda n: abs(n - CSV_ROWS[1]))
+
+
+def csv_file_name(trait_set: TraitSet, /) -> str:
+    """A safe file name for the trait set's CSV (``churn.csv``)."""
+    return (re.sub(r"[^A-Za-z0-9_.-]+", "_", trait_set.name).strip("_") or "traits") + ".csv"
 
 
 def segment_sql(wh: Warehouse, trait_set: TraitSet, /, *, dialect: str | None = None) -> str:
@@ -33,11 +66,10 @@ def segment_sql(wh: Warehouse, trait_set: TraitSet, /, *, dialect: str | None = 
     import ibis
     import sqlglot
 
-    own = "postgres" if wh.backend == "postgres" else wh.backend
-    target = (dialect or own).strip().lower()
-    allowed = (*SEGMENT_DIALECTS, own)
+    allowed = segment_dialects(wh)
+    target = (dialect or allowed[-1]).strip().lower()
     if target not in allowed:
-        raise ConfigError(f"dialect must be one of {', '.join(dict.fromkeys(allowed))}")
+        raise ConfigError(f"dialect must be one of {', '.join(allowed)}")
     table = resolve(wh, trait_set)
     if target == "redshift":
         # Ibis has no Redshift compiler; Redshift reads PostgreSQL's form with sqlglot's help.

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from sqltraits_kit.errors import ConfigError, SqlTraitsError
 from sqltraits_kit.traits.gate import Baseline
-from sqltraits_kit.traits.traitset import TraitSet, resolve
+from sqltraits_kit.traits.traitset import (
+    ACCOUNT_IDENTIFIER,
+    USER_IDENTIFIERS,
+    TraitSet,
+    resolve,
+)
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -20,6 +26,8 @@ __all__ = [
     "baseline",
     "baseline_of",
     "data_version",
+    "default_identifier",
+    "identifier_kind",
     "load_trait_set_or_table",
     "output_tables",
     "table_sync_key",
@@ -35,6 +43,27 @@ def table_sync_key(table: str, *, kind: str = "user") -> str:
     """
     message = "group" if kind in ("account", "group") else "identify"
     return f"table:{table}:{message}"
+
+
+def default_identifier(columns: Sequence[str], /, *, kind: str | None = None) -> str:
+    """The identifier column to offer first for a bare table with ``columns``.
+
+    For a ``kind`` (``user``/``identify`` or ``account``/``group``) its Segment name when the
+    table has it; without one, the first Segment identifier the table has (``user_id``,
+    ``email``, ``anonymous_id``, ``group_id``); else the first column.
+    """
+    if kind is None:
+        wanted: tuple[str, ...] = (*USER_IDENTIFIERS, ACCOUNT_IDENTIFIER)
+    elif kind in ("account", "group"):
+        wanted = (ACCOUNT_IDENTIFIER,)
+    else:
+        wanted = ("user_id",)
+    return next((c for c in wanted if c in columns), columns[0])
+
+
+def identifier_kind(id_column: str, /) -> Literal["user", "account"]:
+    """``account`` (group calls) for a ``group_id`` identifier, else ``user`` (identify)."""
+    return "account" if id_column == ACCOUNT_IDENTIFIER else "user"
 
 
 def load_trait_set_or_table(
