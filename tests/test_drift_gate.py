@@ -15,9 +15,8 @@ import pytest
 from sqltraits_kit.publishing.sync import check, dry_run, sync
 from sqltraits_kit.traits.gate import Baseline, drift_gate, gate_traits
 from sqltraits_kit.workflows.preview import drift_check, preview
-from tests.segment.conftest import fast_sleeps, segment_server  # noqa: F401
-from tests.sync.conftest import make_client
-from tests.test_preview import N, churn_set, numpy_psi, rounded, run_rows, write_run
+from tests.support.sync import make_client
+from tests.support.traits import N, churn_set, numpy_psi, rounded, run_rows, write_run
 
 
 def publish(wh, ts, server, sleeps) -> None:
@@ -35,8 +34,8 @@ def psi_of(report) -> dict[str, float]:
 def test_preview_and_publish_show_the_same_drift_figure(
     wh,
     unique_name,
-    segment_server,  # noqa: F811
-    fast_sleeps,  # noqa: F811
+    segment_server,
+    fast_sleeps,
 ):
     ts = churn_set(unique_name)
     r1 = run_rows(seed=1, run_id="r1", day=1)
@@ -90,8 +89,8 @@ def test_a_new_trait_is_new_not_drift_against_the_previous_run(wh, unique_name):
 def test_a_trait_added_after_a_publish_is_new_on_both_screens(
     wh,
     unique_name,
-    segment_server,  # noqa: F811
-    fast_sleeps,  # noqa: F811
+    segment_server,
+    fast_sleeps,
 ):
     full = churn_set(unique_name)
     first = full.with_(

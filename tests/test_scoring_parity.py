@@ -18,11 +18,7 @@ import sqltraits_kit.traits.scoring.sklearn_path as sklearn_path
 from sqltraits_kit.errors import DataError
 from sqltraits_kit.traits.output import runs
 from sqltraits_kit.traits.scoring import score
-from tests import test_scoring
-from tests.test_scoring import max_diff, output, sklearn_reference
-
-#: The models fitted once on the sample, shared with test_scoring.py.
-trained = test_scoring.trained
+from tests.support.models import max_diff, output, sklearn_reference
 
 _translate = sklearn_path.sklearn_expr
 
