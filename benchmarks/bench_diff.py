@@ -151,7 +151,8 @@ def kit_diff(path: str) -> dict[str, Any]:
         wh = connect(f"duckdb://{work}")
         with h.Timer() as t:
             src = resolve_source(wh, "traits_v2", kind="identify", sync_key=SYNC_KEY)
-            diff = d.diff_table(src, s.latest_state(wh, s.state_table_name(SYNC_KEY)))
+            name = s.snapshot_table(wh, SYNC_KEY)
+            diff = d.diff_table(src, s.latest_state(wh, name) if name else None)
             counts = d.counts(diff)
             to_send = d.materialise(wh, s.pending_table_name(SYNC_KEY), d.to_send(diff, "null"))
         wh.close()

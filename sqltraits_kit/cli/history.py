@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sqltraits_kit.errors import ConfigError
     from sqltraits_kit.publishing.sync import failed_rows, history
+    from sqltraits_kit.publishing.sync.destination import display
     from sqltraits_kit.settings import Settings
     from sqltraits_kit.warehouse import connect
 
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             f"removed {row['removed']:,}  unchanged {row['unchanged']:,}  sent {row['sent']:,}  "
             f"failed {row['failed']:,}  requests {row['requests']:,}"
             + (f"  {duration:.1f} s" if duration is not None else "")
+            + f"  to {display(row.get('destination'))}"
             + (f"  ({row['error']})" if row.get("error") else "")
         )
     return 0

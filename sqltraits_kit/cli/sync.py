@@ -138,7 +138,17 @@ def add_run_limits(p: argparse.ArgumentParser) -> None:
 
 
 def _print_dry_run(report, out) -> None:
+    from sqltraits_kit.publishing.sync.destination import display
+
     print(f"dry run of {report.source} (sync key {report.sync_key}): nothing sent", file=out)
+    if report.destination:
+        print(f"  compared with what {display(report.destination)} acknowledged", file=out)
+    if report.uncertain:
+        print(
+            f"  {report.uncertain:,} profiles would be re-sent: an earlier delivery was never "
+            "acknowledged",
+            file=out,
+        )
     print(
         f"  {report.rows:,} rows: {report.new:,} new, {report.changed:,} changed, "
         f"{report.removed:,} removed, {report.unchanged:,} unchanged",
@@ -167,6 +177,22 @@ def _print_dry_run(report, out) -> None:
         print(f"  {payload}", file=out)
 
 
+def _configured_destination(settings, args: argparse.Namespace) -> str | None:
+    """Where a publish with these settings would go (None without a write key): no network."""
+    from sqltraits_kit.errors import ConfigError
+    from sqltraits_kit.publishing.sync import make_client
+    from sqltraits_kit.publishing.sync.destination import client_destination
+
+    try:
+        client = make_client(settings, region=args.region, endpoint=args.endpoint)
+    except ConfigError:
+        return None
+    try:
+        return client_destination(client)
+    finally:
+        client.close()
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import sys
@@ -174,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sqltraits_kit.cli import env_settings, required_db_url
     from sqltraits_kit.publishing.sync import Query, dry_run, make_client, sync
+    from sqltraits_kit.publishing.sync.destination import display
     from sqltraits_kit.warehouse import connect, redact_url
     from sqltraits_kit.workflows.pipeline import publish_exit_code
 
@@ -204,7 +231,12 @@ def run(args: argparse.Namespace) -> int:
         wh = connect(url, read_only=True)
         try:
             report = dry_run(
-                wh, source, max_requests_per_second=rps, max_events_per_second=eps, **options
+                wh,
+                source,
+                max_requests_per_second=rps,
+                max_events_per_second=eps,
+                destination=_configured_destination(settings, args),
+                **options,
             )
         finally:
             wh.close()
@@ -258,7 +290,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
     else:
         print(
-            f"published {result.source} (sync key {result.sync_key}) to {redact_url(client.url)}: "
+            f"published {result.source} (sync key {result.sync_key}) to "
+            f"{display(result.destination) if result.destination else redact_url(client.url)}: "
             f"run {result.run_id} {result.status}"
             + (f" (resumed, attempt {result.attempt})" if result.resumed else "")
         )
@@ -266,6 +299,11 @@ def run(args: argparse.Namespace) -> int:
             f"  {result.rows:,} rows: {result.new:,} new, {result.changed:,} changed, "
             f"{result.removed:,} removed, {result.unchanged:,} unchanged"
         )
+        if result.uncertain:
+            print(
+                f"  {result.uncertain:,} of them re-sent because an earlier delivery was never "
+                "acknowledged (Segment may hold either value)"
+            )
         print(
             f"  sent {result.sent:,}, failed {result.failed:,} in {result.requests:,} requests, "
             f"{result.duration_s:.1f} s ({result.messages_per_second:,.0f} messages/s)"

@@ -486,6 +486,26 @@ def connect(
     return wh
 
 
+def duckdb_cursor(wh: Warehouse) -> Warehouse:
+    """A second DuckDB connection (a cursor) to ``wh``'s database, for another thread.
+
+    On an instance the sandbox locked, Ibis' own connect-time SETs would fail; the settings they
+    make were made instance-wide before the lock (see :func:`join_locked_duckdb`).
+    """
+    import ibis
+
+    raw = wh.con.con.cursor()
+    if not is_locked(raw):
+        return Warehouse(con=ibis.duckdb.from_connection(raw), url=wh.url)
+    from ibis.backends.duckdb import Backend
+
+    backend = Backend()
+    backend.con = raw
+    backend._can_reconnect = False
+    backend._record_batch_readers_consumed = {}
+    return Warehouse(con=backend, url=wh.url)
+
+
 def _join(file: Path, url: str, *, read_only: bool) -> Any:
     """An Ibis backend on a DuckDB file this process already opened and locked down."""
 

@@ -66,11 +66,13 @@ def spot_check(
     *,
     client: ProfileClient,
     sample: int = 20,
+    destination: str | None = None,
 ) -> ReadbackReport:
     """Compare ``sample`` published profiles of ``source`` (a trait set or sync key) with Segment.
 
     Profiles are drawn at random from the published snapshot; a trait we published as null must
-    be null (or absent) in Segment.
+    be null (or absent) in Segment. ``destination``: the snapshot of that destination (see
+    :mod:`sqltraits_kit.publishing.sync.destination`; default: the one last published to).
     """
     import ibis
 
@@ -80,7 +82,7 @@ def spot_check(
 
     if sample < 1:
         raise ConfigError(f"sample must be at least 1, got {sample}")
-    snapshot = published_snapshot(wh, source)
+    snapshot = published_snapshot(wh, source, destination=destination)
     if snapshot is None:
         raise ConfigError(f"nothing was published yet for {getattr(source, 'name', source)!r}")
     if isinstance(source, TraitSet):

@@ -30,7 +30,7 @@ def make_client(server: FakeSegmentServer, sleeps: list[float], **options: Any) 
         endpoint=server.url,
         max_requests_per_second=None,
         max_events_per_second=None,
-        timeout=5,
+        timeout=options.pop("timeout", 5),
         sleep=sleeps.append,
         retry=options.pop("retry", RetryPolicy()),
         **options,

@@ -17,6 +17,7 @@ from sqltraits_kit.publishing.sync import (
     state_table_name,
     sync,
 )
+from sqltraits_kit.publishing.sync.destination import client_destination
 from sqltraits_kit.traits.drift import compare
 from sqltraits_kit.traits.traitset import TraitSet
 from tests.support.sync import assert_server_holds, make_table, server_profiles
@@ -225,7 +226,7 @@ def test_published_snapshot_is_the_previews_drift_baseline(wh, unique_name, clie
     report = compare(current, snapshot, id_column="user_id", numeric=["score"], categorical=[])
     assert math.isclose(report.max_psi, 0.0, abs_tol=1e-9)
     keys = {k["sync_key"]: k for k in published_keys(wh)}
-    assert keys[key]["state_table"] == state_table_name(key)
+    assert keys[key]["state_table"] == state_table_name(key, client_destination(client))
 
 
 def test_dry_run_counts_and_sample_match_what_a_publish_sends(
@@ -308,7 +309,7 @@ def test_the_state_log_is_compacted_atomically_and_keeps_its_meaning(
     n = 1_500
     make_table(wh, unique_name, {"user_id": [f"u{i}" for i in range(n)], "x": list(range(n))})
     key = f"table:{unique_name}:identify"
-    state = state_table_name(key)
+    state = state_table_name(key, client_destination(client))
     sync(wh, unique_name, client=client)
     assert wh.table(state).count().execute() == n
     flipped = {"user_id": [f"u{i}" for i in range(n)], "x": [-i for i in range(n)]}

@@ -58,17 +58,23 @@ def _validation(src: SyncSource) -> ContractReport:
     return validate(src.table, id_column=src.id_column, kind=src.contract_kind)
 
 
-def published_baseline(wh: Warehouse, sync_key: str, /) -> tuple[Baseline | None, int]:
+def published_baseline(
+    wh: Warehouse, sync_key: str, /, *, destination: str | None = None
+) -> tuple[Baseline | None, int]:
     """The drift baseline of a publish under ``sync_key``, and how many profiles it holds.
 
     The published snapshot as it was before an unfinished run (the run a publish would resume:
     its own acknowledgements are not the baseline it is judged against); None when nothing was
-    ever published. The gate (:func:`verdicts`) and the Preview read it through here.
+    ever published. ``destination``: what that destination acknowledged, or, while it has no
+    state yet (and without one), the destination most recently published to. The gate
+    (:func:`verdicts`) and the Preview read it through here.
     """
     from sqltraits_kit.traits.gate import Baseline
 
-    resuming = r.unfinished_run(wh, sync_key)
-    snapshot = s.published_snapshot(wh, sync_key, excluding_run=resuming)
+    if destination is not None and s.snapshot_table(wh, sync_key, destination) is None:
+        destination = None
+    resuming = r.unfinished_run(wh, sync_key, destination)
+    snapshot = s.published_snapshot(wh, sync_key, destination=destination, excluding_run=resuming)
     if snapshot is None:
         return None, 0
     published = int(snapshot.count().execute())
@@ -77,13 +83,18 @@ def published_baseline(wh: Warehouse, sync_key: str, /) -> tuple[Baseline | None
 
 
 @time_limited  # the contract and drift checks run the user's SQL: within the query budget
-def verdicts(wh: Warehouse, src: SyncSource) -> Verdicts:
+def verdicts(wh: Warehouse, src: SyncSource, *, destination: str | None = None) -> Verdicts:
     """Validate ``src`` and judge its drift with the one gate (:mod:`sqltraits_kit.traits.gate`)
-    against :func:`published_baseline`: the traits and rows the Preview shows, the same figure."""
+    against :func:`published_baseline`: the traits and rows the Preview shows, the same figure.
+
+    ``destination``: the baseline is what that destination acknowledged; a destination with no
+    state yet is compared with the destination most recently published to (the drift gate
+    guards the model's output, wherever it goes).
+    """
     from sqltraits_kit.traits.gate import drift_gate
 
     report = _validation(src)
-    baseline, published = published_baseline(wh, src.sync_key)
+    baseline, published = published_baseline(wh, src.sync_key, destination=destination)
     drift = None
     if baseline is not None and published and (report.rows or 0):
         drift = drift_gate(

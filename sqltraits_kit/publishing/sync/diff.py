@@ -1,6 +1,6 @@
-"""The diff against the published state, computed in the warehouse, and the rows to send.
+"""The diff against the sync state's ledger, computed in the warehouse, and the rows to send.
 
-A full outer join of the resolved source with the latest state row per identifier sorts every
+A full outer join of the resolved source with the latest ledger row per identifier sorts every
 profile into one category:
 
 - **new**: in the source, not published (never, or set to null since);
@@ -9,19 +9,26 @@ profile into one category:
   (the trait set's "smaller changes are not re-sent"; compared with the *acknowledged* value,
   so slow drift still gets sent once it adds up);
 - **removed**: published, no longer in the source;
+- **uncertain**: the latest ledger row is *unknown* (sent, never acknowledged): Segment may hold
+  that value or the one before it, so the current value is sent again (the null traits when the
+  profile left the source). Counted with changed (in the source) or removed (not);
 - **unchanged**: the rest.
 
-The rows to send (new, changed, and removed unless ``on_remove = "keep"``) are written to a
-numbered scratch table and read back in fixed ranges of that number, each page fully fetched:
-memory stays bounded by one page whatever the table's size, and no result iterator stays open
-while the state is being appended to on the same connection (ibis #9444).
+Rows whose identifier cannot be sent (missing, blank, or on more than one row) are never sent
+and never count as removed: :func:`bad_identifiers` lists them with the reason, for the failed
+rows table.
+
+The rows to send are written to a numbered scratch table and read back in fixed ranges of that
+number, each page fully fetched: memory stays bounded by one page whatever the table's size,
+and no result iterator stays open while the state is being appended to on the same connection
+(ibis #9444).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqltraits_kit.publishing.sync.state import REMOVED, SEQ
+from sqltraits_kit.publishing.sync.state import DELIVERED, MESSAGE_ID, REMOVED, SEQ
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -31,7 +38,21 @@ if TYPE_CHECKING:
     from sqltraits_kit.warehouse import Warehouse
 
 UNCHANGED, NEW, CHANGED, REMOVED_CAT = 0, 1, 2, 3
+#: Unknown in the ledger: re-sent with the current value / with null traits (left the source).
+RESEND, RESEND_REMOVED = 4, 5
+#: The identifier cannot be sent (duplicate or blank): neither sent nor counted as removed.
+BAD_ID = -3
 CATEGORY = {UNCHANGED: "unchanged", NEW: "new", CHANGED: "changed", REMOVED_CAT: "removed"}
+#: The categories each reported count adds up.
+COUNTED = {
+    "unchanged": (UNCHANGED,),
+    "new": (NEW,),
+    "changed": (CHANGED, RESEND),
+    "removed": (REMOVED_CAT, RESEND_REMOVED),
+    "uncertain": (RESEND, RESEND_REMOVED),
+}
+#: Categories whose message sets the traits to null.
+REMOVALS = (REMOVED_CAT, RESEND_REMOVED)
 #: Float noise must not turn "moved by exactly the tolerance" into "moved by less".
 _TOLERANCE_SLACK = 1e-9
 #: Engines whose scans skip row ranges by min/max metadata without an index.
@@ -53,77 +74,152 @@ def _differs(cur: ir.Value, pub: ir.Value, tolerance: float) -> ir.BooleanValue:
     return ~same
 
 
-def diff_table(src: SyncSource, latest: ir.Table | None) -> ir.Table:
-    """``_id``, ``_cat`` (see :data:`CATEGORY`), ``_pseq`` (the state row's sequence number, 0
-    if none) and ``_c0..`` (the source's trait values, null for removed profiles).
+def _screened(src: SyncSource) -> ir.Table:
+    """The source as ``_k`` and ``_c0..``, one row per identifier, with ``_bad`` (the number of
+    rows carrying a duplicate identifier, or -1 for a blank string; 0 when fine).
 
-    Profiles that are tombstoned in the state and absent from the source get ``_cat = -1``.
+    Rows without an identifier are left out here (they join nothing); :func:`bad_identifiers`
+    reports them.
     """
     import ibis
 
     s = src.table
     values = {trait_alias(i): s[t] for i, t in enumerate(src.traits)}
+    key = s[src.id_column]
+    cur = s.filter(key.notnull()).select(_k=key, **values)
+    per_id = ibis.window(group_by=cur["_k"])
+    ranked = cur.mutate(_n=cur.count().over(per_id), _r=ibis.row_number().over(per_id))
+    blank = ranked["_k"].strip() == "" if cur["_k"].type().is_string() else ibis.literal(False)
+    bad = ibis.cases((blank, -1), (ranked["_n"] > 1, ranked["_n"]), else_=0)
+    return ranked.filter(ranked["_r"] == 0).mutate(_bad=bad.cast("int64")).drop("_n", "_r")
+
+
+def _unscreened(src: SyncSource) -> ir.Table:
+    import ibis
+
+    s = src.table
+    values = {trait_alias(i): s[t] for i, t in enumerate(src.traits)}
+    return s.select(_k=s[src.id_column], **values, _bad=ibis.literal(0, "int64"))
+
+
+def bad_identifiers(src: SyncSource) -> ir.Table:
+    """``identifier`` (as a string, null for a missing one) and ``reason`` of every source row
+    whose identifier cannot be sent: missing, blank, or shared with other rows."""
+    import ibis
+
+    s = src.table
+    key = s[src.id_column]
+    per_id = ibis.window(group_by=key)
+    ranked = s.select(_k=key, _n=s.count().over(per_id))
+    blank = ranked["_k"].strip() == "" if key.type().is_string() else ibis.literal(False)
+    reason = ibis.cases(
+        (ranked["_k"].isnull(), f"missing identifier ({src.id_column} is null)"),
+        (blank, f"blank identifier ({src.id_column} is an empty string)"),
+        (ranked["_n"] > 1, "duplicate identifier: " + ranked["_n"].cast("string") + " rows"),
+        else_=ibis.null("string"),
+    )
+    out = ranked.select(identifier=ranked["_k"].cast("string"), reason=reason)
+    return out.filter(out["reason"].notnull())
+
+
+def diff_table(src: SyncSource, latest: ir.Table | None, *, screen: bool = True) -> ir.Table:
+    """``_id``, ``_cat`` (see :data:`CATEGORY`), ``_pseq`` (the ledger row's sequence number, 0
+    if none), ``_mid`` (the messageId to reuse: the latest row is unknown and carried exactly
+    these values; else null) and ``_c0..`` (the source's trait values, null for removed
+    profiles).
+
+    Profiles that are tombstoned in the state and absent from the source get ``_cat = -1``;
+    identifiers that cannot be sent get :data:`BAD_ID`. ``screen=False`` skips looking for
+    them (a window over the source) when the contract already found none.
+    """
+    import ibis
+
+    cur = _screened(src) if screen else _unscreened(src)
+    n = len(src.traits)
     if latest is None:
-        return s.select(
-            _id=s[src.id_column],
-            _cat=ibis.literal(NEW, "int8"),
+        return cur.select(
+            _id=cur["_k"],
+            _cat=ibis.ifelse(cur["_bad"] != 0, BAD_ID, NEW).cast("int8"),
             _pseq=ibis.literal(0, "int64"),
-            **values,
+            _mid=ibis.null("string"),
+            **{trait_alias(i): cur[trait_alias(i)] for i in range(n)},
         )
     pid = latest.columns[0]
+    unknown = ~latest[DELIVERED] if DELIVERED in latest.columns else ibis.literal(False)
+    mid = latest[MESSAGE_ID] if MESSAGE_ID in latest.columns else ibis.null("string")
     pub = latest.select(
         _pk=latest[pid],
         _pgone=latest[REMOVED],
+        _punk=unknown.fill_null(False),
+        _pmid=mid,
         _pseq=latest[SEQ],
         **{f"_p{i}": latest[t] for i, t in enumerate(src.traits)},
     )
-    cur = s.select(_k=s[src.id_column], **values)
     j = cur.join(pub, cur["_k"] == pub["_pk"], how="outer")
     in_source = j["_k"].notnull()
-    published = j["_pk"].notnull() & ~j["_pgone"].fill_null(False)
+    in_ledger = j["_pk"].notnull()
+    gone = j["_pgone"].fill_null(False)
+    published = in_ledger & ~gone
+    uncertain = in_ledger & j["_punk"]
     differs = ibis.or_(
         *(
             _differs(j[trait_alias(i)], j[f"_p{i}"], src.tolerance.get(t, 0.0))
             for i, t in enumerate(src.traits)
         )
     )
+    identical = ibis.and_(*(j[trait_alias(i)].identical_to(j[f"_p{i}"]) for i in range(n)))
     category = ibis.cases(
+        (in_source & (j["_bad"] != 0), BAD_ID),
+        (in_source & uncertain, RESEND),
+        (uncertain, RESEND_REMOVED),
         (in_source & ~published, NEW),
         (~in_source & published, REMOVED_CAT),
         (in_source & differs, CHANGED),
         (in_source, UNCHANGED),
         else_=-1,
     )
+    # The in-flight value comes back: same payload, same messageId (Segment drops it if it
+    # arrived). A removal in flight is "the same" when the profile is still gone.
+    same_as_flight = ibis.ifelse(in_source, ~gone & identical, gone)
     return j.select(
         _id=ibis.coalesce(j["_k"], j["_pk"]),
         _cat=category.cast("int8"),
         _pseq=j["_pseq"].fill_null(0),
-        **{trait_alias(i): j[trait_alias(i)] for i in range(len(src.traits))},
+        _mid=ibis.ifelse(uncertain & same_as_flight, j["_pmid"], ibis.null("string")),
+        **{trait_alias(i): j[trait_alias(i)] for i in range(n)},
     )
 
 
 def send_categories(on_remove: str) -> list[int]:
-    return [NEW, CHANGED, *([REMOVED_CAT] if on_remove == "null" else [])]
+    removals = [REMOVED_CAT, RESEND_REMOVED] if on_remove == "null" else []
+    return [NEW, CHANGED, RESEND, *removals]
 
 
-def to_send(diff: ir.Table, on_remove: str, *, only: ir.Column | None = None) -> ir.Table:
-    """The rows a run sends; ``only`` (a column of identifiers as strings) narrows them."""
-    rows = diff.filter(diff["_cat"].isin(send_categories(on_remove)))
-    if only is not None:
-        rows = rows.filter(rows["_id"].cast("string").isin(only))
-    return rows
+def to_send(diff: ir.Table, on_remove: str) -> ir.Table:
+    """The rows a run sends."""
+    return diff.filter(diff["_cat"].isin(send_categories(on_remove)))
+
+
+def only_retries(diff: ir.Table, failed: ir.Column | None) -> ir.Table:
+    """The diff narrowed to what a ``--retry-failed`` run sends: the identifiers that failed
+    (``failed``: a column of them as strings, None when none ever did) and every uncertain
+    profile (its delivery is unknown: Segment may hold another value)."""
+    uncertain = diff["_cat"].isin([RESEND, RESEND_REMOVED])
+    if failed is None:
+        return diff.filter(uncertain)
+    return diff.filter(diff["_id"].cast("string").isin(failed) | uncertain)
 
 
 def counts(diff: ir.Table) -> dict[str, int]:
-    """Profiles per category (one aggregate in the warehouse)."""
+    """Profiles per category (one aggregate in the warehouse): new, changed, removed,
+    unchanged, uncertain (re-sent because their delivery is unknown; included in changed or
+    removed), bad_ids and rows (new + changed + unchanged)."""
     import ibis
 
     rows = diff.group_by("_cat").aggregate(n=ibis._.count()).to_pyarrow().to_pylist()
-    out = dict.fromkeys(CATEGORY.values(), 0)
-    for row in rows:
-        name = CATEGORY.get(int(row["_cat"]))
-        if name is not None:
-            out[name] = int(row["n"])
+    by_cat = {int(row["_cat"]): int(row["n"]) for row in rows}
+    out = {name: sum(by_cat.get(c, 0) for c in cats) for name, cats in COUNTED.items()}
+    out["bad_ids"] = by_cat.get(BAD_ID, 0)
     out["rows"] = out["new"] + out["changed"] + out["unchanged"]
     return out
 

@@ -21,6 +21,7 @@ from sqltraits_kit.publishing.sync import runs as r
 from sqltraits_kit.publishing.sync import state as s
 from sqltraits_kit.publishing.sync.checks import verdicts as gate_verdicts
 from sqltraits_kit.publishing.sync.client import rate
+from sqltraits_kit.publishing.sync.destination import message_scope
 from sqltraits_kit.publishing.sync.messages import check_sizes, encode_page, identifier_of
 from sqltraits_kit.publishing.sync.reports import DryRunReport
 from sqltraits_kit.publishing.sync.source import SourceLike, resolve_source
@@ -54,14 +55,16 @@ def dry_run(
     max_events_per_second: float | None = DEFAULT_MAX_EVENTS_PER_SECOND,
     sample_size: int = SAMPLE_SIZE,
     page_rows: int = DEFAULT_PAGE_ROWS,
+    destination: str | None = None,
 ) -> DryRunReport:
     """Counts by category, exact sample payloads, the requests and the expected duration.
 
     No network and no warehouse write (it runs on a read-only connection). Up to
     :data:`EXACT_DRY_RUN_ROWS` rows to send, every message is built and packed exactly as a
     publish would; above, the request count is estimated from the sample's message sizes.
-    The sample's message ids are derived from the placeholder run id ``dry-run``: a publish
-    derives them from its own run id.
+    ``destination`` (see :mod:`.destination`): diff against what that destination holds;
+    default: the destination most recently published to. The sample's message ids are the
+    ones a publish to it would use.
     """
     return _dry_run(
         wh,
@@ -76,6 +79,7 @@ def dry_run(
         max_events_per_second=max_events_per_second,
         sample_size=sample_size,
         page_rows=page_rows,
+        destination=destination,
     )
 
 
@@ -95,23 +99,27 @@ def _dry_run(
     max_events_per_second: float | None,
     sample_size: int = SAMPLE_SIZE,
     page_rows: int = DEFAULT_PAGE_ROWS,
+    destination: str | None = None,
 ) -> DryRunReport:
     check_sizes(batch_size, page_rows)
     started = time.perf_counter()
     src = resolve_source(
         wh, source, kind=kind, id_column=id_column, on_remove=on_remove, sync_key=sync_key
     )
-    verdicts = gate_verdicts(wh, src)
-    latest = s.latest_state(wh, s.state_table_name(src.sync_key))
+    verdicts = gate_verdicts(wh, src, destination=destination)
+    if destination is None:
+        name = s.snapshot_table(wh, src.sync_key)
+        destination = s.destination_of(wh, src.sync_key, name)
+    else:
+        name = s.state_table_name(src.sync_key, destination)
+    latest = s.latest_state(wh, name) if name is not None else None
     if latest is not None:
         latest = s.conform(latest, src)
-    diff = d.diff_table(src, latest)
-    only = r.failed_identifiers(wh, src.sync_key) if only_failed else None
-    if only_failed and only is None:
-        diff = diff.filter(diff["_cat"] == -2)  # nothing ever failed: nothing to send
-    elif only is not None:
-        diff = diff.filter(diff["_id"].cast("string").isin(only))
+    diff = d.diff_table(src, latest, screen=verdicts.bad_identifiers)
+    if only_failed:
+        diff = d.only_retries(diff, r.failed_identifiers(wh, src.sync_key, destination))
     c = d.counts(diff)
+    scope = message_scope(src.sync_key, destination)
     rows = d.to_send(diff, src.on_remove)
     n = c["new"] + c["changed"] + (c["removed"] if src.on_remove == "null" else 0)
     rejections: list[tuple[str, str]] = []
@@ -125,7 +133,7 @@ def _dry_run(
 
     sample_page = rows.order_by("_id").limit(max(sample_size, 1_000)).to_pyarrow()
     sample_msgs = list(
-        encode_page(sample_page, src, run_id="dry-run", base_row=0, on_error=lambda *a: None)
+        encode_page(sample_page, src, scope=scope, base_row=0, on_error=lambda *a: None)
     )
     sample = tuple(m.data.decode() for m in sample_msgs[:sample_size])
     exact = n <= EXACT_DRY_RUN_ROWS
@@ -140,7 +148,7 @@ def _dry_run(
                 yield from encode_page(
                     pa.Table.from_batches([batch]),
                     src,
-                    run_id="dry-run",
+                    scope=scope,
                     base_row=0,
                     on_error=on_error,
                 )
@@ -184,4 +192,6 @@ def _dry_run(
         max_events_per_second=eps,
         verdicts=verdicts,
         duration_s=time.perf_counter() - started,
+        uncertain=c["uncertain"],
+        destination=destination,
     )

@@ -1,12 +1,18 @@
-"""The publish run: checks, diff, paged send, state committed batch by batch, run record.
+"""The publish run: checks, diff, paged send through the ledger, run record.
 
-Commit policy — the trade-off: acknowledged rows are appended to the state in groups (every
-``commit_rows`` rows or ``commit_seconds``, whichever comes first) because one insert per
-500-message batch would make the warehouse, not Segment, the bottleneck. A crash (even
-``kill -9``) loses at most the acknowledged-but-uncommitted rows plus the in-flight batches; the
-next run resumes the same run id, recomputes the diff against the state, and sends those rows
-again with the *same* message ids (derived from run id, identifier, payload and the state row
-they replace), which Segment deduplicates for about 24 hours. Nothing committed is sent again.
+The ledger (:mod:`.state`, ``docs/DELIVERY.md``): before any message of a page goes out, every
+row of the page is appended to the state as *unknown* (values and messageId); a batch that
+Segment acknowledges appends its rows again as *delivered*. A crash, a timeout, an error answer
+or exhausted retries leave rows unknown, and the next run re-sends every unknown profile's
+current value. So the state never says "delivered" for what Segment did not acknowledge, and
+always knows what Segment *may* hold.
+
+Commit policy — the trade-off: the unknown rows of a page are written in one insert (one per
+page of ``page_rows``); acknowledged rows are appended in groups (every ``commit_rows`` rows or
+``commit_seconds``, whichever comes first), because one insert per 500-message batch would make
+the warehouse, not Segment, the bottleneck. A crash (even ``kill -9``) loses at most the
+acknowledged-but-uncommitted rows: they stay unknown and the next run re-sends them under the
+*same* message ids, which Segment deduplicates for about 24 hours.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from sqltraits_kit.publishing.sync import lease as lz
 from sqltraits_kit.publishing.sync import runs as r
 from sqltraits_kit.publishing.sync import state as s
 from sqltraits_kit.publishing.sync.checks import verdicts as gate_verdicts
+from sqltraits_kit.publishing.sync.destination import client_destination, message_scope
 from sqltraits_kit.publishing.sync.dryrun import DEFAULT_BATCH_SIZE, DEFAULT_PAGE_ROWS, _dry_run
 from sqltraits_kit.publishing.sync.messages import check_sizes, encode_page
 from sqltraits_kit.publishing.sync.reports import (
@@ -72,6 +79,7 @@ class _Publisher:
         src: SyncSource,
         *,
         run_id: str,
+        destination: str,
         state_table: str,
         pending_table: str,
         total: int,
@@ -84,6 +92,8 @@ class _Publisher:
     ) -> None:
 
         self.wh, self.src, self.run_id = wh, src, run_id
+        self.destination = destination
+        self.scope = message_scope(src.sync_key, destination)
         self.state_table, self.pending_table = state_table, pending_table
         self.total, self.page_rows, self.seq = total, page_rows, seq
         self.commit_rows, self.commit_seconds = commit_rows, commit_seconds
@@ -91,6 +101,7 @@ class _Publisher:
         self.progress = progress
         self.pages: dict[int, pa.Table] = {}
         self.acked: list[int] = []
+        self.acked_ids: list[str] = []  # the messageId of each acknowledged row
         self.failures: list[dict[str, Any]] = []
         self.sent = self.failed = self.requests = 0
         self.settled = 0  # every row below this number is acknowledged or recorded as failed
@@ -105,22 +116,53 @@ class _Publisher:
         for page_no in range(math.ceil(self.total / self.page_rows)):
             page = d.read_page(self.wh, self.pending_table, page_no, self.page_rows)
             self.pages[page_no] = page
-            produced = 0
-            for message in encode_page(
-                page,
-                self.src,
-                run_id=self.run_id,
-                base_row=page_no * self.page_rows,
-                on_error=self._payload_error,
-            ):
-                produced += 1
-                yield message
-            if not produced:
+            base_row = page_no * self.page_rows
+            encoded = list(
+                encode_page(
+                    page,
+                    self.src,
+                    scope=self.scope,
+                    base_row=base_row,
+                    on_error=self._payload_error,
+                )
+            )
+            if not encoded:
                 # Every row failed before sending: no batch will refer to this page, and no
                 # result will come to trigger a commit, so memory must not wait for one.
                 del self.pages[page_no]
+            else:
+                # In flight before anything leaves: from here on Segment may hold these values.
+                self._ledger(page, [m.key - base_row for m in encoded], encoded, delivered=False)
+            yield from encoded
             if len(self.failures) >= self.commit_rows:
                 self.commit()
+
+    def _ledger(
+        self,
+        rows: pa.Table,
+        index: list[int],
+        encoded: list[EncodedMessage] | list[str],
+        *,
+        delivered: bool,
+    ) -> None:
+        """Append ledger rows: ``rows.take(index)`` with their message ids, at the next seq."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        part = rows.take(pa.array(index, pa.int64()))
+        n = part.num_rows
+        mids = [m if isinstance(m, str) else m.message_id for m in encoded]
+        data = {self.src.id_column: part.column("_id")}
+        for i, trait in enumerate(self.src.traits):
+            data[trait] = part.column(d.trait_alias(i))
+        removal = pc.is_in(part.column("_cat"), pa.array(d.REMOVALS, pa.int8()))
+        data[s.REMOVED] = removal
+        data[s.DELIVERED] = pa.array([delivered] * n, pa.bool_())
+        data[s.MESSAGE_ID] = pa.array(mids, pa.string())
+        data[s.RUN_ID] = pa.array([self.run_id] * n, pa.string())
+        data[s.SEQ] = pa.array([self.seq] * n, pa.int64())
+        insert(self.wh, self.state_table, pa.table(data).cast(self.state_schema))
+        self.seq += 1
 
     def _identifier(self, row: int) -> str:
         page = self.pages[row // self.page_rows]
@@ -140,6 +182,7 @@ class _Publisher:
             {
                 "run_id": self.run_id,
                 "sync_key": self.src.sync_key,
+                "destination": self.destination,
                 "identifier": str(identifier) if identifier is not None else self._identifier(row),
                 "reason": reason[:1000],
                 "payload_bytes": payload_bytes,
@@ -152,6 +195,26 @@ class _Publisher:
         if len(self.errors) < 5 and reason not in self.errors:
             self.errors.append(reason)
 
+    def reject_identifiers(self, bad: Any, *, limit: int = 100_000) -> None:
+        """Record the source rows whose identifier cannot be sent (missing, blank, duplicate)
+        as failed rows with their reason: ``allow_invalid`` never sends them."""
+        for row in bad.limit(limit).to_pyarrow().to_pylist():
+            self.failures.append(
+                {
+                    "run_id": self.run_id,
+                    "sync_key": self.src.sync_key,
+                    "destination": self.destination,
+                    "identifier": row["identifier"],
+                    "reason": row["reason"],
+                    "payload_bytes": 0,
+                    "requests": 0,
+                    "failed_at": utc_now(),
+                }
+            )
+            self.failed += 1
+            if len(self.errors) < 5 and row["reason"] not in self.errors:
+                self.errors.append(row["reason"])
+
     def _payload_error(self, row: int, ident: Any, reason: str) -> None:
         self._fail(row, reason, identifier=ident)
 
@@ -162,6 +225,7 @@ class _Publisher:
         keys = [m.key for m in batch.messages]
         if result.ok:
             self.acked.extend(keys)
+            self.acked_ids.extend(m.message_id for m in batch.messages)
             self.sent += len(keys)
             if keys:
                 self.consecutive_failures = 0
@@ -219,33 +283,35 @@ class _Publisher:
             )
 
     def commit(self) -> None:
-        """Append the acknowledged rows to the state and the failures to the failed table."""
+        """Append the acknowledged rows to the ledger as delivered, the failures to the failed
+        rows table (their ledger rows stay unknown)."""
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         if self.acked:
             by_page: dict[int, list[int]] = defaultdict(list)
-            for row in self.acked:
+            mids: dict[int, list[str]] = defaultdict(list)
+            for row, mid in zip(self.acked, self.acked_ids, strict=True):
                 by_page[row // self.page_rows].append(row % self.page_rows)
+                mids[row // self.page_rows].append(mid)
+            pages = list(by_page)
             part = pa.concat_tables(
-                self.pages[p].take(pa.array(idx, pa.int64())) for p, idx in by_page.items()
+                self.pages[p].take(pa.array(by_page[p], pa.int64())) for p in pages
             )
-            n = part.num_rows
-            data = {self.src.id_column: part.column("_id")}
-            for i, trait in enumerate(self.src.traits):
-                data[trait] = part.column(d.trait_alias(i))
-            data[s.REMOVED] = pc.equal(part.column("_cat"), pa.scalar(d.REMOVED_CAT, pa.int8()))
-            data[s.RUN_ID] = pa.array([self.run_id] * n, pa.string())
-            data[s.SEQ] = pa.array([self.seq] * n, pa.int64())
-            table = pa.table(data).cast(self.state_schema)
-            insert(self.wh, self.state_table, table)
+            seq = self.seq
+            self._ledger(
+                part,
+                list(range(part.num_rows)),
+                [m for p in pages for m in mids[p]],
+                delivered=True,
+            )
+            self.seq = seq  # _ledger moved it on; one increment below covers both tables
         if self.failures:
             for row in self.failures:
                 row["seq"] = self.seq
             r.record_failures(self.wh, self.failures)
         if self.acked or self.failures:
             self.seq += 1
-        self.acked, self.failures = [], []
+        self.acked, self.acked_ids, self.failures = [], [], []
         self.last_commit = time.monotonic()
         done = self.settled // self.page_rows
         for page_no in [p for p in self.pages if p < done]:
@@ -332,6 +398,7 @@ def sync(
             max_requests_per_second=max_requests_per_second,
             max_events_per_second=max_events_per_second,
             page_rows=page_rows,
+            destination=client_destination(client) if client is not None else None,
         )
     if client is None:
         raise ConfigError("publishing needs a SegmentClient (see make_client), or dry_run=True")
@@ -349,10 +416,11 @@ def sync(
             progress(SyncProgress(phase=name, run_id=run_id, total=total, elapsed=clock() - t0))  # type: ignore[arg-type]
 
     phase("checking")
+    destination = client_destination(client)
     src = resolve_source(
         wh, source, kind=kind, id_column=id_column, on_remove=on_remove, sync_key=sync_key
     )
-    verdicts = gate_verdicts(wh, src)
+    verdicts = gate_verdicts(wh, src, destination=destination)
     problems = verdicts.problems(allow_drift=allow_drift, allow_invalid=allow_invalid)
     if problems:
         raise SyncRefused(f"not published ({src.label}): " + "; ".join(problems), verdicts=verdicts)
@@ -361,12 +429,12 @@ def sync(
     lease = lz.hold(
         wh,
         sync_key=src.sync_key,
-        destination=lz.client_destination(client),
+        destination=destination,
         wait=deadline.cap(wait),
         ttl=lease_ttl,
     )
-    state_table = s.ensure_state(wh, src)
-    previous = r.latest_run(wh, src.sync_key)
+    state_table = s.ensure_state(wh, src, destination)
+    previous = r.latest_run(wh, src.sync_key, destination)
     now = utc_now()
     if previous is not None and previous["status"] in r.UNFINISHED:
         run_id = previous["run_id"]
@@ -383,13 +451,11 @@ def sync(
     lease.run_id = run_id
     lease.heartbeat()  # so that a run refused or waiting can name this one
     phase("diffing", run_id)
-    diff = d.diff_table(src, s.latest_state(wh, state_table))
-    only = r.failed_identifiers(wh, src.sync_key) if only_failed else None
-    if only_failed and only is None:
-        diff = diff.filter(diff["_cat"] == -2)  # nothing ever failed: nothing to send
-    elif only is not None:
-        diff = diff.filter(diff["_id"].cast("string").isin(only))
-    pending_table = s.pending_table_name(src.sync_key)
+    screen = verdicts.bad_identifiers  # the contract found missing, blank or duplicate ids
+    diff = d.diff_table(src, s.latest_state(wh, state_table), screen=screen)
+    if only_failed:
+        diff = d.only_retries(diff, r.failed_identifiers(wh, src.sync_key, destination))
+    pending_table = s.pending_table_name(src.sync_key, destination)
     with time_limit(wh):  # the diff joins the user's SQL with the state: the query budget
         c = d.counts(diff)
         total = d.materialise(wh, pending_table, d.to_send(diff, src.on_remove))
@@ -403,6 +469,7 @@ def sync(
         "attempt": attempt,
         "started_at": started_at,
         "on_remove": src.on_remove,
+        "destination": destination,
         **{k: int(plan[k] or 0) for k in ("rows", "new", "changed", "removed", "unchanged")},
     }
     r.record_run(
@@ -418,11 +485,12 @@ def sync(
         },
     )
 
-    seq = max(s.max_seq(wh, state_table), r.max_failed_seq(wh, src.sync_key)) + 1
+    seq = max(s.max_seq(wh, state_table), r.max_failed_seq(wh, src.sync_key, destination)) + 1
     pub = _Publisher(
         wh,
         src,
         run_id=run_id,
+        destination=destination,
         state_table=state_table,
         pending_table=pending_table,
         total=total,
@@ -433,6 +501,8 @@ def sync(
         max_consecutive_failures=max_consecutive_failures,
         progress=progress,
     )
+    if screen and not only_failed:
+        pub.reject_identifiers(d.bad_identifiers(src))
     pub.report("sending")
     stop: _Stop | lz.RunStopped | None = None
     send_started = clock()
@@ -471,7 +541,7 @@ def sync(
 
     pub.report("finishing")
     state = wh.con.table(state_table)
-    sent = int(state.filter(state[s.RUN_ID] == run_id).count().execute())
+    sent = int(state.filter((state[s.RUN_ID] == run_id) & state[s.DELIVERED]).count().execute())
     unsent = max(0, total - pub.sent - pub.failed)
     status = _status(sent, pub.failed, unsent)
     error = stop.reason if stop is not None else None
@@ -509,6 +579,8 @@ def sync(
         changed=int(plan["changed"] or 0),
         removed=int(plan["removed"] or 0),
         unchanged=int(plan["unchanged"] or 0),
+        uncertain=c["uncertain"],
+        destination=destination,
         sent=sent,
         failed=pub.failed,
         requests=requests,

@@ -29,8 +29,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
-import hmac
 import math
 import os
 import socket
@@ -42,6 +40,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqltraits_kit.errors import ConfigError
+from sqltraits_kit.publishing.sync.destination import client_destination, destination_key
 from sqltraits_kit.warehouse.transactions import execute
 
 if TYPE_CHECKING:
@@ -54,6 +53,7 @@ __all__ = [
     "LeaseHeld",
     "RunStopped",
     "acquire",
+    "client_destination",
     "current_holder",
     "destination_key",
     "hold",
@@ -64,9 +64,6 @@ LEASE_TABLE = "sqltraits_sync_leases"
 #: Seconds a lease lives without a heartbeat. Heartbeats come every third of it.
 DEFAULT_TTL = 60.0
 _POLL = 0.25  # seconds between looks at a held lease while waiting
-# Domain separation for the write-key fingerprint: the same key hashed for another purpose
-# elsewhere never yields the same value.
-_FINGERPRINT_KEY = b"sqltraits-kit destination v1"
 _COLUMNS = {
     "sync_key": "text",
     "destination": "text",
@@ -98,26 +95,6 @@ class RunStopped(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def destination_key(endpoint: str, write_key: str | None) -> str:
-    """``<endpoint>#<fingerprint>``: where a run sends, without the key in it.
-
-    The fingerprint is an HMAC-SHA256 of the write key (12 bytes of it, hex): it tells two keys
-    apart and cannot be turned back into the key. To be unified with the ledger's destination
-    keying (h/ledger) when both land.
-    """
-    if not write_key:
-        return f"{endpoint}#nokey"
-    digest = hmac.new(_FINGERPRINT_KEY, write_key.encode(), hashlib.sha256).hexdigest()
-    return f"{endpoint}#{digest[:24]}"
-
-
-def client_destination(client: Any) -> str:
-    """The destination key of a :class:`SegmentClient` (its URL and write-key fingerprint)."""
-    secret = getattr(client, "_key", None)  # SegmentClient keeps its key wrapped in a Secret
-    key = secret.reveal() if secret is not None and hasattr(secret, "reveal") else secret
-    return destination_key(str(getattr(client, "url", "unknown")), key)
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -328,13 +305,12 @@ def _row_at(wh: Warehouse, lease: Lease, epoch: int) -> dict[str, Any] | None:
 
 def _second_connection(wh: Warehouse) -> Warehouse:
     """A connection of its own for the heartbeat thread (Ibis connections are not shared)."""
-    from sqltraits_kit.warehouse import Warehouse, connect
+    from sqltraits_kit.warehouse import connect
+    from sqltraits_kit.warehouse.connection import duckdb_cursor
 
     if wh.backend == "duckdb":
-        import ibis
-
         # A cursor is a new connection to the same database (in-memory ones included).
-        return Warehouse(con=ibis.duckdb.from_connection(wh.con.con.cursor()), url=wh.url)
+        return duckdb_cursor(wh)
     return connect(wh.url)
 
 

@@ -42,13 +42,17 @@ def encode_page(
     page: pa.Table,
     src: SyncSource,
     *,
-    run_id: str,
+    scope: str,
     base_row: int,
     on_error: Callable[[int, Any, str], None],
 ) -> Iterator[EncodedMessage]:
-    """One message per page row; a value that cannot be sent is reported, not raised."""
+    """One message per page row; a value that cannot be sent is reported, not raised.
+
+    ``scope``: the namespace of the message ids (:func:`.destination.message_scope`).
+    """
     ids = page.column("_id").to_pylist()
     prev = page.column("_pseq").to_pylist()
+    reuse = page.column("_mid").to_pylist() if "_mid" in page.column_names else [None] * len(ids)
     columns = [_values(page.column(trait_alias(i))) for i in range(len(src.traits))]
     names = src.traits
     kind, id_type = src.kind, src.id_type
@@ -61,16 +65,18 @@ def encode_page(
     for i, (ident, values) in enumerate(zip(ids, rows, strict=True)):
         traits = dict(zip(names, values, strict=True))
         try:
-            # The state row a message replaces is part of its id: an attempt of a resumed run
-            # re-sends an unacknowledged row under the same id (Segment drops the duplicate),
-            # but a value that comes back after another one was published gets a new id.
+            # The ledger row a message replaces is part of its id, so a value that comes back
+            # after another one was sent gets a new id; the value that was in flight when its
+            # fate became unknown is re-sent under the id it went with (Segment drops the
+            # duplicate if the first one arrived).
             yield build_encoded_message(
                 kind,
                 identifier=ident,
                 traits=traits,
-                run_id=f"{run_id}/{prev[i]}",
+                run_id=f"{scope}/{prev[i]}",
                 key=base_row + i,
                 id_type=id_type,
+                message_id=reuse[i],
             )
         except PayloadError as exc:
             on_error(base_row + i, ident, str(exc))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqltraits_kit.errors import ConfigError
+from sqltraits_kit.publishing.sync.destination import display
 
 if TYPE_CHECKING:
     from sqltraits_kit.traits.contract import ContractReport
@@ -27,6 +28,12 @@ RESULT_KEYS = (
     "requests",
     "duration_s",
 )
+
+
+#: Contract errors ``allow_invalid`` never lets through: a trait that would change who the
+#: profile is (``email``, ``id``, ``user_id``... overwrite identifiers in Segment). Bad
+#: identifiers are handled per row instead: recorded as failed rows with their reason.
+NEVER_OVERRIDDEN = frozenset({"identity_trait_names"})
 
 
 class SyncRefused(ConfigError):
@@ -81,15 +88,25 @@ class Verdicts:
         return None if self.drift is None else self.drift.max_psi
 
     @property
+    def bad_identifiers(self) -> bool:
+        """The contract found rows with a missing, blank or duplicate identifier."""
+        rules = ("identifier_not_null", "identifier_not_empty", "identifier_unique")
+        return any(e.name in rules for e in self.validation.errors)
+
+    @property
     def empties_published(self) -> bool:
         """The result is empty while profiles are published: a publish would null them all."""
         return (self.validation.rows or 0) == 0 and self.published_profiles > 0
 
     def problems(self, *, allow_drift: bool = False, allow_invalid: bool = False) -> list[str]:
         out = []
-        if not self.validation_ok and not allow_invalid:
-            failed = "; ".join(f"{e.name}: {e.message}" for e in self.validation.errors)
-            out.append(f"the table breaks Segment's SQL-trait contract ({failed})")
+        errors = [
+            e for e in self.validation.errors if not allow_invalid or e.name in NEVER_OVERRIDDEN
+        ]
+        if errors:
+            failed = "; ".join(f"{e.name}: {e.message}" for e in errors)
+            cannot = " (allow_invalid cannot override this)" if allow_invalid else ""
+            out.append(f"the table breaks Segment's SQL-trait contract{cannot} ({failed})")
         if self.drift_over and not allow_drift:
             traits = ", ".join(
                 f"{t} (PSI {self.drift.psi[t].psi:.3f})"  # type: ignore[union-attr]
@@ -139,6 +156,8 @@ class SyncResult:
     requests: int
     duration_s: float
     unsent: int = 0  # not attempted: the run stopped early (Segment unreachable)
+    uncertain: int = 0  # re-sent because an earlier delivery was never acknowledged
+    destination: str | None = None  # endpoint#write-key fingerprint (see .destination)
     send_seconds: float = 0.0
     attempt: int = 1
     error: str | None = None
@@ -165,6 +184,8 @@ class SyncResult:
             source=self.source,
             kind=self.kind,
             unsent=self.unsent,
+            uncertain=self.uncertain,
+            destination=display(self.destination),
             attempt=self.attempt,
             send_seconds=round(self.send_seconds, 3),
             messages_per_second=round(self.messages_per_second, 1),
@@ -199,6 +220,8 @@ class DryRunReport:
     max_events_per_second: float | None
     verdicts: Verdicts | None = field(default=None, repr=False, compare=False)
     duration_s: float = 0.0
+    uncertain: int = 0  # to send again because an earlier delivery was never acknowledged
+    destination: str | None = None  # the destination whose state the diff read (None: none)
 
     def problems(self, *, allow_drift: bool = False, allow_invalid: bool = False) -> list[str]:
         if self.verdicts is None:
@@ -225,6 +248,8 @@ class DryRunReport:
             kind=self.kind,
             on_remove=self.on_remove,
             to_send=self.to_send,
+            uncertain=self.uncertain,
+            destination=display(self.destination) if self.destination else None,
             requests_exact=self.requests_exact,
             payload_bytes=self.payload_bytes,
             rejections=[list(x) for x in self.rejections],

@@ -17,6 +17,7 @@ from sqltraits_kit.publishing.sync.tables import arrow_rows, ensure_table, inser
 
 if TYPE_CHECKING:
     import ibis.expr.schema as sch
+    import ibis.expr.types as ir
     import pandas as pd
 
     from sqltraits_kit.warehouse import Warehouse
@@ -49,6 +50,7 @@ def runs_schema() -> sch.Schema:
             "error": "string",
             "recorded_at": "timestamp('UTC')",
             "event_seq": "int64",
+            "destination": "string",  # endpoint#write-key fingerprint (null: before v0.x)
         }
     )
 
@@ -67,6 +69,7 @@ def failed_schema() -> sch.Schema:
             "requests": "int64",  # HTTP requests made for the batch in that run
             "failed_at": "timestamp('UTC')",
             "seq": "int64",  # same counter as the state's _sync_seq
+            "destination": "string",
         }
     )
 
@@ -82,24 +85,29 @@ def record_failures(wh: Warehouse, rows: list[dict[str, Any]]) -> None:
         insert(wh, FAILED_TABLE, arrow_rows(failed_schema(), rows))
 
 
-def latest_run(wh: Warehouse, sync_key: str) -> dict[str, Any] | None:
-    """The latest row recorded for ``sync_key`` (the latest run's current status), or None."""
+def _runs_of(wh: Warehouse, sync_key: str, destination: str | None) -> ir.Table:
+    runs = _with_destination(wh.con.table(RUNS_TABLE))
+    runs = runs.filter(runs["sync_key"] == sync_key)
+    if destination is not None:
+        runs = runs.filter(runs["destination"] == destination)
+    return runs
+
+
+def latest_run(
+    wh: Warehouse, sync_key: str, destination: str | None = None
+) -> dict[str, Any] | None:
+    """The latest row recorded for ``sync_key`` (at ``destination`` when given): the latest
+    run's current status, or None."""
     if not wh.has_table(RUNS_TABLE):
         return None
-    runs = wh.con.table(RUNS_TABLE)
-    rows = (
-        runs.filter(runs["sync_key"] == sync_key)
-        .order_by(runs["event_seq"].desc())
-        .limit(1)
-        .to_pyarrow()
-        .to_pylist()
-    )
+    runs = _runs_of(wh, sync_key, destination)
+    rows = runs.order_by(runs["event_seq"].desc()).limit(1).to_pyarrow().to_pylist()
     return rows[0] if rows else None
 
 
-def unfinished_run(wh: Warehouse, sync_key: str) -> str | None:
+def unfinished_run(wh: Warehouse, sync_key: str, destination: str | None = None) -> str | None:
     """The id of the run of ``sync_key`` that did not finish (the next run resumes it)."""
-    latest = latest_run(wh, sync_key)
+    latest = latest_run(wh, sync_key, destination)
     return latest["run_id"] if latest is not None and latest["status"] in UNFINISHED else None
 
 
@@ -111,12 +119,20 @@ def run_rows(wh: Warehouse, run_id: str) -> list[dict[str, Any]]:
     return runs.filter(runs["run_id"] == run_id).order_by("event_seq").to_pyarrow().to_pylist()
 
 
-def max_failed_seq(wh: Warehouse, sync_key: str) -> int:
+def max_failed_seq(wh: Warehouse, sync_key: str, destination: str | None = None) -> int:
     if not wh.has_table(FAILED_TABLE):
         return 0
-    failed = wh.con.table(FAILED_TABLE)
-    value = failed.filter(failed["sync_key"] == sync_key)["seq"].max().execute()
+    failed = _failed_of(wh, sync_key, destination)
+    value = failed["seq"].max().execute()
     return 0 if value is None else int(value)
+
+
+def _failed_of(wh: Warehouse, sync_key: str, destination: str | None) -> ir.Table:
+    failed = wh.con.table(FAILED_TABLE)
+    failed = failed.filter(failed["sync_key"] == sync_key)
+    if destination is not None and "destination" in failed.columns:
+        failed = failed.filter(failed["destination"] == destination)
+    return failed
 
 
 def history(
@@ -125,14 +141,15 @@ def history(
     """One row per run (its latest status), newest first.
 
     Columns: run_id, sync_key, source, kind, status, attempt, started_at, finished_at, rows,
-    new, changed, removed, unchanged, sent, failed, requests, duration_s, on_remove, error.
+    new, changed, removed, unchanged, sent, failed, requests, duration_s, on_remove, error,
+    destination (the endpoint and write-key fingerprint the run sent to).
     """
     import pandas as pd
 
     columns = [c for c in runs_schema().names if c not in ("recorded_at", "event_seq")]
     if not wh.has_table(RUNS_TABLE):
         return pd.DataFrame(columns=columns)
-    runs = wh.con.table(RUNS_TABLE)
+    runs = _with_destination(wh.con.table(RUNS_TABLE))
     if sync_key is not None:
         runs = runs.filter(runs["sync_key"] == sync_key)
     latest = latest_per_key(runs, "run_id", "event_seq")
@@ -160,32 +177,36 @@ def failed_rows(
     import ibis
     import pandas as pd
 
-    from sqltraits_kit.publishing.sync.state import SEQ, state_table_name
+    from sqltraits_kit.publishing.sync.state import DELIVERED, SEQ, state_table_name
 
     columns = ["run_id", "sync_key", "identifier", "reason", "payload_bytes", "attempts"]
-    columns += ["http_status", "requests", "failed_at"]
+    columns += ["http_status", "requests", "failed_at", "destination"]
     if not wh.has_table(FAILED_TABLE):
         return pd.DataFrame(columns=columns)
-    failed = wh.con.table(FAILED_TABLE)
+    failed = _with_destination(wh.con.table(FAILED_TABLE))
     if sync_key is not None:
         failed = failed.filter(failed["sync_key"] == sync_key)
-    window = ibis.window(
-        group_by=[failed["sync_key"], failed["identifier"]], order_by=failed["seq"]
-    )
+    group = [failed["sync_key"], failed["destination"], failed["identifier"]]
+    window = ibis.window(group_by=group, order_by=failed["seq"])
     failed = failed.mutate(attempts=ibis.row_number().over(window) + 1)
     if outstanding is None:
         outstanding = run_id is None
     if run_id is not None:
         failed = failed.filter(failed["run_id"] == run_id)
     if outstanding:
-        failed = latest_per_key(failed, ["sync_key", "identifier"], "seq")
-        keys = failed.select("sync_key").distinct().to_pyarrow().column(0).to_pylist()
+        failed = latest_per_key(failed, ["sync_key", "destination", "identifier"], "seq")
+        pairs = failed.select("sync_key", "destination").distinct().to_pyarrow().to_pylist()
         parts = []
-        for key in keys:
-            part = failed.filter(failed["sync_key"] == key)
-            name = state_table_name(key)
+        for pair in pairs:
+            key, dest = pair["sync_key"], pair["destination"]
+            part = failed.filter(
+                (failed["sync_key"] == key) & failed["destination"].identical_to(dest)
+            )
+            name = state_table_name(key, dest)
             if wh.has_table(name):
                 state = wh.con.table(name)
+                if DELIVERED in state.columns:  # only a delivery settles a failure
+                    state = state.filter(state[DELIVERED])
                 acked = state.group_by(_ack_id=state[state.columns[0]].cast("string")).aggregate(
                     _ack_seq=state[SEQ].max()
                 )
@@ -203,9 +224,18 @@ def failed_rows(
     return expr.to_pandas()
 
 
-def failed_identifiers(wh: Warehouse, sync_key: str) -> Any:
-    """Identifiers (as strings) that ever failed under ``sync_key``; None if none did."""
+def _with_destination(table: ir.Table) -> ir.Table:
+    """A runs or failed table written before destinations were recorded reads as null ones."""
+    import ibis
+
+    if "destination" in table.columns:
+        return table
+    return table.mutate(destination=ibis.null("string"))
+
+
+def failed_identifiers(wh: Warehouse, sync_key: str, destination: str | None = None) -> Any:
+    """Identifiers (as strings) that ever failed under ``sync_key`` (at ``destination``); None
+    if none did."""
     if not wh.has_table(FAILED_TABLE):
         return None
-    failed = wh.con.table(FAILED_TABLE)
-    return failed.filter(failed["sync_key"] == sync_key)["identifier"]
+    return _failed_of(wh, sync_key, destination)["identifier"]

@@ -1,16 +1,31 @@
-"""The sync state: what Segment holds for each profile, according to the acknowledgements we got.
+"""The sync state: a ledger of what Segment holds, or may hold, for each profile.
 
-One append-only table per sync key, ``sqltraits_state__<key>``: the identifier (named and typed
-as in the source), one column per trait (typed as in the source, so the Preview can diff it
-column by column), and three bookkeeping columns: ``_sync_removed`` (a tombstone: the profile
-left the result and its traits were set to null), ``_sync_run_id`` and ``_sync_seq`` (a counter
-that only grows; the latest row per identifier wins). A row is appended only after Segment
-acknowledged the batch that carried it, so the latest non-tombstone row per identifier is the
-**published snapshot**. ``sqltraits_sync_keys`` registers each key's table, identifier and kind.
+One append-only table per sync key and destination (``sqltraits_state__<key>``, see
+:mod:`.destination`): the identifier (named and typed as in the source), one column per trait
+(typed as in the source, so the Preview can diff it column by column), and the bookkeeping
+columns ``_sync_removed`` (the row set the traits to null: the profile left the result),
+``_sync_delivered``, ``_sync_message_id``, ``_sync_run_id`` and ``_sync_seq`` (a counter that only
+grows; the latest row per identifier is the profile's current ledger entry).
 
-Compaction rewrites a state table to one row per identifier (tombstones kept: they carry the
-sequence number a later message id is derived from) once the log has grown by a quarter; the
-rewrite is swapped in atomically (:func:`~sqltraits_kit.publishing.sync.tables.replace_table`).
+The ledger (states and transitions in ``docs/DELIVERY.md``):
+
+- **in flight / unknown** (``_sync_delivered = false``): appended for every row of a page
+  *before* any message of that page goes out, with the values and the messageId sent. Until an
+  answer proves delivery, Segment may hold these values or the ones before them.
+- **delivered** (``_sync_delivered = true``): appended once Segment's success answer came back
+  for the batch that carried the row.
+
+A crash, a timeout, exhausted retries or an error answer leave the row *unknown*; the next
+diff re-sends the current value of every unknown profile (under the same messageId when it is
+the value that was in flight, so Segment drops the duplicate, and under a new one otherwise).
+The latest *delivered* non-removed row per identifier is the **published snapshot**, the
+Preview's drift baseline. ``sqltraits_sync_keys`` registers each key's state table per
+destination.
+
+Compaction rewrites a state table to the latest row per identifier and delivery status (the
+latest delivered row is kept beside a later unknown one: it is the snapshot) once the log has
+grown by a quarter; the rewrite is swapped in atomically
+(:func:`~sqltraits_kit.publishing.sync.tables.replace_table`).
 """
 
 from __future__ import annotations
@@ -39,8 +54,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REGISTRY_TABLE",
+    "destinations",
     "published_keys",
     "published_snapshot",
+    "published_version",
     "state_table_name",
 ]
 
@@ -48,7 +65,8 @@ STATE_PREFIX = "sqltraits_state__"
 PENDING_PREFIX = "sqltraits_pending__"
 REGISTRY_TABLE = "sqltraits_sync_keys"
 REMOVED, RUN_ID, SEQ = "_sync_removed", "_sync_run_id", "_sync_seq"
-BOOKKEEPING = (REMOVED, RUN_ID, SEQ)
+DELIVERED, MESSAGE_ID = "_sync_delivered", "_sync_message_id"
+BOOKKEEPING = (REMOVED, DELIVERED, MESSAGE_ID, RUN_ID, SEQ)
 
 
 def _registry_schema() -> sch.Schema:
@@ -63,6 +81,7 @@ def _registry_schema() -> sch.Schema:
             "traits": "string",  # comma-separated, for display
             "source": "string",
             "registered_at": "timestamp('UTC')",
+            "destination": "string",  # null: a state from before destinations were recorded
         }
     )
 
@@ -73,41 +92,68 @@ def _safe(sync_key: str) -> str:
     return f"{base}_{hashlib.sha256(sync_key.encode()).hexdigest()[:8]}"
 
 
-def state_table_name(sync_key: str) -> str:
-    """The state table of a sync key (at most 56 characters: fits PostgreSQL's 63)."""
-    return STATE_PREFIX + _safe(sync_key)
+def state_table_name(sync_key: str, destination: str | None = None) -> str:
+    """The state table of a sync key at a destination (at most 56 characters: fits PostgreSQL's
+    63). Without a destination: the table of a state written before destinations were recorded.
+    """
+    if destination is None:
+        return STATE_PREFIX + _safe(sync_key)
+    return STATE_PREFIX + _safe_pair(sync_key, destination)
 
 
-def pending_table_name(sync_key: str) -> str:
+def _safe_pair(sync_key: str, destination: str) -> str:
+    base = re.sub(r"[^a-z0-9]+", "_", sync_key.lower()).strip("_")[:30] or "key"
+    digest = hashlib.sha256(f"{sync_key}\x00{destination}".encode()).hexdigest()[:8]
+    return f"{base}_{digest}"
+
+
+def pending_table_name(sync_key: str, destination: str | None = None) -> str:
     """The scratch table holding one run's rows to send, numbered."""
-    return PENDING_PREFIX + _safe(sync_key)
+    if destination is None:
+        return PENDING_PREFIX + _safe(sync_key)
+    return PENDING_PREFIX + _safe_pair(sync_key, destination)
 
 
 def _key_of(sync_key: str | TraitSet) -> str:
     return sync_key.name if isinstance(sync_key, TraitSet) else sync_key
 
 
-def registration(wh: Warehouse, sync_key: str) -> dict[str, Any] | None:
-    """The latest registry row of ``sync_key``, or None."""
+def registration(
+    wh: Warehouse, sync_key: str, destination: str | None = None
+) -> dict[str, Any] | None:
+    """The latest registry row of ``sync_key`` (at ``destination`` when given), or None."""
     if not wh.has_table(REGISTRY_TABLE):
         return None
     reg = wh.con.table(REGISTRY_TABLE)
-    rows = (
-        reg.filter(reg["sync_key"] == sync_key)
-        .order_by(reg["registered_at"].desc())
-        .limit(1)
-        .to_pyarrow()
-        .to_pylist()
-    )
+    expr = reg.filter(reg["sync_key"] == sync_key)
+    if destination is not None and "destination" in reg.columns:
+        expr = expr.filter(expr["destination"] == destination)
+    rows = expr.order_by(reg["registered_at"].desc()).limit(1).to_pyarrow().to_pylist()
     return rows[0] if rows else None
 
 
 def published_keys(wh: Warehouse) -> list[dict[str, Any]]:
-    """Every registered sync key with its state table, identifier, kind and traits."""
+    """Every registered sync key with its state table, identifier, kind and traits.
+
+    One row per sync key: the destination it was last registered for.
+    """
     if not wh.has_table(REGISTRY_TABLE):
         return []
     reg = latest_per_key(wh.con.table(REGISTRY_TABLE), "sync_key", "registered_at")
     return reg.order_by("sync_key").to_pyarrow().to_pylist()
+
+
+def destinations(wh: Warehouse, sync_key: str) -> list[str]:
+    """The destinations ``sync_key`` has a state for, the most recently registered first."""
+    if not wh.has_table(REGISTRY_TABLE):
+        return []
+    reg = wh.con.table(REGISTRY_TABLE)
+    if "destination" not in reg.columns:
+        return []
+    mine = reg.filter((reg["sync_key"] == sync_key) & reg["destination"].notnull())
+    latest = mine.group_by("destination").aggregate(at=mine["registered_at"].max())
+    rows = latest.order_by(latest["at"].desc()).to_pyarrow().to_pylist()
+    return [row["destination"] for row in rows]
 
 
 def state_schema(src: SyncSource) -> sch.Schema:
@@ -119,6 +165,8 @@ def state_schema(src: SyncSource) -> sch.Schema:
             src.id_column: schema[src.id_column],
             **{t: schema[t] for t in src.traits},
             REMOVED: "boolean",
+            DELIVERED: "boolean",
+            MESSAGE_ID: "string",
             RUN_ID: "string",
             SEQ: "int64",
         }
@@ -141,6 +189,7 @@ def conform(table: ir.Table, src: SyncSource) -> ir.Table:
 
     desired = state_schema(src)
     old = table.schema()
+    delivered_before = DELIVERED not in old  # a log from before the ledger: all acknowledged
     if src.id_column not in old:
         raise ConfigError(
             f"sync key {src.sync_key!r} was published with another identifier "
@@ -153,6 +202,8 @@ def conform(table: ir.Table, src: SyncSource) -> ir.Table:
     for col, dtype in desired.items():
         if col in old and old[col] == dtype:
             exprs[col] = table[col]
+        elif col == DELIVERED and delivered_before:
+            exprs[col] = ibis.literal(True)
         elif col == src.id_column:
             if not dtype.is_string():
                 raise ConfigError(
@@ -167,9 +218,9 @@ def conform(table: ir.Table, src: SyncSource) -> ir.Table:
     return table.select(**exprs)
 
 
-def ensure_state(wh: Warehouse, src: SyncSource) -> str:
-    """Create or migrate the state table of ``src`` and register it; returns its name."""
-    name = state_table_name(src.sync_key)
+def ensure_state(wh: Warehouse, src: SyncSource, destination: str) -> str:
+    """Create or migrate the state table of ``src`` at ``destination``, register it; its name."""
+    name = state_table_name(src.sync_key, destination)
     reg = registration(wh, src.sync_key)
     if reg is not None and reg["kind"] != src.kind:
         raise ConfigError(
@@ -182,7 +233,13 @@ def ensure_state(wh: Warehouse, src: SyncSource) -> str:
     elif wh.con.table(name).schema() != desired:
         replace_table(wh, name, conform(wh.con.table(name), src))
     traits = ",".join(src.traits)
-    if reg is None or reg["traits"] != traits or reg["id_column"] != src.id_column:
+    here = registration(wh, src.sync_key, destination)
+    if (
+        here is None
+        or here.get("destination") != destination
+        or here["traits"] != traits
+        or here["id_column"] != src.id_column
+    ):
         ensure_table(wh, REGISTRY_TABLE, _registry_schema())
         row = {
             "sync_key": src.sync_key,
@@ -192,6 +249,7 @@ def ensure_state(wh: Warehouse, src: SyncSource) -> str:
             "traits": traits,
             "source": src.label,
             "registered_at": utc_now(),
+            "destination": destination,
         }
         insert(wh, REGISTRY_TABLE, arrow_rows(_registry_schema(), [row]))
     return name
@@ -203,9 +261,10 @@ def _id_column(table: ir.Table) -> str:
 
 
 def latest_state(wh: Warehouse, name: str, *, excluding_run: str | None = None) -> ir.Table | None:
-    """The latest row per identifier, tombstones included; None when there is no state yet.
+    """The latest ledger row per identifier (delivered or unknown, tombstones included); None
+    when there is no state yet.
 
-    ``excluding_run`` leaves out what that run acknowledged: the state as it was before it.
+    ``excluding_run`` leaves out what that run wrote: the state as it was before it.
     """
     if not wh.has_table(name):
         return None
@@ -215,22 +274,68 @@ def latest_state(wh: Warehouse, name: str, *, excluding_run: str | None = None) 
     return latest_per_key(table, _id_column(table), SEQ)
 
 
-def published_snapshot(
-    wh: Warehouse, sync_key: str | TraitSet, /, *, excluding_run: str | None = None
-) -> ir.Table | None:
-    """What Segment holds for this sync key according to our acknowledgements.
+def _delivered(table: ir.Table) -> ir.Table:
+    return table.filter(table[DELIVERED]) if DELIVERED in table.columns else table
 
-    The identifier and one column per trait, one row per profile whose traits were published
-    and not since set to null; None if nothing was ever published under this key. This is the
-    baseline the Preview's drift comparison reads. ``excluding_run``: as it was before that run
-    (the baseline of an unfinished run that is being resumed).
+
+def snapshot_table(wh: Warehouse, sync_key: str, destination: str | None = None) -> str | None:
+    """The state table the published snapshot of ``sync_key`` is read from.
+
+    ``destination`` None: the destination most recently published to (a state from before
+    destinations were recorded when there is none). None when nothing was published.
     """
-    name = state_table_name(_key_of(sync_key))
-    latest = latest_state(wh, name, excluding_run=excluding_run)
-    if latest is None:
+    if destination is not None:
+        name = state_table_name(sync_key, destination)
+        return name if wh.has_table(name) else None
+    for dest in destinations(wh, sync_key):
+        name = state_table_name(sync_key, dest)
+        if wh.has_table(name):
+            return name
+    legacy = state_table_name(sync_key)
+    return legacy if wh.has_table(legacy) else None
+
+
+def destination_of(wh: Warehouse, sync_key: str, name: str | None) -> str | None:
+    """The destination whose state table of ``sync_key`` is ``name`` (None: none, or legacy)."""
+    for dest in destinations(wh, sync_key):
+        if state_table_name(sync_key, dest) == name:
+            return dest
+    return None
+
+
+def published_snapshot(
+    wh: Warehouse,
+    sync_key: str | TraitSet,
+    /,
+    *,
+    destination: str | None = None,
+    excluding_run: str | None = None,
+) -> ir.Table | None:
+    """What Segment holds for this sync key according to its acknowledgements.
+
+    The identifier and one column per trait, one row per profile whose traits were delivered
+    and not since set to null (the latest *delivered* value: a later value whose delivery is
+    unknown is not counted as held); None if nothing was ever published under this key. This is
+    the baseline the Preview's drift comparison reads. ``destination``: that destination's
+    snapshot (default: the one most recently published to). ``excluding_run``: as it was before
+    that run (the baseline of an unfinished run that is being resumed).
+    """
+    name = snapshot_table(wh, _key_of(sync_key), destination)
+    if name is None:
         return None
+    table = _delivered(wh.con.table(name))
+    if excluding_run is not None:
+        table = table.filter(table[RUN_ID] != excluding_run)
+    latest = latest_per_key(table, _id_column(table), SEQ)
     keep = [c for c in latest.columns if c not in BOOKKEEPING]
     return latest.filter(~latest[REMOVED]).select(*keep)
+
+
+def published_version(wh: Warehouse, sync_key: str | TraitSet) -> int:
+    """A number that grows whenever anything is written to the snapshot's state table (for
+    caches keyed on "what was last published"); 0 when nothing was."""
+    name = snapshot_table(wh, _key_of(sync_key))
+    return 0 if name is None else max_seq(wh, name)
 
 
 def max_seq(wh: Warehouse, name: str) -> int:
@@ -252,7 +357,25 @@ def compact(wh: Warehouse, name: str, *, slack: float = 0.25) -> bool:
     ident = _id_column(table)
     row = table.aggregate(n=table.count(), k=table[ident].nunique()).to_pyarrow().to_pylist()[0]
     rows, ids = int(row["n"] or 0), int(row["k"] or 0)
+    # An identifier whose latest row is unknown keeps its latest delivered row too.
     if rows - ids <= max(1_000, int(ids * slack)):
         return False
-    replace_table(wh, name, latest_per_key(table, ident, SEQ))
+    replace_table(wh, name, _compacted(table, ident))
     return True
+
+
+def _compacted(table: ir.Table, ident: str) -> ir.Table:
+    """The latest row per identifier, and its latest delivered row when the latest is unknown."""
+    import ibis
+
+    if DELIVERED not in table.columns:
+        return latest_per_key(table, ident, SEQ)
+    every = ibis.window(group_by=table[ident], order_by=ibis.desc(table[SEQ]))
+    by_status = ibis.window(
+        group_by=[table[ident], table[DELIVERED]], order_by=ibis.desc(table[SEQ])
+    )
+    ranked = table.mutate(
+        _sync_all=ibis.row_number().over(every), _sync_st=ibis.row_number().over(by_status)
+    )
+    keep = (ranked["_sync_all"] == 0) | (ranked[DELIVERED] & (ranked["_sync_st"] == 0))
+    return ranked.filter(keep).drop("_sync_all", "_sync_st")

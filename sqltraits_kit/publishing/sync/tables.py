@@ -30,14 +30,31 @@ def utc_now() -> dt.datetime:
 
 
 def ensure_table(wh: Warehouse, name: str, schema: sch.Schema) -> None:
-    """Create ``name`` with ``schema`` unless it exists (another process may win the race)."""
+    """Create ``name`` with ``schema`` unless it exists (another process may win the race).
+
+    A table written by an earlier version that lacks some of ``schema``'s columns gets them,
+    null in its existing rows (rewritten atomically, see :func:`replace_table`).
+    """
     if wh.has_table(name):
+        add_missing_columns(wh, name, schema)
         return
     try:
         wh.con.create_table(name, schema=schema)
     except Exception:
         if not wh.has_table(name):
             raise
+
+
+def add_missing_columns(wh: Warehouse, name: str, schema: sch.Schema) -> bool:
+    """Give ``name`` the columns of ``schema`` it lacks (null); True if it was rewritten."""
+    import ibis
+
+    table = wh.con.table(name)
+    missing = [c for c in schema.names if c not in table.columns]
+    if not missing:
+        return False
+    replace_table(wh, name, table.mutate(**{c: ibis.null(schema[c]) for c in missing}))
+    return True
 
 
 def arrow_rows(schema: sch.Schema, rows: Sequence[Mapping[str, Any]]) -> pa.Table:

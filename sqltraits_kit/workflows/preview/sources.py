@@ -189,12 +189,12 @@ def data_version(wh: Warehouse, trait_set: TraitSet, /) -> str:
 
     The app keys its cache with it, so a new scoring run, a rollback or a publish shows at once.
     """
-    from sqltraits_kit.publishing.sync.state import max_seq, state_table_name
+    from sqltraits_kit.publishing.sync.state import published_version
 
     parts = []
     if trait_set.table is not None and wh.has_table(trait_set.table):
         source = wh.con.table(trait_set.table)
         parts.append(f"run={_current_run_id(wh, trait_set.table)}")
         parts.append(f"rows={int(source.count().execute())}")
-    parts.append(f"published={max_seq(wh, state_table_name(trait_set.name))}")
+    parts.append(f"published={published_version(wh, trait_set.name)}")
     return ";".join(parts)
