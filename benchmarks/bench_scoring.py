@@ -44,6 +44,7 @@ TRAINING_CODE = (
     "sqltraits_kit/modelling/features.py",
     "sqltraits_kit/modelling/training.py",
     "sqltraits_kit/modelling/btyd.py",
+    "sqltraits_kit/modelling/rfm.py",
     "sqltraits_kit/modelling/registry.py",
 )
 
