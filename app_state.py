@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,12 +30,13 @@ from sqltraits_kit.access import (
 from sqltraits_kit.errors import ConfigError, SqlTraitsError
 from sqltraits_kit.settings import DEFAULT_SAMPLE_PATH, Settings
 from sqltraits_kit.warehouse import Warehouse, connect
+from sqltraits_kit.workflows.catalog import TRAIT_SET_FOLDER
 
 _LOG = logging.getLogger("sqltraits_app")
+#: The project's trait-set folder (``sqltraits_kit.workflows.catalog`` lists it).
+TRAITSETS = Path(__file__).resolve().parent / TRAIT_SET_FOLDER
 # What the pages keep of their last action; it belongs to the warehouse it ran on.
 RESULT_KEYS = ("train_result", "score_result", "publish_dry", "publish_result")
-# The kit's own bookkeeping tables (sync state, runs): never a source to publish.
-KIT_PREFIXES = ("sqltraits_", "_sqltraits_")
 
 
 def settings() -> Settings:
@@ -66,18 +67,11 @@ def publish_access() -> Decision:
     return can_publish(settings(), current_user(), server_address=st.get_option("server.address"))
 
 
-def output_tables(wh: Warehouse) -> list[str]:
-    """The warehouse's output production tables (the ones that carry the scoring metadata)."""
-    from sqltraits_kit.traits.output import METADATA_COLUMNS
+def output_tables(wh: Warehouse, *, any_table: bool = False) -> list[str]:
+    """The output production tables (``any_table``: every table but the kit's own and history)."""
+    from sqltraits_kit.traits.output import output_tables as listed
 
-    wanted = set(METADATA_COLUMNS)
-    return [
-        name
-        for name in wh.tables()
-        if not name.startswith(KIT_PREFIXES)
-        and not name.endswith("_history")
-        and wanted <= set(wh.table(name).columns)
-    ]
+    return listed(wh, outputs_only=not any_table)
 
 
 def warehouse() -> Warehouse:
@@ -178,6 +172,16 @@ def switch_warehouse(url: str | None) -> Warehouse:
     for key in RESULT_KEYS:  # results from the old warehouse would describe the wrong data
         st.session_state.pop(key, None)
     return new
+
+
+def progress_bar(text: str = "starting") -> Callable[[str, float], None]:
+    """A progress bar and the ``progress(message, fraction)`` callback the library calls."""
+    bar = st.progress(0.0, text=text)
+
+    def progress(message: str, fraction: float) -> None:
+        bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+    return progress
 
 
 def page_link(page: str, label: str, icon: str) -> None:

@@ -30,10 +30,12 @@ TRAIT_SETS = ("churn", "ltv")
 MODELS = ["churn", "ltv", "btyd"]
 #: The kit code (and trait sets) the cached set-up depends on, beyond the models'.
 EVENTS_CODE = (
-    "sqltraits_kit/traits/scoring.py",
+    "sqltraits_kit/traits/scoring",
     "sqltraits_kit/traits/sql_models.py",
-    "sqltraits_kit/traits/output.py",
-    "sqltraits_kit/traits/traitset.py",
+    "sqltraits_kit/traits/sql_btyd.py",
+    "sqltraits_kit/traits/sql_math.py",
+    "sqltraits_kit/traits/output",
+    "sqltraits_kit/traits/traitset",
     "sqltraits_kit/publishing/sync",
     "traitsets",
 )

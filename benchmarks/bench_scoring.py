@@ -44,6 +44,7 @@ TRAINING_CODE = (
     "sqltraits_kit/modelling/features.py",
     "sqltraits_kit/modelling/training.py",
     "sqltraits_kit/modelling/btyd.py",
+    "sqltraits_kit/modelling/rfm.py",
     "sqltraits_kit/modelling/registry.py",
 )
 
@@ -140,7 +141,8 @@ def pull_score(path: str, registry: str, name: str) -> dict[str, Any]:
 
     from sqltraits_kit.modelling.features import TableMapping, build_features
     from sqltraits_kit.modelling.registry import Registry
-    from sqltraits_kit.traits.scoring import _btyd_numpy, predict_scores, trait_columns
+    from sqltraits_kit.traits.scoring import predict_scores, trait_columns
+    from sqltraits_kit.traits.scoring.btyd_path import btyd_numpy
     from sqltraits_kit.warehouse import connect
 
     _import_kit()
@@ -151,23 +153,16 @@ def pull_score(path: str, registry: str, name: str) -> dict[str, Any]:
     wh = connect(f"duckdb://{path}")
     with h.Timer() as t:
         if card.kind == "btyd":
-            from sqltraits_kit.modelling.btyd import rfm_summary
+            from sqltraits_kit.modelling.rfm import rfm_as_of
 
-            rfm = rfm_summary(
-                wh.table(mapping.orders_table),
-                customer_id=mapping.order_profile_id,
-                timestamp=mapping.order_timestamp,
-                amount=mapping.order_revenue,
-                calibration_end=(as_of - dt.timedelta(days=1)).date(),
-                time_unit="W",
-            ).to_pandas()
+            rfm = rfm_as_of(wh, mapping, as_of).to_pandas()
             users = wh.table(mapping.profiles_table).to_pandas()
             created = users[mapping.profile_created_at or "created_at"]
             ids = users.loc[created < as_of, [mapping.profile_id]].drop_duplicates()
             frame = ids.merge(
                 rfm, how="left", left_on=mapping.profile_id, right_on="customer_id"
             ).fillna({"frequency": 0, "recency": 0.0, "T": 0.0, "monetary_value": 0.0})
-            values = _btyd_numpy(loaded.model, frame, float(card.horizon_days))
+            values = btyd_numpy(loaded.model, frame, float(card.horizon_days))
             cols = dict(zip(trait_columns(card), values.values(), strict=True))
             out = pd.DataFrame({"user_id": frame[mapping.profile_id].to_numpy(), **cols})
         else:

@@ -76,17 +76,17 @@ TARGETS: dict[str, Target] = {
         "the sync's state tables",
     ),
     "contract": Target(
-        "sqltraits_kit/traits/contract.py",
+        "sqltraits_kit/traits/contract/*.py",
         ("tests/test_contract.py", "tests/test_edge_values.py"),
         "the output table's contract (25 columns, names, types)",
     ),
     "traitset": Target(
-        "sqltraits_kit/traits/traitset.py",
+        "sqltraits_kit/traits/traitset/*.py",
         ("tests/test_traitset.py",),
         "trait-set resolution: rounding, tiers, flags",
     ),
     "scoring": Target(
-        "sqltraits_kit/traits/scoring.py",
+        "sqltraits_kit/traits/scoring/*.py",
         ("tests/test_scoring.py", "tests/test_scoring_parity.py"),
         "in-warehouse scoring and its parity check",
     ),

@@ -1,10 +1,10 @@
 """Preview: the traits a publish would send — checks, distributions, drift, payloads, export, SQL.
 
-Every number is computed in the warehouse by the panel functions of
-:mod:`sqltraits_kit.workflows.preview`
-(one cached call per panel); the browser gets bins, counts and a sample of profiles, never the
-table. Results are cached per warehouse, trait set and data version (current run, row count, last
-publish), so moving the threshold or changing the SQL dialect costs no warehouse query.
+Every number is computed in the warehouse by :mod:`sqltraits_kit.workflows.preview` (one cached
+call per panel, :mod:`app_views.preview`); the browser gets bins, counts and a sample of profiles,
+never the table. Results are cached per warehouse, trait set and data version (current run, row
+count, last publish), so moving the threshold or changing the SQL dialect costs no warehouse
+query.
 
 Session state: ``drift_threshold`` (the threshold in use, which the Publish step respects) and
 ``preview_trait_set`` (the trait set it was chosen for); the other keys start with ``preview_``.
@@ -12,100 +12,12 @@ Session state: ``drift_threshold`` (the threshold in use, which the Publish step
 
 from __future__ import annotations
 
-import re
 import time
-import tomllib
-from pathlib import Path
 
 import streamlit as st
 
 import app_state
-from sqltraits_kit.traits import charts
-from sqltraits_kit.traits.contract import ContractReport, validate_trait_set
-from sqltraits_kit.traits.distributions import QUANTILES, summary_frame
-from sqltraits_kit.traits.traitset import USER_IDENTIFIERS, TraitSet
-from sqltraits_kit.warehouse import Warehouse
-from sqltraits_kit.workflows.preview import (
-    SAMPLE_RUN_ID,
-    SEGMENT_DIALECTS,
-    Distributions,
-    DriftCheck,
-    SamplePayloads,
-    data_version,
-    distributions,
-    drift_check,
-    export_csv,
-    frozen_cut_points,
-    load_trait_set_or_table,
-    output_tables,
-    sample_payloads,
-    segment_sql,
-)
-
-ROOT = Path(__file__).resolve().parents[1]
-TRAITSETS = ROOT / "traitsets"
-DEFAULT_TRAITSET = "churn.toml"
-DEFAULT_TABLE = "churn_traits"
-CSV_ROWS = (1_000, 10_000, 100_000)
-TTL = 600
-
-
-def _trait_set(spec: str, path: str) -> TraitSet:
-    return TraitSet.from_dict(tomllib.loads(spec), path=path or None)
-
-
-# One cached call per panel, so each panel shows as soon as its queries are done. The trait set
-# travels as its TOML text: a plain, hashable key. ``version`` changes with a new scoring run, a
-# rollback or a publish; the TTL covers what it cannot see (the tables a query reads).
-@st.cache_data(ttl=TTL, show_spinner=False)
-def cached_contract(url: str, _wh: Warehouse, spec: str, path: str, version: str) -> ContractReport:
-    return validate_trait_set(_wh, _trait_set(spec, path))
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def cached_distributions(
-    url: str, _wh: Warehouse, spec: str, path: str, version: str, bins: int
-) -> Distributions:
-    return distributions(_wh, _trait_set(spec, path), bins=bins)
-
-
-# Computed against the trait set's own threshold; the slider only re-judges it (no query).
-@st.cache_data(ttl=TTL, show_spinner=False)
-def cached_drift(url: str, _wh: Warehouse, spec: str, path: str, version: str) -> DriftCheck:
-    return drift_check(_wh, _trait_set(spec, path))
-
-
-@st.cache_data(ttl=TTL, show_spinner="Building sample payloads…")
-def cached_sample(
-    url: str, _wh: Warehouse, spec: str, path: str, version: str, size: int
-) -> SamplePayloads:
-    return sample_payloads(_wh, _trait_set(spec, path), size=size)
-
-
-@st.cache_data(ttl=TTL, show_spinner="Writing the SQL Trait…")
-def cached_sql(url: str, _wh: Warehouse, spec: str, path: str, version: str, dialect: str) -> str:
-    return segment_sql(_wh, _trait_set(spec, path), dialect=dialect)
-
-
-@st.cache_data(ttl=TTL, show_spinner="Writing the CSV from the warehouse…")
-def cached_csv(url: str, _wh: Warehouse, spec: str, path: str, version: str, limit: int) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    export_csv(_wh, _trait_set(spec, path), buffer, limit=limit)
-    return buffer.getvalue()
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def cached_columns(url: str, _wh: Warehouse, table: str) -> list[str]:
-    return list(_wh.table(table).columns)
-
-
-def empty_state(what: str) -> None:
-    st.info(f"{what} Score profiles first: the Score page writes the output table.")
-    app_state.page_link("pages/score.py", "Score profiles", ":material/target:")
-    st.stop()
-
+from app_views import preview as view
 
 st.title("Preview")
 st.caption(
@@ -117,305 +29,48 @@ st.caption(
 wh = app_state.warehouse()
 
 with app_state.user_errors():
-    pick, name_col, id_col = st.columns([1, 2, 2])
-    mode = pick.radio(
-        "Source", ["Trait set", "Output table"], key="preview_mode", persist_state="session"
-    )
-    if mode == "Trait set":
-        files = sorted(p.name for p in TRAITSETS.glob("*.toml"))
-        if not files:
-            st.info(f"No trait-set file in `{TRAITSETS}`: add one, or preview an output table.")
-            st.stop()
-        default = files.index(DEFAULT_TRAITSET) if DEFAULT_TRAITSET in files else 0
-        chosen = name_col.selectbox(
-            "Trait set", files, index=default, key="preview_traitset", persist_state="session"
-        )
-        trait_set = load_trait_set_or_table(TRAITSETS / chosen)
-        id_col.caption(trait_set.description or f"Trait set `{trait_set.name}`")
-        id_col.caption(
-            f"{trait_set.kind} traits from {trait_set.source_label}, identifier "
-            f"`{trait_set.identifier}`"
-        )
-    else:
-        tables = output_tables(wh)
-        if not tables:
-            empty_state("This warehouse has no table to preview yet.")
-        default = tables.index(DEFAULT_TABLE) if DEFAULT_TABLE in tables else 0
-        table = name_col.selectbox(
-            "Output table", tables, index=default, key="preview_table", persist_state="session"
-        )
-        columns = cached_columns(wh.url, wh, table)
-        known = [c for c in (*USER_IDENTIFIERS, "group_id") if c in columns]
-        id_column = id_col.selectbox(
-            "Identifier column",
-            columns,
-            index=columns.index(known[0]) if known else 0,
-            key="preview_id_column",
-            persist_state="session",
-            help="group_id makes them account traits (group calls); any other: user traits.",
-        )
-        kind = "account" if id_column == "group_id" else "user"
-        trait_set = load_trait_set_or_table(table, id_column=id_column, kind=kind)
-
-    if trait_set.table is not None and not wh.has_table(trait_set.table):
-        empty_state(
-            f"The table `{trait_set.table}` that trait set **{trait_set.name}** reads does not "
-            "exist in this warehouse yet."
-        )
-
-    # The threshold override persists per trait set, and the Publish step reads the one in use.
-    thresholds = st.session_state.setdefault("preview_thresholds", {})
-    left, right = st.columns([2, 3])
-    threshold = left.slider(
-        "Drift threshold (PSI)",
-        min_value=0.01,
-        max_value=2.0,
-        value=float(thresholds.get(trait_set.name, trait_set.drift_threshold)),
-        step=0.01,
-        key=f"preview_threshold__{trait_set.name}",
-        help=f"The trait set says {trait_set.drift_threshold:g}. Above it a trait has shifted "
-        "enough that the Publish step asks for confirmation. Rule of thumb: < 0.1 stable, "
-        "0.1-0.2 moderate, > 0.2 a real shift.",
-    )
-    thresholds[trait_set.name] = threshold
-    st.session_state["drift_threshold"] = threshold
-    st.session_state["preview_trait_set"] = trait_set.name
-    with right.expander("Options"):
-        bins = st.slider(
-            "Histogram bins", 10, 60, 30, step=5, key="preview_bins", persist_state="session"
-        )
-        sample_size = st.slider(
-            "Sample profiles", 5, 100, 20, step=5, key="preview_sample", persist_state="session"
-        )
-
-    spec, path = trait_set.dumps(), str(trait_set.path or "")
-    version = data_version(wh, trait_set)
-    key = (wh.url, wh, spec, path, version)
-    ts = trait_set
+    ts = view.pick_trait_set(wh)
+    threshold, bins, sample_size = view.controls(ts)
+    key = view.cache_key(wh, ts)
     started = time.perf_counter()
     alerts = st.container()  # drift warnings land here, above the panels, once computed
     m_rows, m_traits, m_contract, m_psi = st.columns(4)
 
-    # ---------------------------------------------------------------- contract
     st.subheader("Segment's SQL-trait contract")
     with st.spinner("Checking Segment's rules in the warehouse…"):
-        contract = cached_contract(*key)
-    m_contract.metric(
-        "Contract",
-        "OK" if contract.ok else "Fails",
-        f"{len(contract.errors)} errors · {len(contract.warnings)} warnings",
-        delta_color="off",
-        delta_arrow="off",
-    )
-    if not contract.ok:
-        st.error(
-            f"{len(contract.errors)} check(s) fail: Segment would refuse or drop this data, and "
-            "the Publish step refuses it until they are fixed.",
-            icon=":material/error:",
-        )
-    elif contract.warnings:
-        st.warning(
-            f"Publishable, with {len(contract.warnings)} warning(s) to read first.",
-            icon=":material/warning:",
-        )
-    else:
-        st.success(f"All {len(contract.rules)} checks pass.", icon=":material/check_circle:")
-    if contract.failed:
-        failed = contract.to_frame()
-        failed = failed[~failed["passed"]][["rule", "level", "count", "message"]]
-        st.dataframe(failed, hide_index=True, key="preview_failed_rules")
-        for rule in contract.failed:
-            if rule.sample:
-                with st.expander(f"First offending rows: {rule.name}"):
-                    st.dataframe(list(rule.sample), hide_index=True)
-    with st.expander("Every check"):
-        st.dataframe(contract.to_frame(), hide_index=True)
+        contract = view.cached_contract(*key)
+    view.contract_panel(contract, m_contract)
 
-    # ---------------------------------------------------------------- distributions
     st.subheader("Distributions")
     st.caption(
         "Binned in the warehouse: each chart carries its bins, not the rows. Quantiles are exact "
         "(linear interpolation); NaN and ±inf are counted apart."
     )
     with st.spinner("Binning every trait in the warehouse…"):
-        dists = cached_distributions(*key, bins)
+        dists = view.cached_distributions(*key, bins)
     m_rows.metric("Profiles", f"{dists.rows:,}")
     m_traits.metric("Traits", len(dists.traits))
-    frame = summary_frame(dists.summaries)
-    shown = ["trait", "kind", "nulls", "null_rate", "distinct", "min", *QUANTILES, "max", "mean"]
-    st.dataframe(
-        frame[shown],
-        hide_index=True,
-        column_config={"null_rate": st.column_config.NumberColumn("null rate", format="percent")},
-        key="preview_summary",
-    )
-    for tab, name in zip(st.tabs(list(dists.traits) or ["(none)"]), dists.traits, strict=False):
-        summary = dists.summaries[name]
-        with tab:
-            chart, facts = st.columns([3, 1])
-            if name in dists.tiers:
-                figure = charts.tier_figure(dists.tiers[name], title=f"{name}: tier sizes")
-            else:
-                figure = charts.histogram_figure(summary)
-            figure.update_layout(height=340)  # about as tall as the facts beside it
-            chart.plotly_chart(figure, width="stretch", key=f"preview_hist_{name}")
-            facts.metric(
-                "Null rate",
-                f"{summary.null_rate:.1%}",
-                f"{summary.nulls:,} rows",
-                delta_color="off",
-                delta_arrow="off",
-            )
-            if summary.kind == "numeric":
-                for q in ("p5", "p50", "p95"):
-                    value = summary.quantiles.get(q)
-                    facts.metric(q, "—" if value is None else f"{value:.4g}")
-            elif summary.distinct is not None:
-                facts.metric("Distinct values", f"{summary.distinct:,}")
-            if name in dists.tiers:
-                facts.dataframe(dists.tiers[name], hide_index=True)
-    if any(s.nulls for s in dists.summaries.values()):
-        st.plotly_chart(charts.null_rate_figure(dists.summaries), key="preview_null_rates")
-    elif dists.rows:
-        st.caption("No trait has a null value.")
+    view.distributions_panel(dists)
 
-    # ---------------------------------------------------------------- drift
     st.subheader("Drift against the baseline")
     with st.spinner("Comparing with the baseline in the warehouse…"):
-        check = cached_drift(*key).with_threshold(threshold)
-    st.caption(f"Baseline: {check.baseline_label}.")
-    drift = check.report
-    m_psi.metric(
-        "Max PSI",
-        "—" if drift is None or drift.max_psi is None else f"{drift.max_psi:.3f}",
-        f"threshold {threshold:g}",
-        delta_color="off",
-        delta_arrow="off",
-    )
-    if check.warning:
-        alerts.warning(check.warning, icon=":material/warning:")
-    if check.leaving_warning:
-        alerts.warning(check.leaving_warning, icon=":material/person_remove:")
-    if check.error:
-        st.warning(check.error, icon=":material/warning:")
-    elif drift is None:
-        st.info(
-            "No baseline yet, so no drift: it appears after the second scoring run, and is "
-            "measured against what Segment holds after the first publish."
-        )
-    else:
-        m = drift.membership
-        a, b, c = st.columns(3)
-        a.metric("Entering", f"{m.entering:,}", help="In this table, not in the baseline")
-        b.metric("Leaving", f"{m.leaving:,}", help="In the baseline, not in this table")
-        c.metric("Staying", f"{m.staying:,}")
-        if drift.psi:
-            st.plotly_chart(charts.psi_figure(drift), key="preview_psi")
-            with st.expander("PSI bins: baseline vs current share"):
-                for name, psi in drift.psi.items():
-                    st.plotly_chart(charts.psi_bins_figure(psi), key=f"preview_psi_bins_{name}")
-        if drift.transitions:
-            names = list(drift.transitions)
-            for tab, name in zip(st.tabs(names), names, strict=True):
-                with tab:
-                    st.plotly_chart(
-                        charts.transition_figure(drift.transitions[name]),
-                        key=f"preview_transition_{name}",
-                    )
-        if drift.movers is not None:
-            st.markdown(f"**Top movers** by absolute change of `{drift.movers_trait}`")
-            st.dataframe(drift.movers, hide_index=True, key="preview_movers")
+        check = view.cached_drift(*key).with_threshold(threshold)
+    view.drift_panel(check, threshold, alerts, m_psi)
 
-    # ---------------------------------------------------------------- sample payloads
     st.subheader("Sample payloads")
-    sample = cached_sample(*key, sample_size)
-    st.caption(
-        f"The first {len(sample.messages)} profiles by `{ts.identifier}` as the "
-        f"{ts.message_type} messages a publish builds (same payload code: NaN becomes null, "
-        f"timestamps ISO-8601 UTC). The messageId is derived from the placeholder run id "
-        f"`{SAMPLE_RUN_ID}`: a publish derives it from its own run id, and sends only profiles "
-        "whose values changed."
-    )
-    for error in sample.errors:
-        st.error(error, icon=":material/error:")
-    if sample.messages:
-        st.dataframe(sample.to_frame(), hide_index=True, key="preview_sample_frame")
-        with st.expander(f"The {len(sample.messages)} messages as JSON"):
-            st.json(list(sample.messages), expanded=2)
+    sample = view.cached_sample(*key, sample_size)
+    view.sample_panel(sample, ts)
 
-    # ---------------------------------------------------------------- export
     st.subheader("Export")
-    if not dists.rows:
-        st.info("No profile to export: the table is empty.")
-    else:
-        # Bounded on purpose: see the caption below.
-        options = [n for n in CSV_ROWS if n < dists.rows]
-        if dists.rows <= CSV_ROWS[-1]:
-            options.append(dists.rows)
-        limit = (
-            options[0]
-            if len(options) == 1
-            else st.select_slider(
-                "Rows in the CSV",
-                options=options,
-                value=min(options, key=lambda n: abs(n - CSV_ROWS[1])),
-                format_func=lambda n: f"{n:,}",
-                key="preview_csv_rows",
-                persist_state="session",
-            )
-        )
-        data = cached_csv(wh.url, wh, spec, path, version, int(limit))
-        file_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", ts.name).strip("_") or "traits"
-        st.download_button(
-            f"Download the first {limit:,} of {dists.rows:,} profiles (CSV)",
-            data=data,
-            file_name=f"{file_name}.csv",
-            mime="text/csv",
-            on_click="ignore",
-            icon=":material/download:",
-            key="preview_csv",
-        )
-        st.caption(
-            f"The file is built on the server and held in memory for this session, so the page "
-            f"offers at most {CSV_ROWS[-1]:,} rows (in identifier order; {len(data) / 1e6:.1f} MB "
-            "now). For every row, stream it to a file from a notebook: "
-            "`sqltraits_kit.workflows.preview.export_csv(wh, trait_set, 'traits.csv')` writes "
-            "Arrow batches "
-            "with flat memory."
-        )
+    view.export_panel(key, dists.rows, ts)
 
-    # ---------------------------------------------------------------- SQL
     st.subheader("As a Segment SQL Trait")
-    own = wh.backend
-    dialects = list(dict.fromkeys([*SEGMENT_DIALECTS, own]))
-    dialect = st.selectbox(
-        "Warehouse dialect",
-        dialects,
-        key="preview_dialect",
-        persist_state="session",
-        help="The warehouses Segment's SQL Traits read from (Azure SQL is not supported here).",
-    )
-    st.code(cached_sql(wh.url, wh, spec, path, version, dialect), language="sql")
-    st.caption(
-        "Paste it into Segment (Unify › Computed traits › SQL) to let Segment pull the table "
-        "itself instead of publishing from here. Segment then applies its own rules: only changed "
-        "rows are sent, and profiles that leave the result get these traits set to null."
-    )
-    frozen = frozen_cut_points(ts)
-    if frozen:
-        st.caption(
-            f"{', '.join(frozen)}: the cut points are this run's quantiles written as constants; "
-            "regenerate the query after each scoring run."
-        )
+    view.sql_panel(wh, key, ts)
 
-    warehouse_seconds = {
+    seconds = {
         "checks": contract.seconds,
         "distributions": dists.seconds,
         "drift": check.seconds,
         "sample": sample.seconds,
     }
-    spent = ", ".join(f"{k} {v:.2f} s" for k, v in warehouse_seconds.items())
-    st.caption(
-        f"Warehouse work when computed: {spent}. This render: "
-        f"{time.perf_counter() - started:.2f} s (results cached {TTL // 60} min per data version)."
-    )
+    view.timings_caption(seconds, started)

@@ -1,56 +1,17 @@
-"""Score: every profile with saved model versions, as of a date, into the output table."""
+"""Score: every profile with saved model versions, as of a date, into the output table.
+
+The panels are :mod:`app_views.score`'s; the rules (which table may be written, what a trait set
+needs from it) are the library's.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-from pathlib import Path
-
-import pandas as pd
 import streamlit as st
 
 import app_state
-from sqltraits_kit.errors import SqlTraitsError
-from sqltraits_kit.modelling.features import TableMapping
+from app_views import score as view
 from sqltraits_kit.modelling.registry import Registry
-from sqltraits_kit.traits.output import METADATA_COLUMNS, runs
-from sqltraits_kit.traits.scoring import DEFAULT_OUTPUT_TABLE, default_as_of, score, trait_columns
-from sqltraits_kit.traits.traitset import TraitSet
-from sqltraits_kit.warehouse import Warehouse
-
-PATHS = {"warehouse": "in the warehouse", "streamed": "streamed"}
-TRAITSETS = Path(__file__).resolve().parents[1] / "traitsets"
-DEFAULT_TRAITSET = "churn.toml"  # the one the Preview and Publish pages open with
-
-
-@st.cache_data(ttl=300, show_spinner="Finding the latest data in the warehouse…")
-def latest_as_of(url: str, _wh: Warehouse, mapping: str) -> dt.date:
-    return default_as_of(_wh, TableMapping.from_dict(json.loads(mapping)))
-
-
-def trait_sets() -> list[TraitSet]:
-    """The trait sets of traitsets/ that name their models (the default one first); a file
-    that does not load is the Preview page's business, not a reason to fail here."""
-    files = sorted(TRAITSETS.glob("*.toml"), key=lambda p: (p.name != DEFAULT_TRAITSET, p.name))
-    out = []
-    for path in files:
-        try:
-            ts = TraitSet.load(path)
-        except (SqlTraitsError, OSError):
-            continue
-        if ts.model is not None:
-            out.append(ts)
-    return out
-
-
-def model_names(ts: TraitSet) -> list[str]:
-    return [ref.split("@", 1)[0] for ref in ts.model.refs()]
-
-
-def columns_needed(ts: TraitSet) -> set[str]:
-    """The source columns a trait set reads from its table (none listed: every column)."""
-    return set(ts.traits) | {d.column for d in ts.derived}
-
+from sqltraits_kit.workflows.catalog import load_trait_sets
 
 st.title("Score")
 st.caption(
@@ -70,179 +31,28 @@ with app_state.user_errors():
         app_state.page_link("pages/train.py", "Train a model", ":material/model_training:")
         st.stop()
 
-    by_name: dict[str, dict[int, object]] = {}
-    for card in cards:
-        by_name.setdefault(card.name, {})[card.version] = card
-    names = list(by_name)
-    sets = trait_sets()
-    # By default, what the default trait set publishes: its models, those that are saved.
-    wanted = model_names(sets[0]) if sets else ["churn"]
-    chosen = st.multiselect(
-        "Models",
-        names,
-        default=[n for n in wanted if n in by_name] or names[:1],
-        key="score_models",
-        persist_state="session",
-        help="Several models are joined on the profile into one output table."
-        + (f" Trait set {sets[0].name!r} expects {', '.join(wanted)}." if sets else ""),
-    )
-    picked = []  # the chosen version's card of each chosen model
-    for column, name in zip(st.columns(max(len(chosen), 1)), chosen, strict=False):
-        versions = sorted(by_name[name], reverse=True)
-        active = registry.active(name)
-        default = versions.index(active.version) if active and active.version in versions else 0
-
-        def label(version: int, name: str = name, active=active) -> str:
-            card = by_name[name][version]
-            mark = " · active" if active and active.version == version else ""
-            return f"v{version} · {card.kind} · {card.estimator} · cutoff {card.cutoff}{mark}"
-
-        version = column.selectbox(
-            f"{name} version",
-            versions,
-            index=default,
-            format_func=label,
-            key=f"score_v_{name}",
-            persist_state="session",
-        )
-        picked.append(by_name[name][version])
-    refs = [card.ref for card in picked]
-
-    if picked:
-        first = picked[0]
-        latest = latest_as_of(wh.url, wh, json.dumps(first.mapping, sort_keys=True))
-    else:
-        latest = dt.date.today()
-    left, right = st.columns(2)
-    as_of = left.date_input(
-        "As of",
-        value=latest,
-        key="score_as_of",
-        persist_state="session",
-        help=f"Profiles and events before this date count. Latest data: the day before {latest}.",
-    )
-    table = right.text_input(
-        "Output table", value=DEFAULT_OUTPUT_TABLE, key="score_table", persist_state="session"
-    )
-    with st.expander("Options"):
-        method = st.radio(
-            "Where to score",
-            ["auto", "warehouse", "streamed"],
-            horizontal=True,
-            key="score_method",
-            persist_state="session",
-            help="auto: in the warehouse when the model translates to SQL and matches "
-            "scikit-learn within 1e-9 on a sample, else streamed.",
-        )
-        id_column = st.text_input(
-            "Identifier column", value="user_id", key="score_id_column", persist_state="session"
-        )
-
-    target = table.strip()
-    blocked = False
-    if target and wh.has_table(target):
-        present = set(wh.table(target).columns)
-        if not set(METADATA_COLUMNS) <= present:
-            # score() swaps the table in whole: an input table would be gone.
-            blocked = True
-            st.error(
-                f"`{target}` already exists and is not an output table (it has no "
-                f"{', '.join(METADATA_COLUMNS)} columns): scoring would replace it. "
-                "Choose another name.",
-                icon=":material/error:",
-            )
-    written = {column for card in picked for column in trait_columns(card)}
-    # What the trait sets that read this table will find in it: the default one (that the
-    # Preview and Publish pages open with) warns, the others are a note.
-    notes = []
-    for ts in sets:
-        if ts.table != target or not ts.traits:
-            continue
-        missing = sorted(columns_needed(ts) - written)
-        if not missing:
-            notes.append(f"**{ts.name}** :material/check:")
-            continue
-        models = ", ".join(model_names(ts))
-        notes.append(f"**{ts.name}** needs {', '.join(missing)} (its models: {models})")
-        if ts.path is not None and ts.path.name == DEFAULT_TRAITSET:
-            st.warning(
-                f"Trait set {ts.name!r} reads {', '.join(missing)} from `{target}`, which no "
-                f"chosen model writes: add {', '.join(model_names(ts))}, or its checks fail.",
-                icon=":material/warning:",
-            )
-    if notes:
-        st.caption(f"Trait sets reading `{target}`: " + " · ".join(notes))
+    sets = load_trait_sets(app_state.TRAITSETS, scored_only=True)
+    picked = view.pick_models(registry, cards, sets)
+    as_of, target, method, id_column = view.run_options(wh, picked)
+    blocked = view.check_target(wh, target, picked, sets)
 
     if st.button(
         "Score",
         type="primary",
-        disabled=not chosen or blocked,
+        disabled=not picked or blocked,
         key="score_run",
         icon=":material/target:",
     ):
-        st.session_state.pop("score_result", None)
-        with st.status(f"Scoring with {', '.join(refs)}…", expanded=True) as status:
-            bar = st.progress(0.0, text="starting")
-
-            def progress(message: str, fraction: float) -> None:
-                bar.progress(min(max(fraction, 0.0), 1.0), text=message)
-
-            try:
-                result = score(
-                    wh,
-                    models=refs,
-                    table=target,
-                    registry=registry,
-                    as_of=as_of,
-                    id_column=id_column.strip(),
-                    method=method,
-                    progress=progress,
-                )
-            except SqlTraitsError:
-                status.update(label="Scoring failed: nothing was written", state="error")
-                raise
-            status.update(
-                label=f"Scored {result.rows:,} profiles in {result.seconds:.1f} s",
-                state="complete",
-                expanded=False,
-            )
-        st.session_state["score_result"] = result.to_dict()
+        view.run_score(
+            wh,
+            registry,
+            [card.ref for card in picked],
+            table=target,
+            as_of=as_of,
+            id_column=id_column,
+            method=method,
+        )
 
     done = st.session_state.get("score_result")
     if done:
-        st.success(f"Wrote {done['rows']:,} rows to `{done['table']}` (run `{done['run_id']}`).")
-        a, b, c = st.columns(3)
-        a.metric("Profiles scored", f"{done['rows']:,}")
-        b.metric("Time", f"{done['seconds']:.1f} s")
-        c.metric("As of", done["as_of"])
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "model": m["ref"],
-                        "columns": ", ".join(m["columns"]),
-                        "path": PATHS.get(m["path"], m["path"]),
-                        "why": m["reason"],
-                        "parity max |diff|": m["parity_max_diff"],
-                        "seconds": round(m["seconds"], 2),
-                    }
-                    for m in done["models"]
-                ]
-            ),
-            hide_index=True,
-            key="score_models_table",
-        )
-        steps = " · ".join(f"{k} {v:.1f} s" for k, v in done["timings"].items())
-        swap = "atomic swap" if done["atomic"] else "swap (not atomic on this engine)"
-        st.caption(f"Timing: {steps} · {swap} · history in `{done['history_table']}`")
-        for note in done["notes"]:
-            st.warning(note)
-        app_state.page_link(
-            "pages/preview.py", "Preview and validate the traits", ":material/bar_chart:"
-        )
-        history = runs(wh, done["table"]) if done["history_table"] else []
-        if history:
-            st.subheader("Runs")
-            st.dataframe(
-                pd.DataFrame([r.to_dict() for r in history]), hide_index=True, key="score_runs"
-            )
+        view.show_result(wh, done)

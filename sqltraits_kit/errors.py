@@ -1,12 +1,16 @@
 """The kit's error types: each one is a message a user can act on, never a traceback to decode.
 
-The CLI prints ``str(error)`` and exits 2 for :class:`ConfigError` (usage/configuration), the app
+The CLI prints ``str(error)`` and exits :data:`EXIT_USAGE` (2) for :class:`ConfigError`
+(usage/configuration) and :data:`EXIT_FAILED` (1) for any other :class:`SqlTraitsError`; the app
 shows it with ``st.error``.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
     "ConfigError",
     "DataError",
     "ModelLoadError",
@@ -15,6 +19,11 @@ __all__ = [
     "WarehouseConnectionError",
     "WarehouseLockedError",
 ]
+
+
+#: The CLI's exit statuses: done; failed (rows not delivered, a data error); usage/configuration
+#: error or a refused gate, which needs a person to look.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class SqlTraitsError(Exception):

@@ -6,29 +6,19 @@ on a user's machine; `.ci/run` sets SQLTRAITS_REQUIRE_ALL=1, which turns those s
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from sqltraits_kit.modelling.registry import Registry
+from sqltraits_kit.publishing.standin import FakeSegmentServer
 from sqltraits_kit.warehouse import Warehouse, connect, copy_tables
-
-ROOT = Path(__file__).resolve().parents[1]
-REQUIRE_ALL = os.environ.get("SQLTRAITS_REQUIRE_ALL", "") not in ("", "0", "false")
-POSTGRES_URL = os.environ.get(
-    "SQLTRAITS_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"
-)
-SAMPLE_CUSTOMERS = 2_000
-SAMPLE_SEED = 3
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip on a user's machine; fail in CI (SQLTRAITS_REQUIRE_ALL=1), where it must run."""
-    if REQUIRE_ALL:
-        pytest.fail(f"{reason} (SQLTRAITS_REQUIRE_ALL=1 requires this suite)", pytrace=False)
-    pytest.skip(reason)
+from tests.support import POSTGRES_URL, SAMPLE_CUSTOMERS, SAMPLE_SEED, skip_or_fail
+from tests.support.models import save_models
+from tests.support.segment import PROFILE_TOKEN, SPACE_ID, WRITE_KEY
 
 
 @pytest.fixture(scope="session")
@@ -103,3 +93,36 @@ def wh(request: pytest.FixtureRequest) -> Warehouse:
 def unique_name() -> str:
     """A table name no other test uses (PostgreSQL's database is shared within a session)."""
     return f"t_{uuid.uuid4().hex[:12]}"
+
+
+# --------------------------------------------------------------------------- the Segment stand-in
+
+
+@pytest.fixture
+def segment_server() -> Iterator[FakeSegmentServer]:
+    """A fresh strict Segment stand-in per test (Tracking and Profile APIs)."""
+    with FakeSegmentServer(
+        write_keys=(WRITE_KEY,), profile_tokens=(PROFILE_TOKEN,), space_id=SPACE_ID
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def fast_sleeps() -> list[float]:
+    """A fake ``sleep`` that records instead of sleeping (backoff tests stay instant)."""
+    return []
+
+
+# --------------------------------------------------------------------------- models
+
+
+@pytest.fixture(scope="session")
+def trained(sample_file: Path, tmp_path_factory) -> tuple[Registry, dict[str, str]]:
+    """Models fitted once on the sample (the same data both warehouses hold)."""
+    registry = Registry(tmp_path_factory.mktemp("models"))
+    wh = connect(f"duckdb:///{sample_file}", read_only=True)
+    try:
+        refs = save_models(wh, registry)
+    finally:
+        wh.close()
+    return registry, refs

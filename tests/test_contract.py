@@ -9,7 +9,7 @@ import pytest
 
 from sqltraits_kit.traits.contract import RULES, record_size_estimate, validate, validate_trait_set
 from sqltraits_kit.traits.traitset import TraitSet
-from tests.test_traitset import CHURN, churn_traits_table
+from tests.support.traits import CHURN, churn_traits_table
 
 UTC = dt.UTC
 

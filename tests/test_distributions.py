@@ -20,7 +20,7 @@ from sqltraits_kit.traits.distributions import (
     tier_sizes,
 )
 from sqltraits_kit.traits.traitset import TraitSet, resolve
-from tests.test_traitset import CHURN, churn_traits_table
+from tests.support.traits import CHURN, churn_traits_table
 
 
 @pytest.fixture

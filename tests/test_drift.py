@@ -242,7 +242,7 @@ def test_split_runs(wh, unique_name):
 def test_compare_trait_set_uses_tiers_and_threshold(wh, unique_name):
     from sqltraits_kit.traits.drift import compare_trait_set
     from sqltraits_kit.traits.traitset import TraitSet, resolve
-    from tests.test_traitset import LTV, churn_traits_table
+    from tests.support.traits import LTV, churn_traits_table
 
     before = churn_traits_table(400, seed=1).to_pandas()
     after = before.copy()

@@ -7,13 +7,13 @@ import os
 
 import pytest
 
-from tests.conftest import ROOT, skip_or_fail
-from tests.segment.conftest import WRITE_KEY, segment_server  # noqa: F401 - fixture
+from tests.support import ROOT, skip_or_fail
+from tests.support.segment import WRITE_KEY
 
 pytestmark = pytest.mark.slow
 
 
-def test_quickstart_notebook_runs_the_whole_journey(tmp_path, monkeypatch, segment_server):  # noqa: F811
+def test_quickstart_notebook_runs_the_whole_journey(tmp_path, monkeypatch, segment_server):
     try:
         import nbformat
         from nbclient import NotebookClient

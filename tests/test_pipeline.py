@@ -7,29 +7,19 @@ from __future__ import annotations
 import pytest
 
 from sqltraits_kit.errors import ModelLoadError
-from sqltraits_kit.modelling.registry import Registry
-from sqltraits_kit.modelling.training import train_model
 from sqltraits_kit.publishing.segment import SegmentClient, to_json_traits
 from sqltraits_kit.publishing.sync import history
 from sqltraits_kit.traits.traitset import TraitSet, resolve
 from sqltraits_kit.workflows.pipeline import run_trait_set
-from tests.conftest import ROOT
-from tests.segment.conftest import WRITE_KEY, segment_server  # noqa: F401 - fixture
+from tests.support import ROOT
+from tests.support.models import train_demo_models
+from tests.support.segment import WRITE_KEY
 
 CHURN = TraitSet.load(ROOT / "traitsets" / "churn.toml")
 
 
-def train_demo_models(wh, root) -> Registry:
-    """The three models the example trait sets score (fast estimators: this is a test)."""
-    registry = Registry(root)
-    train_model(wh, kind="churn", estimator="logistic", name="churn", registry=registry)
-    train_model(wh, kind="ltv", estimator="poisson", name="ltv", registry=registry)
-    train_model(wh, kind="churn", estimator="btyd", name="btyd", registry=registry)
-    return registry
-
-
 @pytest.fixture
-def client(segment_server):  # noqa: F811 - the imported fixture
+def client(segment_server):
     c = SegmentClient(
         WRITE_KEY,
         endpoint=segment_server.url,
@@ -53,7 +43,7 @@ def test_journey_trains_scores_and_publishes_exactly_the_table(
     wh,
     tmp_path,
     client,
-    segment_server,  # noqa: F811
+    segment_server,
 ):
     registry = train_demo_models(wh, tmp_path / "models")
     first = run_trait_set(wh, CHURN, registry=registry, client=client)
@@ -77,7 +67,7 @@ def test_journey_trains_scores_and_publishes_exactly_the_table(
 def test_dry_run_scores_and_checks_but_sends_nothing(
     duckdb_wh,
     tmp_path,
-    segment_server,  # noqa: F811
+    segment_server,
 ):
     registry = train_demo_models(duckdb_wh, tmp_path / "models")
     result = run_trait_set(duckdb_wh, CHURN, registry=registry, dry_run=True)
@@ -90,3 +80,30 @@ def test_dry_run_scores_and_checks_but_sends_nothing(
 def test_missing_model_is_named(duckdb_wh, tmp_path):
     with pytest.raises(ModelLoadError, match="no model named 'churn'"):
         run_trait_set(duckdb_wh, CHURN, registry=tmp_path / "empty", dry_run=True)
+
+
+def test_a_run_validates_once_and_shares_the_report_with_the_gate(
+    duckdb_wh,
+    tmp_path,
+    monkeypatch,
+    segment_server,
+):
+    from sqltraits_kit.traits import contract
+
+    registry = train_demo_models(duckdb_wh, tmp_path / "models")
+    calls = []
+    real = contract.validate
+
+    def counted(table, /, **options):
+        calls.append(options.get("id_column"))
+        return real(table, **options)
+
+    monkeypatch.setattr(contract, "validate", counted)
+    result = run_trait_set(duckdb_wh, CHURN, registry=registry, dry_run=True)
+    assert calls == ["user_id"]  # on the staged rows, before the swap; the gate reused it
+    assert result.contract is result.published.verdicts.validation and result.contract.ok
+    assert result.steps[1].startswith("contract ok")
+
+    calls.clear()  # without scoring, the gate's validation is the run's one
+    again = run_trait_set(duckdb_wh, CHURN, registry=registry, dry_run=True, score=False)
+    assert calls == ["user_id"] and again.contract is again.published.verdicts.validation

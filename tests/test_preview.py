@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import math
 from pathlib import Path
 
-import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -17,7 +15,6 @@ import sqlglot
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing.segment.payload import LIBRARY, message_id
 from sqltraits_kit.publishing.sync import published_snapshot, sync
-from sqltraits_kit.traits.output import write_output
 from sqltraits_kit.traits.traitset import TraitSet, resolve
 from sqltraits_kit.workflows.preview import (
     SAMPLE_RUN_ID,
@@ -32,53 +29,19 @@ from sqltraits_kit.workflows.preview import (
     segment_sql,
     table_sync_key,
 )
-from tests.segment.conftest import fast_sleeps, segment_server  # noqa: F401
-from tests.sync.conftest import make_client
-from tests.test_traitset import CHURN, LTV, churn_traits_table
-
-N = 400
-
-
-def run_rows(
-    n: int = N, *, seed: int, run_id: str, day: int, shift: float = 0.0, offset: int = 0
-) -> pa.Table:
-    """One scoring run in the output table's shape; ``offset`` moves the ids (enter/leave)."""
-    t = churn_traits_table(n, seed=seed)
-    churn = np.clip(t.column("churn_probability").to_numpy() + shift, 0.0, 1.0)
-    when = dt.datetime(2025, 1, day, tzinfo=dt.UTC)
-    t = t.set_column(0, "user_id", pa.array([f"u{i + offset:05d}" for i in range(n)]))
-    t = t.set_column(1, "churn_probability", pa.array(churn))
-    t = t.set_column(7, "scored_at", pa.array([when] * n, pa.timestamp("us", tz="UTC")))
-    return t.set_column(8, "run_id", pa.array([run_id] * n))
-
-
-def write_run(wh, name: str, rows: pa.Table) -> None:
-    run_id = rows.column("run_id")[0].as_py()
-    write_output(wh, ibis.memtable(rows), table=name, id_column="user_id", run_id=run_id)
-
-
-def churn_set(name: str) -> TraitSet:
-    """The shipped churn trait set, reading the test's own table (PostgreSQL is shared)."""
-    return TraitSet.load(CHURN).with_(name=name, table=name)
-
-
-def rounded(values) -> np.ndarray:
-    return np.round(np.asarray(values, dtype=float) * 1000) / 1000
-
-
-def tier(p: float) -> str:
-    return "high" if p >= 0.7 else "medium" if p >= 0.3 else "low"
-
-
-def numpy_psi(current: np.ndarray, base: np.ndarray, bins: int = 10, eps: float = 1e-4) -> float:
-    """PSI as drift.py documents it: baseline quantile cuts, left-closed bins, epsilon floor."""
-    cuts = np.unique(np.quantile(base, [k / bins for k in range(1, bins)]))
-    b = np.bincount(np.searchsorted(cuts, base, side="right"), minlength=len(cuts) + 1)
-    c = np.bincount(np.searchsorted(cuts, current, side="right"), minlength=len(cuts) + 1)
-    pb = np.maximum(b / len(base), eps)
-    pc = np.maximum(c / len(current), eps)
-    return float(np.sum((pc - pb) * np.log(pc / pb)))
-
+from tests.support.sync import make_client
+from tests.support.traits import (
+    CHURN,
+    LTV,
+    N,
+    churn_set,
+    churn_traits_table,
+    numpy_psi,
+    rounded,
+    run_rows,
+    tier,
+    write_run,
+)
 
 # --------------------------------------------------------------------------- sources
 
@@ -132,8 +95,8 @@ def test_baseline_is_the_previous_run_until_something_is_published(wh, unique_na
 def test_baseline_prefers_the_published_snapshot(
     wh,
     unique_name,
-    segment_server,  # noqa: F811
-    fast_sleeps,  # noqa: F811
+    segment_server,
+    fast_sleeps,
 ):
     ts = churn_set(unique_name)
     write_run(wh, unique_name, run_rows(seed=1, run_id="r1", day=1))
@@ -352,3 +315,18 @@ def test_data_version_follows_the_runs(wh, unique_name):
     assert "run=r1" in first and f"rows={N}" in first
     write_run(wh, unique_name, run_rows(seed=2, run_id="r2", day=2))
     assert data_version(wh, ts) != first
+
+
+def test_the_sync_key_and_the_id_type_are_the_syncs(wh, unique_name):
+    from sqltraits_kit.publishing.sync import resolve_source
+
+    columns = {"user_id": ["u1"], "group_id": ["g1"], "email": ["a@example.com"], "seats": [1]}
+    wh.con.create_table(unique_name, obj=pa.table(columns))
+    for kind, message, ident in (("user", "identify", "user_id"), ("account", "group", "group_id")):
+        src = resolve_source(wh, unique_name, kind=message, id_column=ident)
+        assert table_sync_key(unique_name, kind=kind) == src.sync_key
+    # an e-mail identifier: the sample says what a publish would say, word for word
+    ts = load_trait_set_or_table(unique_name, id_column="email")
+    with pytest.raises(ConfigError, match="e-mail identifier") as refused:
+        resolve_source(wh, ts)
+    assert sample_payloads(wh, ts, size=2).errors == (str(refused.value),)

@@ -15,7 +15,7 @@ import pytest
 from sqltraits_kit.modelling.features import build_features, build_labels
 from sqltraits_kit.warehouse import Warehouse, connect, copy_tables
 from sqltraits_kit.warehouse.sample import build_sample
-from tests.conftest import skip_or_fail
+from tests.support import skip_or_fail
 
 pytestmark = [pytest.mark.pyspark, pytest.mark.slow]
 

@@ -8,16 +8,11 @@ from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing.segment import ProfileClient, SegmentClient
 from sqltraits_kit.publishing.sync import sync
 from sqltraits_kit.workflows.readback import spot_check
-from tests.segment.conftest import (
-    PROFILE_TOKEN,
-    SPACE_ID,
-    WRITE_KEY,
-    segment_server,  # noqa: F401 - fixture
-)
+from tests.support.segment import PROFILE_TOKEN, SPACE_ID, WRITE_KEY
 
 
 @pytest.fixture
-def published(wh, segment_server, unique_name):  # noqa: F811
+def published(wh, segment_server, unique_name):
     wh.con.create_table(
         unique_name,
         obj=__import__("pandas").DataFrame(
@@ -32,13 +27,13 @@ def published(wh, segment_server, unique_name):  # noqa: F811
     return f"table:{unique_name}:identify"
 
 
-def test_spot_check_matches_what_was_published(wh, segment_server, published):  # noqa: F811
+def test_spot_check_matches_what_was_published(wh, segment_server, published):
     with ProfileClient(PROFILE_TOKEN, space_id=SPACE_ID, endpoint=segment_server.url) as client:
         report = spot_check(wh, published, client=client, sample=10)
     assert report.ok and report.checked == report.matched == 10
 
 
-def test_spot_check_names_the_trait_that_differs(wh, segment_server, published):  # noqa: F811
+def test_spot_check_names_the_trait_that_differs(wh, segment_server, published):
     # someone else overwrote a trait in Segment after our publish
     for traits in segment_server.profiles.values():
         traits["score"] = -1.0
@@ -49,7 +44,7 @@ def test_spot_check_names_the_trait_that_differs(wh, segment_server, published):
     assert all(m.actual == -1.0 for m in report.mismatches)
 
 
-def test_nothing_published_is_a_clear_error(duckdb_wh, segment_server):  # noqa: F811
+def test_nothing_published_is_a_clear_error(duckdb_wh, segment_server):
     with (
         ProfileClient(PROFILE_TOKEN, space_id=SPACE_ID, endpoint=segment_server.url) as client,
         pytest.raises(ConfigError, match="nothing was published"),
@@ -57,7 +52,7 @@ def test_nothing_published_is_a_clear_error(duckdb_wh, segment_server):  # noqa:
         spot_check(duckdb_wh, "table:nope:identify", client=client)
 
 
-def test_verify_command(wh, segment_server, published, monkeypatch, capsys):  # noqa: F811
+def test_verify_command(wh, segment_server, published, monkeypatch, capsys):
     from sqltraits_kit.cli import main
 
     monkeypatch.setenv("SEGMENT_PROFILE_API_TOKEN", PROFILE_TOKEN)

@@ -31,7 +31,6 @@ from sqltraits_kit.modelling.registry import (
 )
 from sqltraits_kit.modelling.training import BtydPair, make_estimator
 from sqltraits_kit.traits.scoring import score
-from tests.test_scoring import trained  # noqa: F401
 
 SETSTATE_CALLS: list[str] = []
 
@@ -357,7 +356,7 @@ def test_a_card_listing_other_features_is_refused(tmp_path):
         registry.load("churn")
 
 
-def test_a_reordered_card_scores_as_the_original(duckdb_wh, trained, tmp_path):  # noqa: F811
+def test_a_reordered_card_scores_as_the_original(duckdb_wh, trained, tmp_path):
     """The issue's case: a card whose features were reordered gave every profile a wrong score.
     Scoring now follows the fitted model's own column order."""
     registry = Registry(tmp_path / "models")

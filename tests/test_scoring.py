@@ -6,163 +6,41 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression, PoissonRegressor, Ridge
+from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from sqltraits_kit.errors import ConfigError, DataError, ModelLoadError
-from sqltraits_kit.modelling.btyd import rfm_summary
 from sqltraits_kit.modelling.features import (
     FEATURE_COLUMNS,
-    TableMapping,
     build_features,
     build_labels,
     data_end,
     profile_count,
 )
-from sqltraits_kit.modelling.registry import LoadedModel, ModelCard, Registry
+from sqltraits_kit.modelling.registry import LoadedModel
 from sqltraits_kit.traits.output import runs
 from sqltraits_kit.traits.scoring import default_as_of, score
 from sqltraits_kit.warehouse import connect
+from tests.support.models import (
+    HORIZON,
+    _day,
+    btyd_reference,
+    card,
+    linear_front,
+    max_diff,
+    output,
+    sklearn_reference,
+)
 
 TOLERANCE = 1e-9
-HORIZON = 90
 BTYD_COLUMNS = ["p_alive", "p_no_purchase_90d", "expected_purchases_90d", "expected_spend_90d"]
 
 
 # --------------------------------------------------------------------------- shared models
-
-
-def _day(when: dt.datetime) -> dt.datetime:
-    return dt.datetime(when.year, when.month, when.day)
-
-
-def card(name: str, kind: str, estimator: str, cutoff: dt.datetime, **extra) -> ModelCard:
-    return ModelCard(
-        name=name,
-        kind=kind,
-        estimator=estimator,
-        features=list(FEATURE_COLUMNS) if kind != "btyd" else [],
-        mapping=TableMapping().to_dict(),
-        cutoff=cutoff.date().isoformat(),
-        horizon_days=HORIZON,
-        metrics={},
-        training_rows=0,
-        data_fingerprint="test",
-        **extra,
-    )
-
-
-def linear_front() -> list:
-    # training's linear pipelines: arcsinh, then standard scaling
-    return [
-        ("arcsinh", FunctionTransformer(np.arcsinh, feature_names_out="one-to-one")),
-        ("scale", StandardScaler()),
-    ]
-
-
-def save_models(wh, registry: Registry) -> dict[str, str]:
-    """Fit small models on the warehouse's features and save them; returns kind -> reference."""
-    from sqltraits_kit.modelling.training import BtydPair, reference_parameters
-
-    cutoff = _day(data_end(wh)) - dt.timedelta(days=2 * HORIZON)
-    feats = build_features(wh, as_of=cutoff)
-    labels = build_labels(wh, cutoff=cutoff, horizon_days=HORIZON)
-    frame = feats.join(labels, "profile_id").order_by("profile_id").to_pandas()
-    X = frame[list(FEATURE_COLUMNS)]
-    logistic = Pipeline([*linear_front(), ("model", LogisticRegression(max_iter=2000))])
-    poisson = Pipeline([*linear_front(), ("model", PoissonRegressor(alpha=1e-4, max_iter=1000))])
-    gbm = Pipeline([("model", HistGradientBoostingClassifier(max_iter=30, random_state=0))])
-    truth = reference_parameters(wh)
-    pair = BtydPair.from_params(
-        {
-            "bgnbd": {k: truth[k] for k in ("r", "alpha", "a", "b")},
-            "gamma_gamma": {k: truth[k] for k in ("p", "q", "v")},
-        }
-    )
-    saved = {
-        "churn": registry.save(
-            logistic.fit(X, frame["churned"]), card("churn", "churn", "logistic", cutoff)
-        ),
-        "ltv": registry.save(poisson.fit(X, frame["ltv"]), card("ltv", "ltv", "poisson", cutoff)),
-        "gbm": registry.save(
-            gbm.fit(X, frame["churned"]), card("churn-gbm", "churn", "gbm", cutoff)
-        ),
-        "btyd": registry.save(pair, card("btyd", "btyd", "btyd", cutoff)),
-    }
-    return {k: c.ref for k, c in saved.items()}
-
-
-@pytest.fixture(scope="session")
-def trained(sample_file: Path, tmp_path_factory) -> tuple[Registry, dict[str, str]]:
-    """Models fitted once on the sample (the same data both warehouses hold)."""
-    registry = Registry(tmp_path_factory.mktemp("models"))
-    wh = connect(f"duckdb:///{sample_file}", read_only=True)
-    try:
-        refs = save_models(wh, registry)
-    finally:
-        wh.close()
-    return registry, refs
-
-
-def sklearn_reference(wh, registry: Registry, ref: str, as_of) -> pd.Series:
-    """Scores computed independently: features pulled to pandas, scikit-learn's own predict."""
-    name, _, version = ref.partition("@")
-    loaded = registry.load(name, int(version))
-    frame = build_features(wh, as_of=as_of).to_pandas().set_index("profile_id")
-    X = frame[loaded.card.features]
-    if loaded.card.kind == "churn":
-        values = loaded.model.predict_proba(X)[:, list(loaded.model.classes_).index(1)]
-    else:
-        values = np.clip(loaded.model.predict(X), 0.0, None)
-    return pd.Series(values, index=frame.index)
-
-
-def btyd_reference(wh, registry: Registry, ref: str, as_of: dt.datetime) -> pd.DataFrame:
-    """BG/NBD + Gamma-Gamma in numpy on an RFM summary pulled to pandas."""
-    name, _, version = ref.partition("@")
-    pair = registry.load(name, int(version)).model
-    users = wh.table("users").filter(lambda t: t.created_at < as_of).to_pandas()
-    rfm = rfm_summary(
-        wh.table("order_completed"),
-        customer_id="user_id",
-        timestamp="timestamp",
-        amount="revenue",
-        calibration_end=(as_of - dt.timedelta(days=1)).date(),
-        time_unit="W",
-    ).to_pandas()
-    frame = users[["id"]].merge(rfm, left_on="id", right_on="customer_id", how="left")
-    frame = frame.fillna({"frequency": 0, "recency": 0.0, "T": 0.0, "monetary_value": 0.0})
-    x, tx, T, m = (
-        frame[c].to_numpy(float) for c in ("frequency", "recency", "T", "monetary_value")
-    )
-    t = HORIZON / 7.0
-    purchases = pair.bgnbd.conditional_expected_purchases(t, x, tx, T)
-    return pd.DataFrame(
-        {
-            "p_alive": pair.bgnbd.probability_alive(x, tx, T),
-            "p_no_purchase_90d": pair.bgnbd.probability_no_purchase(t, x, tx, T),
-            "expected_purchases_90d": purchases,
-            "expected_spend_90d": purchases * pair.gamma_gamma.conditional_expected_spend(x, m),
-        },
-        index=pd.Index(frame["id"], name="profile_id"),
-    )
-
-
-def output(wh, table: str, id_column: str = "user_id") -> pd.DataFrame:
-    return wh.table(table).to_pandas().set_index(id_column)
-
-
-def max_diff(a: pd.Series, b: pd.Series) -> float:
-    a, b = a.align(b, join="outer")
-    assert not a.isna().any() and not b.isna().any(), "the profiles differ"
-    return float(np.max(np.abs(a.to_numpy(float) - b.to_numpy(float))))
 
 
 def leftovers(wh) -> list[str]:

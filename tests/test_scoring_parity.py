@@ -14,16 +14,13 @@ import ibis
 import pytest
 
 import sqltraits_kit.traits.scoring as scoring
+import sqltraits_kit.traits.scoring.sklearn_path as sklearn_path
 from sqltraits_kit.errors import DataError
 from sqltraits_kit.traits.output import runs
 from sqltraits_kit.traits.scoring import score
-from tests import test_scoring
-from tests.test_scoring import max_diff, output, sklearn_reference
+from tests.support.models import max_diff, output, sklearn_reference
 
-#: The models fitted once on the sample, shared with test_scoring.py.
-trained = test_scoring.trained
-
-_translate = scoring._sklearn_expr
+_translate = sklearn_path.sklearn_expr
 
 
 def _off_by_a_thousandth(m, features):
@@ -50,7 +47,7 @@ def test_a_broken_translation_is_streamed_with_the_reason_and_warehouse_refuses(
     expected_diff,
 ):
     registry, refs = trained
-    monkeypatch.setattr(scoring, "_sklearn_expr", broken)
+    monkeypatch.setattr(sklearn_path, "sklearn_expr", broken)
 
     result = score(wh, models=refs["churn"], table=unique_name, registry=registry)
 

@@ -13,10 +13,9 @@ import pytest
 
 from sqltraits_kit.errors import SqlTraitsError
 from sqltraits_kit.publishing.segment import SegmentClient
+from sqltraits_kit.publishing.standin import DropConnection, Respond
 from sqltraits_kit.publishing.sync import failed_rows, history, sync
-from tests.segment.conftest import WRITE_KEY, segment_server  # noqa: F401 - fixture
-from tests.segment.fake_segment import DropConnection, Respond
-from tests.test_scoring import trained  # noqa: F401 - the session's fitted models (a fixture)
+from tests.support.segment import WRITE_KEY
 
 BASIC = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
 
@@ -28,7 +27,7 @@ def _table_text(wh, name: str) -> str:
 def test_write_key_is_absent_from_logs_outputs_and_tables(
     wh,
     unique_name,
-    segment_server,  # noqa: F811
+    segment_server,
     caplog,
     capsys,
 ):
@@ -77,7 +76,7 @@ def test_write_key_is_absent_from_logs_outputs_and_tables(
         "users' OR '1'='1",
     ],
 )
-def test_hostile_table_names_are_refused_and_nothing_is_dropped(wh, name, segment_server):  # noqa: F811
+def test_hostile_table_names_are_refused_and_nothing_is_dropped(wh, name, segment_server):
     with (
         SegmentClient(WRITE_KEY, endpoint=segment_server.url) as client,
         pytest.raises(SqlTraitsError),
@@ -87,7 +86,7 @@ def test_hostile_table_names_are_refused_and_nothing_is_dropped(wh, name, segmen
     assert segment_server.snapshot()["requests"] == 0
 
 
-def test_a_query_source_cannot_write(wh, segment_server):  # noqa: F811
+def test_a_query_source_cannot_write(wh, segment_server):
     from sqltraits_kit.publishing.sync import Query
 
     with (
@@ -104,7 +103,7 @@ def test_a_query_source_cannot_write(wh, segment_server):  # noqa: F811
 def test_output_refuses_a_history_table_the_kit_did_not_create(wh, unique_name):
     from sqltraits_kit.errors import ConfigError
     from sqltraits_kit.traits.output import new_run_id, write_output
-    from tests.test_traitset import churn_traits_table
+    from tests.support.traits import churn_traits_table
 
     foreign = f"{unique_name}_history"
     wh.con.create_table(foreign, obj=wh.table("users").limit(5))
@@ -131,7 +130,7 @@ def test_output_refuses_a_history_table_the_kit_did_not_create(wh, unique_name):
     assert wh.row_counts([f"{mine}_history"]) == {f"{mine}_history": 40}
 
 
-def test_score_cli_refuses_a_foreign_history_table(sample_file, tmp_path, trained, capsys):  # noqa: F811
+def test_score_cli_refuses_a_foreign_history_table(sample_file, tmp_path, trained, capsys):
     from sqltraits_kit.cli import main
     from sqltraits_kit.warehouse import connect
 

@@ -3,11 +3,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import tomllib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 from sqltraits_kit.errors import ConfigError
@@ -21,37 +19,7 @@ from sqltraits_kit.traits.traitset import (
     resolve,
     snake_case,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-CHURN = ROOT / "traitsets" / "churn.toml"
-LTV = ROOT / "traitsets" / "ltv.toml"
-
-
-def churn_traits_table(n: int = 200, *, seed: int = 0, bad_rows: bool = False) -> pa.Table:
-    """The output production table's shape (what `sqltraits score` writes), with real NaN."""
-    rng = np.random.default_rng(seed)
-    churn = rng.beta(2, 3, n)
-    ltv = rng.gamma(2, 80, n)
-    if bad_rows:
-        churn[0], churn[1] = np.nan, 0.7  # NaN, and a value exactly on a tier threshold
-        ltv[2] = np.nan
-    churn_arr = pa.array(churn, mask=np.arange(n) == 3 if bad_rows else None)
-    return pa.table(
-        {
-            "user_id": [f"u{i:05d}" for i in range(n)],
-            "churn_probability": churn_arr,
-            "predicted_ltv": ltv,
-            "p_alive": rng.beta(5, 2, n),
-            "expected_purchases_90d": rng.gamma(1.5, 1.2, n),
-            "model_name": ["churn"] * n,
-            "model_version": ["3"] * n,
-            "scored_at": pa.array(
-                [dt.datetime(2025, 1, 1, tzinfo=dt.UTC)] * n, pa.timestamp("us", tz="UTC")
-            ),
-            "run_id": ["r1"] * n,
-        }
-    )
-
+from tests.support.traits import CHURN, LTV, churn_traits_table
 
 # --------------------------------------------------------------------------- spec
 

@@ -20,7 +20,7 @@ from sqltraits_kit.warehouse import (
     copy_tables,
     redact_url,
 )
-from tests.conftest import SAMPLE_CUSTOMERS
+from tests.support import SAMPLE_CUSTOMERS
 
 
 def test_lists_the_sample_tables(wh):

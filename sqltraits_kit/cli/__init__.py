@@ -11,7 +11,13 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+from sqltraits_kit.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+)  # a light module: --help stays fast
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
 #: command -> module in ``sqltraits_kit.cli``, each with ``register(subparsers)`` and ``run(args)``.
 COMMANDS = {
@@ -29,8 +35,6 @@ COMMANDS = {
     "verify": "verify",
     "standin": "standin",
 }
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def env_settings():  # -> Settings; the import stays inside so `--help` starts fast

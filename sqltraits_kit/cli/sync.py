@@ -202,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
     from sqltraits_kit.publishing.sync import Query, dry_run, make_client, sync
     from sqltraits_kit.publishing.sync.destination import display
     from sqltraits_kit.warehouse import connect, redact_url
+    from sqltraits_kit.workflows.pipeline import publish_exit_code
 
     settings = env_settings()
     url = required_db_url(args, settings, why="a publish never defaults to the demo sample")
@@ -243,9 +244,9 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(report.to_dict(), ensure_ascii=False, default=str))
         else:
             _print_dry_run(report, sys.stdout)
-        if report.problems(allow_drift=args.allow_drift, allow_invalid=args.allow_invalid):
-            return 2
-        return 1 if report.rejected else 0
+        return publish_exit_code(
+            report, allow_drift=args.allow_drift, allow_invalid=args.allow_invalid
+        )
 
     client = make_client(
         settings,
@@ -313,4 +314,4 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {result.error}")
         if result.failed:
             print("  see `sqltraits history --failed`; the next run sends the failed rows again")
-    return 0 if result.ok else 1
+    return publish_exit_code(result)

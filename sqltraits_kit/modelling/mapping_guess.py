@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.modelling.features import TableMapping
+from sqltraits_kit.warehouse.kit_tables import is_history_table, is_kit_table
 
 if TYPE_CHECKING:
     from sqltraits_kit.warehouse import Warehouse
@@ -45,7 +46,7 @@ _ORDERS_TABLE = re.compile(r"(order|purchase|transaction|sale|invoice|payment|ch
 _PROFILES_TABLE = re.compile(r"(user|customer|client|member|profile|account|people|person)")
 _TRACKS_TABLE = re.compile(r"(^tracks$|events?$)")
 _PAGES_TABLE = re.compile(r"(^pages$|page_?views?|visits|sessions)")
-_KIT_TABLE = re.compile(r"^(_?sqltraits_)|_history$")
+
 _SAMPLE_IDS = 2_000
 
 
@@ -218,7 +219,7 @@ def guess_mapping(wh: Warehouse, *, tables: Sequence[str] | None = None) -> Mapp
     :meth:`TableMapping.validate` before training on it.
     """
     names = list(tables) if tables is not None else wh.tables()
-    names = [n for n in names if not _KIT_TABLE.search(n)]
+    names = [n for n in names if not is_kit_table(n) and not is_history_table(n)]
     described = [d for n in names if (d := _describe(wh, n)) is not None]
     for d in described:
         _counts(wh, d)

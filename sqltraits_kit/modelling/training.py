@@ -164,21 +164,11 @@ def default_cutoff(
 
 
 def _rfm(wh: Warehouse, mapping: TableMapping, cutoff: dt.datetime, id_type: Any) -> ir.Table:
-    from sqltraits_kit.modelling.btyd import rfm_summary
+    from sqltraits_kit.modelling.rfm import rfm_as_of
 
-    orders = wh.table(mapping.orders_table)
-    # rfm_summary counts whole days up to calibration_end: the day before a midnight cutoff.
-    rfm = rfm_summary(
-        orders,
-        customer_id=mapping.order_profile_id,
-        timestamp=mapping.order_timestamp,
-        amount=mapping.order_revenue,
-        calibration_end=(cutoff - dt.timedelta(days=1)).date(),
-        time_unit="W",
-    )
-    pid = rfm.customer_id if rfm.customer_id.type() == id_type else rfm.customer_id.cast(id_type)
+    rfm = rfm_as_of(wh, mapping, cutoff, id_type=id_type)  # the one scoring reads as well
     return rfm.select(
-        profile_id=pid,
+        profile_id=rfm.customer_id,
         btyd_frequency=rfm.frequency,
         btyd_recency=rfm.recency,
         btyd_T=rfm.T,

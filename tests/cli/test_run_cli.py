@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT
-from tests.segment.conftest import WRITE_KEY, segment_server  # noqa: F401 - fixture
-from tests.test_pipeline import train_demo_models
+from tests.support import ROOT
+from tests.support.models import train_demo_models
+from tests.support.segment import WRITE_KEY
 
 SYNC_KEYS = ["run_id", "status", "rows", "new", "changed", "removed", "unchanged", "sent",
              "failed", "requests", "duration_s"]  # fmt: skip
@@ -25,7 +25,7 @@ def _run(args, env):
 def test_run_scores_and_publishes_with_sync_json_and_exit_codes(
     duckdb_wh,
     tmp_path,
-    segment_server,  # noqa: F811
+    segment_server,
 ):
     train_demo_models(duckdb_wh, tmp_path / "models")
     url = duckdb_wh.url

@@ -12,7 +12,6 @@ import pytest
 
 from sqltraits_kit.cli import main
 from sqltraits_kit.warehouse import connect
-from tests.test_scoring import trained  # noqa: F401 - the session's fitted models (a fixture)
 
 
 @pytest.fixture
@@ -30,7 +29,7 @@ def _table(url: str, name: str):
         wh.close()
 
 
-def test_score_json_reports_rows_paths_and_run(db, trained, capsys):  # noqa: F811
+def test_score_json_reports_rows_paths_and_run(db, trained, capsys):
     registry, refs = trained
     argv = ["score", "--db", db, "--models-dir", str(registry.root), "--json", "--quiet"]
     argv += ["--model", "churn", "--model", refs["btyd"], "--model", "ltv@1"]
@@ -46,7 +45,7 @@ def test_score_json_reports_rows_paths_and_run(db, trained, capsys):  # noqa: F8
     assert {"churn_probability", "p_alive", "predicted_ltv"} <= set(frame.columns)
 
 
-def test_score_text_output_names_the_path_and_why(db, trained, capsys):  # noqa: F811
+def test_score_text_output_names_the_path_and_why(db, trained, capsys):
     registry, refs = trained
     argv = ["score", "--db", db, "--models-dir", str(registry.root), "--model", refs["gbm"]]
     assert main([*argv, "--table", "gbm_traits", "--batch-rows", "400"]) == 0
@@ -66,7 +65,7 @@ def test_score_text_output_names_the_path_and_why(db, trained, capsys):  # noqa:
         (["--model", "churn", "--batch-rows", "0"], 2, "batch_rows must be at least 1"),
     ],
 )
-def test_score_errors_exit_with_a_message(db, trained, capsys, extra, status, message):  # noqa: F811
+def test_score_errors_exit_with_a_message(db, trained, capsys, extra, status, message):
     registry, _ = trained
     argv = ["score", "--db", db, "--models-dir", str(registry.root), "--quiet", *extra]
     assert main(argv) == status
@@ -79,7 +78,7 @@ def test_score_errors_exit_with_a_message(db, trained, capsys, extra, status, me
         wh.close()
 
 
-def test_score_runs_as_a_command(db, trained, tmp_path):  # noqa: F811
+def test_score_runs_as_a_command(db, trained, tmp_path):
     registry, _ = trained
     exe = shutil.which("sqltraits")
     cmd = [exe] if exe else [sys.executable, "-m", "sqltraits_kit"]

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pytest
 
 from sqltraits_kit.cli import main
+from sqltraits_kit.publishing.standin import Respond
 from sqltraits_kit.warehouse import connect
-from tests.segment.conftest import WRITE_KEY, segment_server  # noqa: F401
-from tests.segment.fake_segment import Respond
+from tests.support.segment import WRITE_KEY
 
 CONTRACT = ["run_id", "status", "rows", "new", "changed", "removed", "unchanged", "sent"]
 CONTRACT += ["failed", "requests", "duration_s"]
@@ -56,7 +56,7 @@ def _sync(db: str, server, *extra: str) -> list[str]:
 def test_json_contract_and_exit_0_when_every_row_was_delivered(
     db,
     env,
-    segment_server,  # noqa: F811
+    segment_server,
     capsys,
 ):
     assert main(_sync(db, segment_server, "--json")) == 0
@@ -85,7 +85,7 @@ def test_json_contract_and_exit_0_when_every_row_was_delivered(
 def test_exit_1_when_rows_failed_and_they_are_listed(
     db,
     env,
-    segment_server,  # noqa: F811
+    segment_server,
     capsys,
 ):
     segment_server.inject(Respond(400))
@@ -106,7 +106,7 @@ def test_exit_1_when_rows_failed_and_they_are_listed(
 def test_dry_run_sends_nothing_and_reports_requests_and_duration(
     db,
     env,
-    segment_server,  # noqa: F811
+    segment_server,
     capsys,
 ):
     args = ["sync", "--db", db, "--table", "scores", "--dry-run", "--json"]
@@ -124,7 +124,7 @@ def test_dry_run_sends_nothing_and_reports_requests_and_duration(
 def test_usage_and_configuration_errors_exit_2(
     db,
     env,
-    segment_server,  # noqa: F811
+    segment_server,
     monkeypatch,
     tmp_path,
     capsys,
@@ -159,7 +159,7 @@ def test_usage_and_configuration_errors_exit_2(
 def test_a_drift_refusal_is_exit_2_and_allow_drift_overrides_it(
     db,
     env,
-    segment_server,  # noqa: F811
+    segment_server,
     capsys,
 ):
     assert main(_sync(db, segment_server)) == 0
@@ -182,7 +182,7 @@ def test_a_drift_refusal_is_exit_2_and_allow_drift_overrides_it(
 def test_trait_set_file_and_group_kind(
     db,
     env,
-    segment_server,  # noqa: F811
+    segment_server,
     tmp_path,
     capsys,
 ):

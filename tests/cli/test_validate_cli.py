@@ -11,7 +11,7 @@ import pytest
 
 from sqltraits_kit.cli import main
 from sqltraits_kit.warehouse import connect
-from tests.test_traitset import CHURN, churn_traits_table
+from tests.support.traits import CHURN, churn_traits_table
 
 
 @pytest.fixture

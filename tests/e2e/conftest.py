@@ -18,21 +18,15 @@ import socket
 import subprocess
 import sys
 import time
-import weakref
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import skip_or_fail
+from tests.support import ROOT, skip_or_fail
+from tests.support.browser import ARTIFACTS, CUSTOMERS, VIEWPORT, screenshot, watch_runs
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
 WRITE_KEY = "e2e_write_key_0123456789"
-CUSTOMERS = 3_000  # the sample the app builds on first start
-VIEWPORT = {"width": 1400, "height": 1000}
-RUN_TIMEOUT_MS = 600_000  # the longest step (training, scoring) on 2 shared cores, with margin
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -44,38 +38,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-FRONTEND_IDLE = """() => {
-  const app = document.querySelector("[data-testid='stApp']");
-  return app !== null && app.dataset.testScriptState === "notRunning"
-    && app.dataset.testConnectionState === "CONNECTED";
-}"""
-
-
-class ScriptRuns:
-    """The app's script runs, counted from the server's messages on the page's websocket."""
-
-    def __init__(self, page) -> None:
-        self.started = 0
-        self.finished = 0
-        page.on("websocket", self._watch)
-
-    def _watch(self, ws) -> None:
-        if ws.url.endswith("/_stcore/stream"):
-            ws.on("framereceived", self._frame)
-
-    def _frame(self, payload: bytes | str) -> None:
-        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
-        if not isinstance(payload, bytes):
-            return
-        kind = ForwardMsg.FromString(payload).WhichOneof("type")
-        if kind == "new_session":  # sent as every run starts
-            self.started += 1
-        elif kind == "script_finished":  # also when a rerun cuts a run short
-            self.finished += 1
-
-
-_RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _chromium() -> str | None:
@@ -109,7 +71,7 @@ def browser():
 
 @pytest.fixture(scope="session")
 def fake_segment_server():
-    from tests.segment.fake_segment import FakeSegmentServer
+    from sqltraits_kit.publishing.standin import FakeSegmentServer
 
     with FakeSegmentServer(write_keys={WRITE_KEY}) as server:
         yield server
@@ -205,91 +167,7 @@ def pytest_runtest_makereport(item, call):
 def page_(browser, app_url):
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     page = context.new_page()
-    _RUNS[page] = ScriptRuns(page)
+    watch_runs(page)
     page.set_default_timeout(60_000)
     yield page
     context.close()
-
-
-def _until(page, ready: Callable[[], bool], timeout_ms: float, what: str) -> None:
-    """Poll ``ready`` while Playwright delivers the page's events."""
-    deadline = time.monotonic() + timeout_ms / 1000
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_ms / 1000:.0f} s waiting for {what}")
-        page.wait_for_timeout(50)
-
-
-def wait_for_app(page, *, after: int = 0, timeout: float = RUN_TIMEOUT_MS) -> None:
-    """Wait until more than ``after`` script runs have finished, none is running, and the page
-    has rendered the result."""
-    runs = _RUNS[page]
-    _until(
-        page,
-        lambda: runs.finished > after and runs.finished >= runs.started,
-        timeout,
-        f"script run {after + 1} to finish",
-    )
-    page.wait_for_function(FRONTEND_IDLE, timeout=timeout, polling=50)
-
-
-def rerun(
-    page,
-    action: Callable[[], object],
-    *,
-    timeout: float = RUN_TIMEOUT_MS,
-    start_timeout: float = 30_000,
-) -> None:
-    """Do ``action`` (a click, a key press), then wait for the run it starts to end.
-
-    An action that starts no run fails after ``start_timeout`` ms, not after the long wait.
-    """
-    runs = _RUNS[page]
-    started, finished = runs.started, runs.finished
-    action()
-    _until(page, lambda: runs.started > started, start_timeout, "the action to start a run")
-    wait_for_app(page, after=finished, timeout=timeout)
-
-
-def open_app(page, url: str) -> None:
-    finished = _RUNS[page].finished
-    page.goto(url)
-    wait_for_app(page, after=finished)
-
-
-def go_to(page, title: str) -> None:
-    """Open a page from the sidebar navigation, as a user does."""
-    link = page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True)
-    try:
-        rerun(page, link.click, start_timeout=10_000)
-    except AssertionError:  # a click that landed while the sidebar re-rendered: once more
-        rerun(page, link.click, start_timeout=10_000)
-    page.get_by_role("heading", name=title, exact=True).first.wait_for()
-
-
-def screenshot(page, name: str) -> Path:
-    """The whole page as ``test-artifacts/<name>.png``.
-
-    Streamlit scrolls inside its main container, so Playwright's ``full_page`` sees one
-    viewport: the viewport is stretched to the content for the shot, then put back.
-    """
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll(\"[data-testid='stMain'], "
-        "[data-testid='stSidebarContent']\")].map((e) => e.scrollHeight), 0)"
-    )
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
-    try:
-        page.wait_for_load_state("networkidle")  # lazily loaded widget code and fonts
-        page.wait_for_timeout(500)  # charts resize to the new viewport
-        page.screenshot(path=str(path))
-    finally:
-        page.set_viewport_size(VIEWPORT)
-    return path
-
-
-def problems(page) -> list[str]:
-    """Tracebacks and error boxes on the page: the journey must show none."""
-    found = page.locator("[data-testid='stException'], [data-testid='stAlertContentError']")
-    return [found.nth(i).inner_text() for i in range(found.count())]

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.e2e.conftest import (
+from tests.support import ROOT
+from tests.support.browser import (
     ARTIFACTS,
     CUSTOMERS,
     VIEWPORT,

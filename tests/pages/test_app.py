@@ -5,7 +5,7 @@ import shutil
 from streamlit.testing.v1 import AppTest
 
 import app_state
-from tests.pages.conftest import ROOT
+from tests.support import ROOT
 
 
 def test_app_builds_the_sample_on_first_start_and_opens_the_data_page(tmp_path, monkeypatch):

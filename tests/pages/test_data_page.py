@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.conftest import SAMPLE_CUSTOMERS
+from tests.support import SAMPLE_CUSTOMERS
 
 
 def test_data_page_shows_tables_preview_and_activity(page):

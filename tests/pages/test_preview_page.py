@@ -13,8 +13,7 @@ import pytest
 from sqltraits_kit.publishing.segment.payload import message_id
 from sqltraits_kit.settings import Settings
 from sqltraits_kit.warehouse import connect
-from tests.test_preview import run_rows, write_run
-from tests.test_traitset import churn_traits_table
+from tests.support.traits import churn_traits_table, run_rows, write_run
 
 TABLE = "churn_traits"  # the table traitsets/churn.toml reads
 

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from sqltraits_kit.publishing.standin import FakeSegmentServer
 from sqltraits_kit.settings import Destination, Secret, Settings
-from tests.pages.conftest import ROOT
-from tests.segment.conftest import WRITE_KEY, segment_server  # noqa: F401
-from tests.segment.fake_segment import FakeSegmentServer
+from tests.support import ROOT
+from tests.support.segment import WRITE_KEY
 
 N = 300
 TEST_KEY = "wk_local_test_server_key_42"
@@ -69,7 +69,7 @@ def _captions(at) -> str:
     return "\n".join(c.value for c in [*at.caption, *at.sidebar.caption])
 
 
-def _operator(duckdb_wh, tmp_path, segment_server, **extra) -> Settings:  # noqa: F811
+def _operator(duckdb_wh, tmp_path, segment_server, **extra) -> Settings:
     return Settings(
         db_url=duckdb_wh.url,
         models_dir=tmp_path / "models",
@@ -86,7 +86,7 @@ def test_no_interaction_sends_the_key_anywhere_the_operator_did_not_configure(
     duckdb_wh,
     tmp_path,
     tables,
-    segment_server,  # noqa: F811
+    segment_server,
     attacker,
 ):
     at, sidebar = _publish_page(page, _operator(duckdb_wh, tmp_path, segment_server))
@@ -115,7 +115,7 @@ def test_a_configured_test_server_is_a_choice_with_its_own_sync_state(
     duckdb_wh,
     tmp_path,
     tables,
-    segment_server,  # noqa: F811
+    segment_server,
     attacker,
 ):
     local = Destination(
@@ -143,7 +143,7 @@ def test_without_a_login_a_server_bound_to_every_interface_does_not_publish(
     duckdb_wh,
     tmp_path,
     tables,
-    segment_server,  # noqa: F811
+    segment_server,
     bind,
 ):
     bind("0.0.0.0")
@@ -159,7 +159,7 @@ def test_without_a_login_a_server_bound_to_every_interface_does_not_publish(
 # ---------------------------------------------------------------- with a login (OIDC)
 
 
-def _team_app(duckdb_wh, segment_server, user: dict) -> AppTest:  # noqa: F811
+def _team_app(duckdb_wh, segment_server, user: dict) -> AppTest:
     """app.py as a team deployment runs it: settings only from the secrets, no session seed."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.secrets = {
@@ -176,7 +176,7 @@ def _team_app(duckdb_wh, segment_server, user: dict) -> AppTest:  # noqa: F811
     return at.run()
 
 
-def test_signed_out_visitors_get_the_sign_in_and_nothing_else(duckdb_wh, segment_server, bind):  # noqa: F811
+def test_signed_out_visitors_get_the_sign_in_and_nothing_else(duckdb_wh, segment_server, bind):
     bind("0.0.0.0")
     at = _team_app(duckdb_wh, segment_server, {"is_logged_in": False})
     assert not at.exception, at.exception
@@ -188,7 +188,7 @@ def test_signed_out_visitors_get_the_sign_in_and_nothing_else(duckdb_wh, segment
     assert "publish_button" not in {b.key for b in at.button}
 
 
-def test_a_publisher_publishes_and_may_list_any_table(duckdb_wh, segment_server, tables, bind):  # noqa: F811
+def test_a_publisher_publishes_and_may_list_any_table(duckdb_wh, segment_server, tables, bind):
     bind("0.0.0.0")  # the login makes a reachable server safe to publish from
     at = _team_app(duckdb_wh, segment_server, ANA)
     assert "signed in as ana@example.com (publisher)" in _captions(at)
@@ -209,7 +209,7 @@ def test_a_publisher_publishes_and_may_list_any_table(duckdb_wh, segment_server,
 
 def test_a_signed_in_user_off_the_list_can_look_but_not_publish(
     duckdb_wh,
-    segment_server,  # noqa: F811
+    segment_server,
     tables,
 ):
     at = _team_app(duckdb_wh, segment_server, BOB)

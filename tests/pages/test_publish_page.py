@@ -5,9 +5,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from sqltraits_kit.publishing.standin import Respond
 from sqltraits_kit.settings import Secret, Settings
-from tests.segment.conftest import WRITE_KEY, segment_server  # noqa: F401
-from tests.segment.fake_segment import Respond
+from tests.support.segment import WRITE_KEY
 
 N = 600
 
@@ -23,7 +23,7 @@ def scores(duckdb_wh):
 
 
 @pytest.fixture
-def publish_page(page, duckdb_wh, tmp_path, segment_server):  # noqa: F811
+def publish_page(page, duckdb_wh, tmp_path, segment_server):
     def open_page():
         settings = Settings(
             db_url=duckdb_wh.url,
@@ -72,7 +72,7 @@ def test_without_a_write_key_the_page_explains_and_publishing_is_disabled(page, 
     assert any(c.language == "json" and '"type":"identify"' in c.value for c in at.code)
 
 
-def test_dry_run_then_publish_then_history(publish_page, scores, segment_server):  # noqa: F811
+def test_dry_run_then_publish_then_history(publish_page, scores, segment_server):
     at = publish_page()
     assert not at.exception, at.exception
     text = _texts(at)
@@ -99,7 +99,7 @@ def test_dry_run_then_publish_then_history(publish_page, scores, segment_server)
     assert any("Drift: max PSI" in s.value for s in at.success)
 
 
-def test_failed_rows_are_listed_and_retried(publish_page, scores, segment_server):  # noqa: F811
+def test_failed_rows_are_listed_and_retried(publish_page, scores, segment_server):
     segment_server.inject(Respond(400))  # one of the two batches is refused
     at = publish_page()
     at.button(key="publish_button").click().run()
@@ -121,7 +121,7 @@ def test_failed_rows_are_listed_and_retried(publish_page, scores, segment_server
     assert segment_server.snapshot()["messages_accepted"] == N
 
 
-def test_drift_refuses_until_the_override_is_ticked(publish_page, scores, segment_server):  # noqa: F811
+def test_drift_refuses_until_the_override_is_ticked(publish_page, scores, segment_server):
     at = publish_page()
     at.button(key="publish_button").click().run()
     scores(shift=5.0)
@@ -152,9 +152,9 @@ def test_the_drift_threshold_chosen_on_the_preview_is_the_one_in_use(
     page,
     duckdb_wh,
     tmp_path,
-    segment_server,  # noqa: F811
+    segment_server,
 ):
-    from tests.test_preview import run_rows, write_run
+    from tests.support.traits import run_rows, write_run
 
     settings = Settings(
         db_url=duckdb_wh.url,

@@ -13,8 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from sqltraits_kit.modelling.registry import Registry
 from sqltraits_kit.settings import Settings
-from tests.pages.conftest import ROOT
-from tests.test_scoring import trained  # noqa: F401 - the session's fitted models (a fixture)
+from tests.support import ROOT
 
 
 @pytest.fixture
@@ -54,7 +53,7 @@ def test_without_models_the_page_points_to_training(page):
     assert [e.proto.label for e in at.get("page_link")] == ["Train a model"]
 
 
-def test_scoring_writes_the_table_and_reports_paths(page, duckdb_wh, trained, tmp_path):  # noqa: F811
+def test_scoring_writes_the_table_and_reports_paths(page, duckdb_wh, trained, tmp_path):
     registry = _with_models(trained, tmp_path)
     registry.set_active("churn", 1)
     at = page("pages/score.py", settings=_settings(duckdb_wh, registry), timeout=180).run()
@@ -80,7 +79,7 @@ def test_scoring_writes_the_table_and_reports_paths(page, duckdb_wh, trained, tm
     assert "p_alive" in duckdb_wh.table("churn_traits").columns
 
 
-def test_a_streamed_model_says_why(page, duckdb_wh, trained, tmp_path):  # noqa: F811
+def test_a_streamed_model_says_why(page, duckdb_wh, trained, tmp_path):
     registry = _with_models(trained, tmp_path)
     at = page("pages/score.py", settings=_settings(duckdb_wh, registry), timeout=180).run()
     at.multiselect(key="score_models").set_value(["churn-gbm"]).run()
@@ -93,7 +92,7 @@ def test_a_streamed_model_says_why(page, duckdb_wh, trained, tmp_path):  # noqa:
     assert duckdb_wh.table("gbm_traits").count().execute() == 2_000
 
 
-def test_errors_are_messages_and_nothing_is_written(page, duckdb_wh, trained, tmp_path):  # noqa: F811
+def test_errors_are_messages_and_nothing_is_written(page, duckdb_wh, trained, tmp_path):
     registry = _with_models(trained, tmp_path)
     at = page("pages/score.py", settings=_settings(duckdb_wh, registry), timeout=180).run()
     at.text_input(key="score_table").input("Churn Traits!").run()
@@ -104,7 +103,7 @@ def test_errors_are_messages_and_nothing_is_written(page, duckdb_wh, trained, tm
     assert not duckdb_wh.has_table("churn_traits")
 
 
-def test_an_input_table_is_never_replaced(page, duckdb_wh, trained, tmp_path):  # noqa: F811
+def test_an_input_table_is_never_replaced(page, duckdb_wh, trained, tmp_path):
     registry = _with_models(trained, tmp_path)
     at = page("pages/score.py", settings=_settings(duckdb_wh, registry), timeout=180).run()
     at.text_input(key="score_table").input("users").run()
@@ -117,7 +116,7 @@ def test_an_input_table_is_never_replaced(page, duckdb_wh, trained, tmp_path):  
 def test_a_model_the_default_trait_set_needs_is_flagged_before_scoring(
     page,
     duckdb_wh,
-    trained,  # noqa: F811
+    trained,
     tmp_path,
 ):
     registry = _with_models(trained, tmp_path)

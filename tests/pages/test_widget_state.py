@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pages.conftest import ROOT
+from tests.support import ROOT
 
 PAGES = sorted(p.name for p in (ROOT / "pages").glob("*.py"))
 

@@ -1,4 +1,4 @@
-"""Fixtures: a fresh strict fake Segment server per test, and clients pointed at it."""
+"""Fixtures: clients pointed at the Segment stand-in (``segment_server``, in the root conftest)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from sqltraits_kit.publishing.segment import ProfileClient, SegmentClient
-from tests.segment.fake_segment import FakeSegmentServer
-
-WRITE_KEY = "wk_TEST_s3cr3t_0123456789"
-PROFILE_TOKEN = "pt_TEST_t0k3n_9876543210"
-SPACE_ID = "spa_test"
-
-
-@pytest.fixture
-def segment_server() -> Iterator[FakeSegmentServer]:
-    with FakeSegmentServer(
-        write_keys=(WRITE_KEY,), profile_tokens=(PROFILE_TOKEN,), space_id=SPACE_ID
-    ) as server:
-        yield server
-
-
-@pytest.fixture
-def fast_sleeps() -> list[float]:
-    """A fake ``sleep`` that records instead of sleeping (backoff tests stay instant)."""
-    return []
+from sqltraits_kit.publishing.standin import FakeSegmentServer
+from tests.support.segment import PROFILE_TOKEN, SPACE_ID, WRITE_KEY
 
 
 @pytest.fixture

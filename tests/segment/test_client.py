@@ -21,38 +21,10 @@ from sqltraits_kit.publishing.segment import (
     encode_message,
     pack_batches,
 )
-from tests.segment.conftest import WRITE_KEY
-from tests.segment.fake_segment import Delay, DropConnection, Respond
+from sqltraits_kit.publishing.standin import Delay, DropConnection, Respond
+from tests.support.segment import WRITE_KEY, batches_for, make_client, rows, stored
 
 BASIC = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
-
-
-def batches_for(rows: dict[str, dict], *, run_id: str = "run-1", **pack) -> list[Batch]:
-    msgs = (
-        build_encoded_message("identify", identifier=uid, traits=traits, run_id=run_id, key=uid)
-        for uid, traits in rows.items()
-    )
-    return list(pack_batches(msgs, **pack))
-
-
-def rows(n: int, *, start: int = 0) -> dict[str, dict]:
-    return {f"u{i}": {"churn_score": i / 1000, "plan": "gold"} for i in range(start, start + n)}
-
-
-def stored(rows_: dict[str, dict]) -> dict[str, dict]:
-    return {f"user_id:{uid}": traits for uid, traits in rows_.items()}
-
-
-def make_client(server, sleeps=None, **kwargs) -> SegmentClient:
-    kwargs = {
-        "endpoint": server.url,
-        "max_requests_per_second": None,
-        "max_events_per_second": None,
-        "timeout": 5,
-        "sleep": (sleeps.append if sleeps is not None else time.sleep),
-        **kwargs,
-    }
-    return SegmentClient(kwargs.pop("write_key", WRITE_KEY), **kwargs)
 
 
 def test_delivers_everything_and_reports_in_order_on_the_callers_thread(

@@ -14,8 +14,7 @@ import pytest
 import requests
 
 from sqltraits_kit.publishing.segment import DeliveryStatus, RetryPolicy
-from tests.segment.conftest import WRITE_KEY
-from tests.segment.fake_segment import (
+from sqltraits_kit.publishing.standin import (
     LANDING_PATH,
     Delay,
     DropConnection,
@@ -26,7 +25,7 @@ from tests.segment.fake_segment import (
     Trickle,
     fault_from_json,
 )
-from tests.segment.test_client import batches_for, make_client, rows, stored
+from tests.support.segment import WRITE_KEY, batches_for, make_client, rows, stored
 
 
 def _wait_for(predicate, *, seconds: float = 10.0) -> None:

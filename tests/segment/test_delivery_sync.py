@@ -13,10 +13,10 @@ import pyarrow as pa
 import pytest
 
 from sqltraits_kit.publishing.segment.retry import RetryPolicy
+from sqltraits_kit.publishing.standin import Delay, HtmlPage, Redirect, Respond, Trickle
 from sqltraits_kit.publishing.sync import failed_rows, history, sync
-from tests.segment.fake_segment import Delay, HtmlPage, Redirect, Respond, Trickle
-from tests.segment.test_client import make_client as segment_client_for
-from tests.sync.conftest import assert_server_holds, make_client, make_table, server_profiles
+from tests.support.segment import make_client as segment_client_for
+from tests.support.sync import assert_server_holds, make_client, make_table, server_profiles
 
 N = 450
 

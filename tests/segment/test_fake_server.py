@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.segment.conftest import PROFILE_TOKEN, SPACE_ID, WRITE_KEY
-from tests.segment.fake_segment import Delay, DropConnection, FakeSegmentServer, Respond
+from sqltraits_kit.publishing.standin import Delay, DropConnection, FakeSegmentServer, Respond
+from tests.support.segment import PROFILE_TOKEN, SPACE_ID, WRITE_KEY
 
 AUTH = (WRITE_KEY, "")
 

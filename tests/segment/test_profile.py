@@ -12,7 +12,7 @@ from sqltraits_kit.publishing.segment import (
     build_encoded_message,
     pack_batches,
 )
-from tests.segment.conftest import PROFILE_TOKEN, SPACE_ID
+from tests.support.segment import PROFILE_TOKEN, SPACE_ID
 
 
 def publish(client, kind, traits_by_id):

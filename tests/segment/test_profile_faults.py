@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sqltraits_kit.publishing.segment import ProfileAPIError
-from tests.segment.conftest import PROFILE_TOKEN
-from tests.segment.fake_segment import HtmlPage, Redirect, Trickle
+from sqltraits_kit.publishing.standin import HtmlPage, Redirect, Trickle
+from tests.support.segment import PROFILE_TOKEN
 
 
 def _publish_one(server) -> None:

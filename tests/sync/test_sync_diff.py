@@ -20,7 +20,7 @@ from sqltraits_kit.publishing.sync import (
 from sqltraits_kit.publishing.sync.destination import client_destination
 from sqltraits_kit.traits.drift import compare
 from sqltraits_kit.traits.traitset import TraitSet
-from tests.sync.conftest import assert_server_holds, make_table, server_profiles
+from tests.support.sync import assert_server_holds, make_table, server_profiles
 
 N = 300
 

@@ -13,7 +13,7 @@ import math
 
 from sqltraits_kit.publishing.sync import dry_run, sync
 from sqltraits_kit.traits.traitset import TraitSet
-from tests.sync.conftest import make_table, server_profiles
+from tests.support.sync import make_table, server_profiles
 
 TOLERANCE = 0.125  # a power of two: every value below is exact in binary
 

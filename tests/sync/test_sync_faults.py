@@ -7,9 +7,9 @@ import pytest
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing.segment import SegmentClient
 from sqltraits_kit.publishing.segment.retry import RetryPolicy
+from sqltraits_kit.publishing.standin import DropConnection, Respond
 from sqltraits_kit.publishing.sync import failed_rows, history, sync
-from tests.segment.fake_segment import DropConnection, Respond
-from tests.sync.conftest import assert_server_holds, make_client, make_table, server_profiles
+from tests.support.sync import assert_server_holds, make_client, make_table, server_profiles
 
 N = 2_000
 

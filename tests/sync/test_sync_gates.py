@@ -6,7 +6,7 @@ import pytest
 
 from sqltraits_kit.publishing.sync import check, history, sync
 from sqltraits_kit.publishing.sync.reports import SyncRefused
-from tests.sync.conftest import make_table, server_profiles
+from tests.support.sync import make_table, server_profiles
 
 N = 1_000
 
@@ -44,7 +44,7 @@ def test_drift_over_the_threshold_refuses_unless_overridden(
 def test_a_partly_failed_publish_is_not_mistaken_for_drift(
     duckdb_wh, unique_name, segment_server, client
 ):
-    from tests.segment.fake_segment import Respond
+    from sqltraits_kit.publishing.standin import Respond
 
     make_table(duckdb_wh, unique_name, _table())
     segment_server.inject(Respond(400))

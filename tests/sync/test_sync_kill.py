@@ -17,10 +17,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from sqltraits_kit.publishing.standin import Delay, FakeSegmentServer
 from sqltraits_kit.publishing.sync import history
 from sqltraits_kit.warehouse import connect
-from tests.segment.fake_segment import Delay, FakeSegmentServer
-from tests.sync.conftest import WRITE_KEY, assert_server_holds
+from tests.support.sync import WRITE_KEY, assert_server_holds
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 20_000

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from sqltraits_kit.publishing.standin import Delay, FakeSegmentServer
 from sqltraits_kit.publishing.sync import history, sync
 from sqltraits_kit.publishing.sync import lease as lz
 from sqltraits_kit.warehouse import connect
-from tests.segment.fake_segment import Delay, FakeSegmentServer
-from tests.sync.conftest import WRITE_KEY, assert_server_holds, make_client, make_table
+from tests.support.sync import WRITE_KEY, assert_server_holds, make_client, make_table
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 2_000

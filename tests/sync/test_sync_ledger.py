@@ -13,11 +13,11 @@ import pytest
 
 from sqltraits_kit.publishing.segment import SegmentClient
 from sqltraits_kit.publishing.segment.retry import RetryPolicy
+from sqltraits_kit.publishing.standin import DropConnection, FakeSegmentServer, Respond
 from sqltraits_kit.publishing.sync import SyncRefused, failed_rows, history, sync
 from sqltraits_kit.publishing.sync.destination import client_destination, display
-from tests.segment.conftest import PROFILE_TOKEN, SPACE_ID, WRITE_KEY
-from tests.segment.fake_segment import DropConnection, FakeSegmentServer, Respond
-from tests.sync.conftest import assert_server_holds, make_client, make_table, server_profiles
+from tests.support.segment import PROFILE_TOKEN, SPACE_ID, WRITE_KEY
+from tests.support.sync import assert_server_holds, make_client, make_table, server_profiles
 
 N = 60
 

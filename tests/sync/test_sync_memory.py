@@ -14,7 +14,7 @@ import pytest
 
 from sqltraits_kit.publishing.segment import SegmentClient
 from sqltraits_kit.publishing.sync import sync
-from tests.sync.conftest import WRITE_KEY, make_table
+from tests.support.sync import WRITE_KEY, make_table
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = 2_000

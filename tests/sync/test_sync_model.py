@@ -38,11 +38,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from sqltraits_kit.publishing.segment.retry import RetryPolicy
-from sqltraits_kit.publishing.sync import engine, runs, sync
-from sqltraits_kit.publishing.sync.lease import LeaseHeld
-from sqltraits_kit.warehouse import connect
-from tests.segment.conftest import PROFILE_TOKEN, SPACE_ID, WRITE_KEY
-from tests.segment.fake_segment import (
+from sqltraits_kit.publishing.standin import (
     Delay,
     DropConnection,
     FakeSegmentServer,
@@ -50,7 +46,11 @@ from tests.segment.fake_segment import (
     Redirect,
     Respond,
 )
-from tests.sync.conftest import make_client, make_table, server_profiles
+from sqltraits_kit.publishing.sync import engine, runs, sync
+from sqltraits_kit.publishing.sync.lease import LeaseHeld
+from sqltraits_kit.warehouse import connect
+from tests.support.segment import PROFILE_TOKEN, SPACE_ID, WRITE_KEY
+from tests.support.sync import make_client, make_table, server_profiles
 
 IDS = [f"p{i}" for i in range(8)]
 VALUES = [0.1, 0.2, 0.3]

@@ -18,7 +18,7 @@ import requests
 
 import sqltraits_kit.publishing.sync.diff as sync_diff
 from sqltraits_kit.publishing.sync import sync
-from tests.sync.conftest import make_client, make_table
+from tests.support.sync import make_client, make_table
 
 N = 30_000
 PAGE = 1_000

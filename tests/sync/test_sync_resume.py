@@ -6,7 +6,7 @@ import pytest
 
 import sqltraits_kit.publishing.sync.engine as sync_engine
 from sqltraits_kit.publishing.sync import history, sync
-from tests.sync.conftest import assert_server_holds, make_client, make_table, server_profiles
+from tests.support.sync import assert_server_holds, make_client, make_table, server_profiles
 
 N = 3_000
 BATCH = 100

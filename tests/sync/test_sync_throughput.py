@@ -16,7 +16,7 @@ import requests
 
 from sqltraits_kit.publishing.segment import SegmentClient, to_json_value
 from sqltraits_kit.publishing.sync import sync
-from tests.sync.conftest import WRITE_KEY, make_table
+from tests.support.sync import WRITE_KEY, make_table
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 200_000

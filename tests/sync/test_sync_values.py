@@ -11,7 +11,7 @@ import pytest
 
 from sqltraits_kit.publishing.sync import dry_run, failed_rows, sync
 from sqltraits_kit.publishing.sync.reports import SyncRefused
-from tests.sync.conftest import make_table, server_profiles
+from tests.support.sync import make_table, server_profiles
 
 NY = dt.timezone(dt.timedelta(hours=-5))
 

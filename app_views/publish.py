@@ -1,0 +1,370 @@
+"""The Publish page's panels: the destination, the source, the verdicts and dry run, a publish
+with its progress, the run history and the failed rows. The work is
+:mod:`sqltraits_kit.publishing.sync`'s; a publish runs in the script's thread (the session's
+warehouse connection is not thread-safe) and reports through the sync's ``progress`` callback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+
+import app_state
+from sqltraits_kit.access import Decision
+from sqltraits_kit.errors import ConfigError
+from sqltraits_kit.publishing.sync import (
+    DryRunReport,
+    SyncProgress,
+    SyncResult,
+    failed_rows,
+    history,
+    make_client,
+    resolve_source,
+    sync,
+)
+from sqltraits_kit.settings import Settings
+from sqltraits_kit.traits.traitset import TraitSet
+from sqltraits_kit.warehouse import Warehouse
+from sqltraits_kit.workflows.catalog import trait_set_files
+from sqltraits_kit.workflows.preview import default_identifier
+
+REMOVE_LABELS = {"null": "set their traits to null (Segment's rule)", "keep": "leave them alone"}
+
+
+def limit(value: float) -> float | None:
+    """A rate limit as the number inputs hold it: 0 means none."""
+    return float(value) or None
+
+
+@dataclass
+class Target:
+    """Where a publish goes and whether this session may send there."""
+
+    destination: Any
+    access: Decision
+    can_send: bool
+
+
+@dataclass
+class Source:
+    """What to publish: the source, the sync options, and the sync key (None: nothing usable)."""
+
+    source: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+    sync_key: str | None = None
+
+
+def destination_settings(settings: Settings, access: Decision) -> Target:
+    """The destination picker and its Segment settings (write key, endpoint, rate limits)."""
+    destinations = {d.name: d for d in settings.publish_destinations()}
+    destination = destinations[
+        st.selectbox(
+            "Destination",
+            list(destinations),
+            format_func=lambda name: destinations[name].label,
+            help="The Segment workspaces the operator configured in secrets.toml or the "
+            "environment.",
+            key="publish_destination",
+            persist_state="session",
+        )
+    ]
+    key = destination.write_key
+    with st.expander("Segment settings", expanded=key is None):
+        if key is None:
+            st.warning(
+                f"No write key for {destination.label}: the operator adds `SEGMENT_WRITE_KEY` "
+                "(or a destination's `write_key`) to `.streamlit/secrets.toml` or the "
+                "environment. Checks and dry runs work without one."
+            )
+        else:
+            st.markdown(f"Write key: `{key.masked()}`")
+        where = destination.endpoint or f"Segment's {destination.region.upper()} endpoint"
+        st.caption(
+            f"Sends to {where}. Destinations, keys and endpoints are the operator's settings; "
+            "see the README's *Deploying for a team*."
+        )
+        if destination.name != "production":
+            st.caption(f"Sync state of its own: sync keys end in `@{destination.name}`.")
+        left, right = st.columns(2)
+        left.number_input(
+            "Max requests/s (0 = no limit)",
+            min_value=0.0,
+            value=float(settings.max_requests_per_second),
+            key="publish_rps",
+            persist_state="session",
+        )
+        right.number_input(
+            "Max events/s (0 = no limit)",
+            min_value=0.0,
+            value=float(settings.max_events_per_second),
+            key="publish_eps",
+            persist_state="session",
+        )
+    return Target(destination, access, bool(access) and key is not None)
+
+
+def _trait_set_source(name: str, wh: Warehouse) -> TraitSet | None:
+    source = TraitSet.load(app_state.TRAITSETS / name)
+    # The threshold chosen on the Preview page for this trait set is the one in use.
+    chosen = st.session_state.get("preview_thresholds", {}).get(source.name)
+    threshold = f"drift threshold {source.drift_threshold:g}"
+    if chosen is not None and chosen != source.drift_threshold:
+        threshold = (
+            f"drift threshold {chosen:g}, set on the Preview page (the trait set says "
+            f"{source.drift_threshold:g})"
+        )
+        source = dataclasses.replace(source, drift_threshold=float(chosen))
+    st.caption(
+        f"{source.kind} traits ({source.message_type} calls) from {source.source_label}; "
+        f"{threshold}"
+    )
+    if source.table is not None and not wh.has_table(source.table):
+        st.info(
+            f"The table `{source.table}` that trait set **{source.name}** reads does not "
+            "exist in this warehouse yet. Score profiles first: the Score page writes it.",
+            icon=":material/info:",
+        )
+        app_state.page_link("pages/score.py", "Score profiles", ":material/target:")
+        return None
+    return source
+
+
+def _table_options(wh: Warehouse, table: str) -> dict[str, Any]:
+    columns = list(wh.table(table).columns)
+    left, right = st.columns(2)
+    kind = left.radio(
+        "Calls", ["identify", "group"], horizontal=True, key="publish_kind", persist_state="session"
+    )
+    id_column = right.selectbox(
+        "Identifier column",
+        columns,
+        index=columns.index(default_identifier(columns, kind=kind)),
+        key="publish_id_column",
+        persist_state="session",
+    )
+    return {"kind": kind, "id_column": id_column}
+
+
+def pick_source(wh: Warehouse, target: Target) -> Source:
+    """A trait-set file, or an output table (any table for a publisher who asks) with its calls
+    and identifier; then what happens to profiles that left, and the sync key."""
+    access = target.access
+    files = [p.name for p in trait_set_files(app_state.TRAITSETS)]
+    left, right = st.columns([3, 2])
+    kind_of_source = left.radio(
+        "Source",
+        ["Trait set", "Table"],
+        index=0 if files else 1,
+        horizontal=True,
+        key="publish_source_kind",
+        persist_state="session",
+    )
+    # Input tables (users with their e-mails...) are no trait source: the list holds the output
+    # tables the Score page writes, and every table only when a publisher asks for it.
+    any_table = right.toggle(
+        "Any table (advanced)",
+        disabled=not access,
+        help="Lists every table of the warehouse, not only output tables. "
+        + ("" if access else f"Not for this session: {access.reason}."),
+        key="publish_any_table",
+        persist_state="session",
+    )
+    tables = app_state.output_tables(wh, any_table=bool(any_table and access))
+    picked = Source()
+    with app_state.user_errors():
+        if kind_of_source == "Trait set" and files:
+            name = st.selectbox("Trait set", files, key="publish_traitset", persist_state="session")
+            picked.source = _trait_set_source(name, wh)
+        elif kind_of_source == "Table" and tables:
+            picked.source = st.selectbox(
+                "Table", tables, key="publish_table", persist_state="session"
+            )
+            picked.options = _table_options(wh, picked.source)
+        elif kind_of_source == "Trait set":
+            st.info(f"No trait-set files in {app_state.TRAITSETS}.")
+        else:
+            st.info(
+                "No output table to publish yet: the Score page writes one."
+                + ("" if any_table and access else " Other tables: *Any table (advanced)*.")
+            )
+        if picked.source is not None:
+            source = picked.source
+            default_remove = source.on_remove if isinstance(source, TraitSet) else "null"
+            picked.options["on_remove"] = st.radio(
+                "Profiles that left the result",
+                ["null", "keep"],
+                index=["null", "keep"].index(default_remove),
+                format_func=REMOVE_LABELS.__getitem__,
+                horizontal=True,
+                key="publish_on_remove",
+                persist_state="session",
+            )
+            base_key = resolve_source(wh, source, **picked.options).sync_key
+            picked.sync_key = target.destination.sync_key(base_key)
+            picked.options["sync_key"] = picked.sync_key
+            st.caption(
+                f"Sync key `{picked.sync_key}`: the published state this source is diffed against."
+            )
+    return picked
+
+
+def run_sync(
+    wh: Warehouse,
+    target: Target,
+    picked: Source,
+    *,
+    only_failed: bool,
+    allow_drift: bool,
+    allow_invalid: bool,
+) -> SyncResult | None:
+    """Publish with a live progress bar; errors show as messages."""
+    bar = st.progress(0.0, text="Starting…")
+
+    def progress(p: SyncProgress) -> None:
+        bar.progress(
+            p.fraction,
+            text=f"{p.phase}: {p.sent:,} sent, {p.failed:,} failed of {p.total:,} "
+            f"({p.requests:,} requests)",
+        )
+
+    with app_state.user_errors():
+        if not target.access:  # the buttons are disabled too; this holds if a click gets through
+            raise ConfigError(f"not published: {target.access.reason}")
+        destination = target.destination
+        client = make_client(  # no settings: nothing of the single-key config leaks in
+            write_key=destination.write_key,
+            region=destination.region,
+            endpoint=destination.endpoint,
+            max_requests_per_second=st.session_state.get("publish_rps"),
+            max_events_per_second=st.session_state.get("publish_eps"),
+        )
+        try:
+            return sync(
+                wh,
+                picked.source,
+                client=client,
+                allow_drift=allow_drift,
+                allow_invalid=allow_invalid,
+                only_failed=only_failed,
+                progress=progress,
+                **picked.options,
+            )
+        finally:
+            client.close()
+    return None
+
+
+def show_history(wh: Warehouse, target: Target, picked: Source) -> None:
+    """The run history, and this source's failed rows with a retry action."""
+    st.subheader("Run history")
+    with app_state.user_errors():
+        runs = history(wh, limit=50)
+        if runs.empty:
+            st.info("No publish runs recorded in this warehouse yet.")
+        else:
+            st.dataframe(runs, hide_index=True, key="publish_history")
+    st.subheader("Failed rows")
+    st.caption(
+        "Rows Segment did not take. Every publish sends them again until they succeed; "
+        "Retry sends only these."
+    )
+    with app_state.user_errors():
+        key = picked.sync_key
+        failed = failed_rows(wh, sync_key=key, limit=1_000) if key else None
+        if failed is None or failed.empty:
+            st.info("No failed rows waiting for this source.")
+            return
+        st.dataframe(failed, hide_index=True, key="publish_failed")
+        if st.button("Retry failed rows", disabled=not target.can_send, key="publish_retry"):
+            access = bool(target.access)
+            result = run_sync(
+                wh,
+                target,
+                picked,
+                only_failed=True,
+                allow_drift=access and st.session_state.get("publish_allow_drift", False),
+                allow_invalid=access and st.session_state.get("publish_allow_invalid", False),
+            )
+            if result is not None:
+                st.session_state["publish_result"] = result.to_dict()
+                st.rerun()
+
+
+def _verdicts(report: DryRunReport) -> None:
+    verdicts = report.verdicts
+    left, right = st.columns(2)
+    with left:
+        if verdicts.validation_ok:
+            st.success(
+                "Validation: Segment's SQL-trait contract holds", icon=":material/check_circle:"
+            )
+        else:
+            errors = "; ".join(f"{e.name}: {e.message}" for e in verdicts.validation.errors)
+            st.error(f"Validation failed: {errors}", icon=":material/block:")
+        for w in verdicts.validation.warnings:
+            st.caption(f":material/warning: {w.name}: {w.message}")
+    with right:
+        if verdicts.drift is None:
+            st.info("Drift: nothing published under this sync key yet", icon=":material/info:")
+        elif verdicts.drift_over:
+            st.error(
+                f"Drift: max PSI {verdicts.max_psi:.3f} over the threshold "
+                f"{verdicts.drift_threshold:g} ({', '.join(verdicts.drift_over)}): a publish "
+                "needs the override below",
+                icon=":material/block:",
+            )
+        else:
+            psi = "n/a" if verdicts.max_psi is None else f"{verdicts.max_psi:.3f}"
+            st.success(
+                f"Drift: max PSI {psi} (threshold {verdicts.drift_threshold:g})",
+                icon=":material/check_circle:",
+            )
+        if verdicts.drift is not None and verdicts.drift.new_traits:
+            new = ", ".join(verdicts.drift.new_traits)
+            st.caption(f"New since the published snapshot (no drift figure): {new}")
+
+
+def show_dry_run(report: DryRunReport) -> None:
+    """The verdicts, the counts, the requests and duration, and the exact sample payloads."""
+    _verdicts(report)
+    for col, label in zip(st.columns(4), ("new", "changed", "removed", "unchanged"), strict=True):
+        col.metric(label.title(), f"{getattr(report, label):,}")
+    approx = "" if report.requests_exact else "about "
+    duration = (
+        "no client-side rate limit"
+        if report.expected_seconds is None
+        else f"about {report.expected_seconds:,.1f} s at the configured rate limit"
+    )
+    st.markdown(
+        f"Would send **{report.to_send:,}** messages in {approx}**{report.requests:,}** "
+        f"requests ({report.payload_bytes / 1e6:.2f} MB): {duration}."
+    )
+    if report.removed and report.on_remove == "null":
+        st.warning(f"{report.removed:,} profiles left the result: their traits become null.")
+    if report.rejected:
+        st.warning(
+            f"{report.rejected:,} rows would be refused: "
+            + "; ".join(f"{i}: {r}" for i, r in report.rejections[:3])
+        )
+    if report.sample:
+        with st.expander("Sample payloads — exact JSON as sent (message ids differ per run)"):
+            for text in report.sample:
+                st.code(text, language="json", wrap_lines=True)
+
+
+def show_result(done: dict[str, Any]) -> None:
+    """The last publish of this session, in one line."""
+    summary = (
+        f"Run {done['run_id']} {done['status']}: {done['sent']:,} sent, {done['failed']:,} "
+        f"failed ({done['new']:,} new, {done['changed']:,} changed, {done['removed']:,} removed, "
+        f"{done['unchanged']:,} unchanged) in {done['requests']:,} requests, "
+        f"{done['duration_s']:.1f} s"
+    )
+    if done["status"] == "succeeded":
+        st.success(summary, icon=":material/check_circle:")
+    else:
+        error = f" — {done['error']}" if done.get("error") else ""
+        st.warning(summary + error, icon=":material/warning:")

@@ -1,0 +1,188 @@
+"""The Score page's panels: which model versions, as of when, into which table; what the trait
+sets reading that table will find there; the run with its progress; the result and the runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+import app_state
+from sqltraits_kit.errors import SqlTraitsError
+from sqltraits_kit.modelling.features import TableMapping
+from sqltraits_kit.modelling.registry import ModelCard, Registry
+from sqltraits_kit.traits.output import METADATA_COLUMNS, is_output_table, runs
+from sqltraits_kit.traits.scoring import DEFAULT_OUTPUT_TABLE, default_as_of, score, trait_columns
+from sqltraits_kit.traits.traitset import TraitSet
+from sqltraits_kit.warehouse import Warehouse
+from sqltraits_kit.workflows.catalog import DEFAULT_TRAIT_SET, missing_columns, model_names
+
+PATHS = {"warehouse": "in the warehouse", "streamed": "streamed"}
+
+
+@st.cache_data(ttl=300, show_spinner="Finding the latest data in the warehouse…")
+def latest_as_of(url: str, _wh: Warehouse, mapping: str) -> dt.date:
+    return default_as_of(_wh, TableMapping.from_dict(json.loads(mapping)))
+
+
+def pick_models(registry: Registry, cards: list[ModelCard], sets: list[TraitSet]) -> list[Any]:
+    """The models to score (by default the ones the default trait set names) and a version of
+    each; returns the chosen versions' cards."""
+    by_name: dict[str, dict[int, Any]] = {}
+    for card in cards:
+        by_name.setdefault(card.name, {})[card.version] = card
+    names = list(by_name)
+    wanted = model_names(sets[0]) if sets else ["churn"]
+    chosen = st.multiselect(
+        "Models",
+        names,
+        default=[n for n in wanted if n in by_name] or names[:1],
+        key="score_models",
+        persist_state="session",
+        help="Several models are joined on the profile into one output table."
+        + (f" Trait set {sets[0].name!r} expects {', '.join(wanted)}." if sets else ""),
+    )
+    picked = []
+    for column, name in zip(st.columns(max(len(chosen), 1)), chosen, strict=False):
+        versions = sorted(by_name[name], reverse=True)
+        active = registry.active(name)
+        default = versions.index(active.version) if active and active.version in versions else 0
+
+        def label(version: int, name: str = name, active=active) -> str:
+            card = by_name[name][version]
+            mark = " · active" if active and active.version == version else ""
+            return f"v{version} · {card.kind} · {card.estimator} · cutoff {card.cutoff}{mark}"
+
+        version = column.selectbox(
+            f"{name} version",
+            versions,
+            index=default,
+            format_func=label,
+            key=f"score_v_{name}",
+            persist_state="session",
+        )
+        picked.append(by_name[name][version])
+    return picked
+
+
+def run_options(wh: Warehouse, picked: list[Any]) -> tuple[dt.date, str, str, str]:
+    """(as of, output table, where to score, identifier column)."""
+    if picked:
+        latest = latest_as_of(wh.url, wh, json.dumps(picked[0].mapping, sort_keys=True))
+    else:
+        latest = dt.date.today()
+    left, right = st.columns(2)
+    as_of = left.date_input(
+        "As of",
+        value=latest,
+        key="score_as_of",
+        persist_state="session",
+        help=f"Profiles and events before this date count. Latest data: the day before {latest}.",
+    )
+    table = right.text_input(
+        "Output table", value=DEFAULT_OUTPUT_TABLE, key="score_table", persist_state="session"
+    )
+    with st.expander("Options"):
+        method = st.radio(
+            "Where to score",
+            ["auto", "warehouse", "streamed"],
+            horizontal=True,
+            key="score_method",
+            persist_state="session",
+            help="auto: in the warehouse when the model translates to SQL and matches "
+            "scikit-learn within 1e-9 on a sample, else streamed.",
+        )
+        id_column = st.text_input(
+            "Identifier column", value="user_id", key="score_id_column", persist_state="session"
+        )
+    return as_of, table.strip(), method, id_column.strip()
+
+
+def check_target(wh: Warehouse, target: str, picked: list[Any], sets: list[TraitSet]) -> bool:
+    """Whether scoring into ``target`` is refused (an input table), and what the trait sets
+    reading it will find there: the default one warns, the others are a note."""
+    blocked = bool(target) and wh.has_table(target) and not is_output_table(wh, target)
+    if blocked:  # score() swaps the table in whole: an input table would be gone
+        st.error(
+            f"`{target}` already exists and is not an output table (it has no "
+            f"{', '.join(METADATA_COLUMNS)} columns): scoring would replace it. "
+            "Choose another name.",
+            icon=":material/error:",
+        )
+    written = {column for card in picked for column in trait_columns(card)}
+    notes = []
+    for ts in sets:
+        if ts.table != target or not ts.traits:
+            continue
+        missing = missing_columns(ts, written=written)
+        if not missing:
+            notes.append(f"**{ts.name}** :material/check:")
+            continue
+        models = ", ".join(model_names(ts))
+        notes.append(f"**{ts.name}** needs {', '.join(missing)} (its models: {models})")
+        if ts.path is not None and ts.path.name == DEFAULT_TRAIT_SET:
+            st.warning(
+                f"Trait set {ts.name!r} reads {', '.join(missing)} from `{target}`, which no "
+                f"chosen model writes: add {models}, or its checks fail.",
+                icon=":material/warning:",
+            )
+    if notes:
+        st.caption(f"Trait sets reading `{target}`: " + " · ".join(notes))
+    return blocked
+
+
+def run_score(wh: Warehouse, registry: Registry, refs: list[str], **options: Any) -> None:
+    """Score with a live status and progress bar; the result goes to the session."""
+    st.session_state.pop("score_result", None)
+    with st.status(f"Scoring with {', '.join(refs)}…", expanded=True) as status:
+        try:
+            result = score(
+                wh, models=refs, registry=registry, progress=app_state.progress_bar(), **options
+            )
+        except SqlTraitsError:
+            status.update(label="Scoring failed: nothing was written", state="error")
+            raise
+        status.update(
+            label=f"Scored {result.rows:,} profiles in {result.seconds:.1f} s",
+            state="complete",
+            expanded=False,
+        )
+    st.session_state["score_result"] = result.to_dict()
+
+
+def show_result(wh: Warehouse, done: dict[str, Any]) -> None:
+    """The last scoring run of this session: counts, each model's path, timings, the runs."""
+    st.success(f"Wrote {done['rows']:,} rows to `{done['table']}` (run `{done['run_id']}`).")
+    a, b, c = st.columns(3)
+    a.metric("Profiles scored", f"{done['rows']:,}")
+    b.metric("Time", f"{done['seconds']:.1f} s")
+    c.metric("As of", done["as_of"])
+    models = [
+        {
+            "model": m["ref"],
+            "columns": ", ".join(m["columns"]),
+            "path": PATHS.get(m["path"], m["path"]),
+            "why": m["reason"],
+            "parity max |diff|": m["parity_max_diff"],
+            "seconds": round(m["seconds"], 2),
+        }
+        for m in done["models"]
+    ]
+    st.dataframe(pd.DataFrame(models), hide_index=True, key="score_models_table")
+    steps = " · ".join(f"{k} {v:.1f} s" for k, v in done["timings"].items())
+    swap = "atomic swap" if done["atomic"] else "swap (not atomic on this engine)"
+    st.caption(f"Timing: {steps} · {swap} · history in `{done['history_table']}`")
+    for note in done["notes"]:
+        st.warning(note)
+    app_state.page_link(
+        "pages/preview.py", "Preview and validate the traits", ":material/bar_chart:"
+    )
+    history = runs(wh, done["table"]) if done["history_table"] else []
+    if history:
+        st.subheader("Runs")
+        st.dataframe(
+            pd.DataFrame([r.to_dict() for r in history]), hide_index=True, key="score_runs"
+        )

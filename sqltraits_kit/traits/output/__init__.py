@@ -1,0 +1,57 @@
+"""The output production table: staged, validated, swapped in atomically, every run kept.
+
+A run is written to a staging table first and checked there (identifier present, not null, not
+empty, unique; every trait non-null and finite; the caller's ``validate`` hook). Only then, in
+one transaction, is the staging table's content appended to ``<output>_history`` and the staging
+table renamed over the output table. DuckDB and PostgreSQL both have transactional DDL, so
+readers see the old table or the new one, never none, and a run that fails at any point leaves
+both tables as they were. On an engine without transactional DDL the swap falls back to Ibis'
+``create_table(overwrite=True)`` and the result says it was not atomic.
+
+Statements are built with sqlglot expressions (Ibis' own SQL layer) and quoted identifiers; no
+SQL is formatted from user input, and table names must be lower snake_case.
+
+API::
+
+    write = write_output(wh, expr, table="churn_traits", id_column="user_id", run_id=run_id)
+    runs(wh, "churn_traits")            # one OutputRun per run in the history, newest first
+    rollback(wh, "churn_traits", run_id)  # the output table becomes that run's rows again
+
+The package: names and metadata (:mod:`.tables`), the checks and statements of a staged run
+(:mod:`.staging`), :func:`write_output` (:mod:`.write`), and the runs kept (:mod:`.runs`).
+"""
+
+from __future__ import annotations
+
+from sqltraits_kit.traits.output.runs import rollback, runs
+from sqltraits_kit.traits.output.staging import Validator
+from sqltraits_kit.traits.output.tables import (
+    HISTORY_SUFFIX,
+    METADATA_COLUMNS,
+    OutputRun,
+    OutputWrite,
+    check_output_target,
+    check_table_name,
+    history_table,
+    is_output_table,
+    new_run_id,
+    output_tables,
+)
+from sqltraits_kit.traits.output.write import write_output
+
+__all__ = [
+    "HISTORY_SUFFIX",
+    "METADATA_COLUMNS",
+    "OutputRun",
+    "OutputWrite",
+    "Validator",
+    "check_output_target",
+    "check_table_name",
+    "history_table",
+    "is_output_table",
+    "new_run_id",
+    "output_tables",
+    "rollback",
+    "runs",
+    "write_output",
+]

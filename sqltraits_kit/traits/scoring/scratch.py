@@ -1,0 +1,153 @@
+"""Scratch tables of a scoring run and the streamed path: Arrow batches out, Parquet, back in.
+
+The load starts only after the read has finished (ibis #9444: on DuckDB an insert during the
+iteration silently stops it after the first batch), and neither side holds more than a batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sqltraits_kit.errors import DataError
+from sqltraits_kit.warehouse.kit_tables import SCRATCH_PREFIX
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+    import pyarrow as pa
+
+    from sqltraits_kit.warehouse import Warehouse
+
+__all__ = [
+    "Progress",
+    "Scratch",
+    "max_diff",
+    "stream_to_table",
+    "sub_progress",
+    "systematic_sample",
+]
+
+TMP_PREFIX = f"{SCRATCH_PREFIX}tmp_"
+
+Progress = Callable[[str, float], None]
+
+
+class Scratch:
+    """Temporary tables of one run, dropped at the end whatever happens."""
+
+    def __init__(self, wh: Warehouse) -> None:
+        self.wh = wh
+        self.names: list[str] = []
+
+    def name(self) -> str:
+        name = f"{TMP_PREFIX}{uuid.uuid4().hex[:16]}"
+        self.names.append(name)
+        return name
+
+    def table(self, expr: ir.Table) -> ir.Table:
+        return self.wh.con.create_table(self.name(), expr, temp=True)
+
+    def drop_all(self) -> None:
+        for name in reversed(self.names):
+            # a temporary table also goes with the connection: a failed drop is harmless
+            with contextlib.suppress(Exception):
+                self.wh.con.drop_table(name, force=True)
+        self.names.clear()
+
+
+def systematic_sample(table: ir.Table, total: int, rows: int) -> ir.Table:
+    """Every k-th row by profile id: deterministic, portable, spread over the whole range."""
+    import ibis
+
+    step = max(1, total // max(rows, 1))
+    numbered = table.mutate(_sqltraits_rn=ibis.row_number().over(order_by=table.profile_id))
+    picked = numbered.filter(numbered._sqltraits_rn % step == 0).drop("_sqltraits_rn")
+    return picked.order_by("profile_id").limit(rows)
+
+
+def max_diff(reference: np.ndarray, candidate: np.ndarray) -> float:
+    ref = np.asarray(reference, dtype=float)
+    got = np.asarray(candidate, dtype=float)
+    both_missing = np.isnan(ref) & np.isnan(got)
+    diff = np.where(both_missing, 0.0, np.abs(ref - got))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    return float(diff.max()) if diff.size else 0.0
+
+
+def stream_to_table(
+    wh: Warehouse,
+    scratch: Scratch,
+    source: ir.Table,
+    compute: Callable[[pa.RecordBatch], pa.Table],
+    *,
+    schema: pa.Schema,
+    batch_rows: int,
+    total: int,
+    report: Callable[[str, float], None],
+    label: str,
+) -> ir.Table:
+    """Read ``source`` in Arrow batches, ``compute`` each, stage to Parquet, then load it back.
+
+    The load starts only after the read has finished (ibis #9444), from a Parquet file on disk,
+    so neither the read nor the write holds more than a batch in memory.
+    """
+    import ibis
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory(prefix="sqltraits_score_", dir=wh.scratch_dir) as folder:
+        path = Path(folder) / "scores.parquet"
+        done = 0
+        with pq.ParquetWriter(path, schema) as writer:
+            reader = source.to_pyarrow_batches(chunk_size=batch_rows)
+            try:
+                for batch in reader:
+                    if not batch.num_rows:
+                        continue
+                    out = compute(batch)
+                    writer.write_table(out.cast(schema))
+                    done += batch.num_rows
+                    report(f"{label}: {done:,}/{total:,} rows", done / max(total, 1))
+            finally:
+                close = getattr(reader, "close", None)
+                if close is not None:
+                    close()
+        if done != total:
+            raise DataError(
+                f"{label}: read {done:,} of {total:,} rows from the warehouse; the scores were "
+                "not written"
+            )
+        name = scratch.name()
+        target = wh.con.create_table(name, schema=ibis.Schema.from_pyarrow(schema), temp=True)
+        report(f"{label}: loading {done:,} scores back into the warehouse", 1.0)
+        try:
+            view = f"{name}_parquet"
+            staged = wh.con.read_parquet(path, table_name=view)
+        except NotImplementedError:
+            staged = None
+        if staged is not None:
+            wh.con.insert(name, staged)
+            with contextlib.suppress(Exception):  # the view dies with the connection anyway
+                wh.con.drop_view(view, force=True)
+        else:
+            for part in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+                batch = ibis.memtable(pa.Table.from_batches([part]))
+                wh.con.insert(name, batch)
+                # Ibis keeps a memtable's copy until the process exits: drop it now so the
+                # warehouse holds one batch at a time, not the whole column twice.
+                with contextlib.suppress(Exception):
+                    wh.con.drop_table(batch.get_name(), force=True)
+    return target
+
+
+def sub_progress(report: Progress, start: float, end: float) -> Callable[[str, float], None]:
+    def inner(message: str, fraction: float) -> None:
+        report(message, start + (end - start) * min(max(fraction, 0.0), 1.0))
+
+    return inner

@@ -1,0 +1,234 @@
+"""The trait set: which table or query becomes which Segment traits, and how (see the package).
+
+One frozen dataclass, built from TOML (:meth:`TraitSet.load`), a dict or the constructor; the
+constructor runs :func:`~sqltraits_kit.traits.traitset.rules.validate_spec`, so every instance is
+a usable spec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sqltraits_kit.traits.output import METADATA_COLUMNS
+from sqltraits_kit.traits.traitset.rules import (
+    TOP_KEYS,
+    DerivedTrait,
+    Kind,
+    ModelRef,
+    OnRemove,
+    TraitSetError,
+    derived_from_dict,
+    model_from_dict,
+    snake_case,
+    validate_spec,
+)
+from sqltraits_kit.traits.traitset.writer import toml_dumps
+
+__all__ = ["ACCOUNT_IDENTIFIER", "DEFAULT_DRIFT_THRESHOLD", "USER_IDENTIFIERS", "TraitSet"]
+
+#: Identifier columns Segment SQL Traits accept for user traits (account traits: ``group_id``).
+USER_IDENTIFIERS = ("user_id", "email", "anonymous_id")
+ACCOUNT_IDENTIFIER = "group_id"
+DEFAULT_DRIFT_THRESHOLD = 0.2
+
+
+@dataclass(frozen=True, kw_only=True)
+class TraitSet:
+    """One trait set. Build it with :meth:`load`, :meth:`from_dict` or the constructor.
+
+    The constructor validates (raising :class:`TraitSetError` naming the key), so an instance is
+    always a usable spec. ``traits`` maps source column -> trait name; empty means "every column
+    but the identifier, :data:`METADATA_COLUMNS` and ``exclude``", resolved against the source.
+    """
+
+    name: str
+    table: str | None = None
+    query: str | None = None
+    kind: Kind = "user"
+    id_column: str | None = None  # None: user_id (user) / group_id (account)
+    description: str = ""
+    traits: Mapping[str, str] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+    derived: tuple[DerivedTrait, ...] = ()
+    decimals: Mapping[str, int] = field(default_factory=dict)
+    tolerance: Mapping[str, float] = field(default_factory=dict)
+    on_remove: OnRemove = "null"
+    drift_threshold: float = DEFAULT_DRIFT_THRESHOLD
+    model: ModelRef | None = None
+    path: Path | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.id_column is None:
+            default = ACCOUNT_IDENTIFIER if self.kind == "account" else "user_id"
+            object.__setattr__(self, "id_column", default)
+        validate_spec(self)
+
+    # ---- derived facts
+    @property
+    def identifier(self) -> str:
+        """The identifier's name in the resolved table: Segment's name for it.
+
+        ``group_id`` for account traits; for user traits the id column's own name when it is
+        one of :data:`USER_IDENTIFIERS`, else ``user_id`` (alias a column in a ``query`` to send
+        it as ``email`` or ``anonymous_id``).
+        """
+        if self.kind == "account":
+            return ACCOUNT_IDENTIFIER
+        return self.id_column if self.id_column in USER_IDENTIFIERS else "user_id"
+
+    @property
+    def message_type(self) -> Literal["identify", "group"]:
+        return "group" if self.kind == "account" else "identify"
+
+    @property
+    def source_label(self) -> str:
+        return f"table {self.table}" if self.table else "query"
+
+    def trait_map(self, columns: Iterable[str]) -> dict[str, str]:
+        """Source column -> trait name for a source with these columns (derived traits excluded).
+
+        Raises :class:`TraitSetError` for a named column the source does not have.
+        """
+        columns = list(columns)
+        if self.traits:
+            missing = [c for c in self.traits if c not in columns]
+            if missing:
+                raise self._error(
+                    f"column {missing[0]!r} is not in the {self.source_label} "
+                    f"(columns: {', '.join(columns)})",
+                    key=f"traits.{missing[0]}",
+                )
+            return dict(self.traits)
+        skip = {self.id_column, *METADATA_COLUMNS, *self.exclude}
+        return {c: snake_case(c) for c in columns if c not in skip}
+
+    def trait_names(self, columns: Iterable[str]) -> list[str]:
+        """Every trait name the resolved table carries, in order (column traits, then derived)."""
+        return [*self.trait_map(columns).values(), *(d.name for d in self.derived)]
+
+    def tolerance_for(self, trait: str) -> float:
+        """The change below which a numeric trait is not re-sent (0: any change is sent)."""
+        return float(self.tolerance.get(trait, 0.0))
+
+    def with_(self, **changes: Any) -> TraitSet:
+        """A validated copy with some fields changed (how the Preview page edits a trait set)."""
+        return dataclasses.replace(self, **changes)
+
+    def _error(self, message: str, *, key: str | None = None) -> TraitSetError:
+        return TraitSetError(message, key=key, path=self.path)
+
+    # ---- (de)serialisation
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], /, *, path: str | Path | None = None) -> TraitSet:
+        """Build from the TOML structure (unknown keys are refused: a typo must not pass)."""
+        path = Path(path) if path is not None else None
+
+        def err(message: str, key: str) -> TraitSetError:
+            return TraitSetError(message, key=key, path=path)
+
+        if not isinstance(data, Mapping):
+            raise err(f"expected a table of settings, got {type(data).__name__}", "")
+        unknown = sorted(set(data) - TOP_KEYS)
+        if unknown:
+            raise err(f"unknown key (allowed: {', '.join(sorted(TOP_KEYS))})", unknown[0])
+        for key in ("traits", "decimals", "tolerance", "model"):
+            if key in data and not isinstance(data[key], Mapping):
+                raise err(f"expected a table ([{key}]), got {type(data[key]).__name__}", key)
+        derived_raw = data.get("derived", [])
+        if not isinstance(derived_raw, list):
+            raise err("expected an array of tables ([[derived]])", "derived")
+        derived = tuple(
+            derived_from_dict(d, f"derived[{i}]", err) for i, d in enumerate(derived_raw)
+        )
+        model = model_from_dict(data["model"], err) if "model" in data else None
+        exclude = data.get("exclude", ())
+        if isinstance(exclude, str) or not isinstance(exclude, list | tuple):
+            raise err("expected a list of column names", "exclude")
+        kwargs: dict[str, Any] = {
+            k: data[k]
+            for k in (
+                "name",
+                "table",
+                "query",
+                "kind",
+                "id_column",
+                "description",
+                "on_remove",
+                "drift_threshold",
+            )
+            if k in data
+        }
+        if "name" not in kwargs:
+            raise err("a trait set needs a name", "name")
+        return cls(
+            **kwargs,
+            traits=dict(data.get("traits", {})),
+            decimals=dict(data.get("decimals", {})),
+            tolerance=dict(data.get("tolerance", {})),
+            exclude=tuple(exclude),
+            derived=derived,
+            model=model,
+            path=path,
+        )
+
+    @classmethod
+    def loads(cls, text: str, /, *, path: str | Path | None = None) -> TraitSet:
+        """Read TOML text (what :meth:`dumps` writes); ``path`` only names it in errors."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise TraitSetError(f"not valid TOML: {exc}", path=path) from None
+        return cls.from_dict(data, path=path)
+
+    @classmethod
+    def load(cls, path: str | Path, /) -> TraitSet:
+        """Read a trait-set TOML file; a missing file or bad TOML is a :class:`TraitSetError`."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise TraitSetError(f"trait-set file not found: {path}") from None
+        except OSError as exc:
+            raise TraitSetError(f"cannot read trait-set file {path}: {exc.strerror}") from None
+        return cls.loads(text, path=path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML structure (what :meth:`from_dict` reads back); defaults are left out."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.description:
+            out["description"] = self.description
+        out["kind"] = self.kind
+        out["id_column"] = self.id_column
+        if self.table:
+            out["table"] = self.table
+        if self.query:
+            out["query"] = self.query
+        out["on_remove"] = self.on_remove
+        out["drift_threshold"] = self.drift_threshold
+        if self.exclude:
+            out["exclude"] = list(self.exclude)
+        for key in ("traits", "decimals", "tolerance"):
+            value = getattr(self, key)
+            if value:
+                out[key] = dict(value)
+        if self.model is not None:
+            out["model"] = self.model.to_dict()
+        if self.derived:
+            out["derived"] = [d.to_dict() for d in self.derived]
+        return out
+
+    def dumps(self) -> str:
+        """The trait set as TOML text (stable key order: diffs under version control stay small)."""
+        return toml_dumps(self.to_dict())
+
+    def dump(self, path: str | Path, /) -> Path:
+        """Write the TOML file (parent directories are created) and return its path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.dumps(), encoding="utf-8")
+        return path

@@ -1,0 +1,137 @@
+"""Driving the app in a browser (the e2e journey): counting the app's script runs from its
+websocket, waiting for them, moving between pages, screenshots and the errors a page shows."""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.support import ROOT
+
+ARTIFACTS = ROOT / "test-artifacts"
+CUSTOMERS = 3_000  # the sample the app builds on first start
+VIEWPORT = {"width": 1400, "height": 1000}
+RUN_TIMEOUT_MS = 600_000  # the longest step (training, scoring) on 2 shared cores, with margin
+FRONTEND_IDLE = """() => {
+  const app = document.querySelector("[data-testid='stApp']");
+  return app !== null && app.dataset.testScriptState === "notRunning"
+    && app.dataset.testConnectionState === "CONNECTED";
+}"""
+
+
+class ScriptRuns:
+    """The app's script runs, counted from the server's messages on the page's websocket."""
+
+    def __init__(self, page) -> None:
+        self.started = 0
+        self.finished = 0
+        page.on("websocket", self._watch)
+
+    def _watch(self, ws) -> None:
+        if ws.url.endswith("/_stcore/stream"):
+            ws.on("framereceived", self._frame)
+
+    def _frame(self, payload: bytes | str) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        if not isinstance(payload, bytes):
+            return
+        kind = ForwardMsg.FromString(payload).WhichOneof("type")
+        if kind == "new_session":  # sent as every run starts
+            self.started += 1
+        elif kind == "script_finished":  # also when a rerun cuts a run short
+            self.finished += 1
+
+
+_RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def watch_runs(page) -> None:
+    """Count ``page``'s script runs from now on (every helper below waits on them)."""
+    _RUNS[page] = ScriptRuns(page)
+
+
+def _until(page, ready: Callable[[], bool], timeout_ms: float, what: str) -> None:
+    """Poll ``ready`` while Playwright delivers the page's events."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not ready():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_ms / 1000:.0f} s waiting for {what}")
+        page.wait_for_timeout(50)
+
+
+def wait_for_app(page, *, after: int = 0, timeout: float = RUN_TIMEOUT_MS) -> None:
+    """Wait until more than ``after`` script runs have finished, none is running, and the page
+    has rendered the result."""
+    runs = _RUNS[page]
+    _until(
+        page,
+        lambda: runs.finished > after and runs.finished >= runs.started,
+        timeout,
+        f"script run {after + 1} to finish",
+    )
+    page.wait_for_function(FRONTEND_IDLE, timeout=timeout, polling=50)
+
+
+def rerun(
+    page,
+    action: Callable[[], object],
+    *,
+    timeout: float = RUN_TIMEOUT_MS,
+    start_timeout: float = 30_000,
+) -> None:
+    """Do ``action`` (a click, a key press), then wait for the run it starts to end.
+
+    An action that starts no run fails after ``start_timeout`` ms, not after the long wait.
+    """
+    runs = _RUNS[page]
+    started, finished = runs.started, runs.finished
+    action()
+    _until(page, lambda: runs.started > started, start_timeout, "the action to start a run")
+    wait_for_app(page, after=finished, timeout=timeout)
+
+
+def open_app(page, url: str) -> None:
+    finished = _RUNS[page].finished
+    page.goto(url)
+    wait_for_app(page, after=finished)
+
+
+def go_to(page, title: str) -> None:
+    """Open a page from the sidebar navigation, as a user does."""
+    link = page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True)
+    try:
+        rerun(page, link.click, start_timeout=10_000)
+    except AssertionError:  # a click that landed while the sidebar re-rendered: once more
+        rerun(page, link.click, start_timeout=10_000)
+    page.get_by_role("heading", name=title, exact=True).first.wait_for()
+
+
+def screenshot(page, name: str) -> Path:
+    """The whole page as ``test-artifacts/<name>.png``.
+
+    Streamlit scrolls inside its main container, so Playwright's ``full_page`` sees one
+    viewport: the viewport is stretched to the content for the shot, then put back.
+    """
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll(\"[data-testid='stMain'], "
+        "[data-testid='stSidebarContent']\")].map((e) => e.scrollHeight), 0)"
+    )
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
+    try:
+        page.wait_for_load_state("networkidle")  # lazily loaded widget code and fonts
+        page.wait_for_timeout(500)  # charts resize to the new viewport
+        page.screenshot(path=str(path))
+    finally:
+        page.set_viewport_size(VIEWPORT)
+    return path
+
+
+def problems(page) -> list[str]:
+    """Tracebacks and error boxes on the page: the journey must show none."""
+    found = page.locator("[data-testid='stException'], [data-testid='stAlertContentError']")
+    return [found.nth(i).inner_text() for i in range(found.count())]

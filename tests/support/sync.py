@@ -1,0 +1,86 @@
+"""Helpers for the sync tests: tables to publish, clients for the stand-in, and what it holds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from sqltraits_kit.publishing.segment import SegmentClient, to_json_value
+from sqltraits_kit.publishing.segment.retry import RetryPolicy
+from sqltraits_kit.publishing.standin import FakeSegmentServer
+from sqltraits_kit.warehouse import Warehouse
+from tests.support.segment import WRITE_KEY
+
+__all__ = [
+    "WRITE_KEY",
+    "assert_server_holds",
+    "expected_profiles",
+    "make_client",
+    "make_table",
+    "server_profiles",
+]
+
+
+def make_client(server: FakeSegmentServer, sleeps: list[float], **options: Any) -> SegmentClient:
+    """A client for the fake server: no rate limit, backoff recorded instead of slept."""
+    return SegmentClient(
+        WRITE_KEY,
+        endpoint=server.url,
+        max_requests_per_second=None,
+        max_events_per_second=None,
+        timeout=options.pop("timeout", 5),
+        sleep=sleeps.append,
+        retry=options.pop("retry", RetryPolicy()),
+        **options,
+    )
+
+
+def make_table(wh: Warehouse, name: str, data: Mapping[str, Any] | pa.Table) -> None:
+    """Create (or replace) ``name`` in the warehouse from columns or an Arrow table."""
+    table = data if isinstance(data, pa.Table) else pa.table(dict(data))
+    wh.con.create_table(name, table, overwrite=True)
+
+
+def server_profiles(server: FakeSegmentServer, collection: str = "users") -> dict[str, dict]:
+    """``{identifier: traits}`` as the fake server holds them."""
+    return {key.split(":", 1)[1]: traits for key, traits in server.collection(collection).items()}
+
+
+def expected_profiles(
+    wh: Warehouse, name: str, *, id_column: str = "user_id", traits: list[str] | None = None
+) -> dict[str, dict]:
+    """``{identifier: traits}`` as Segment should hold them after publishing ``name``."""
+    rows = wh.con.table(name).to_pyarrow().to_pylist()
+    out = {}
+    for row in rows:
+        keep = traits or [c for c in row if c != id_column]
+        out[str(row[id_column])] = {c: to_json_value(row[c]) for c in keep}
+    return out
+
+
+def assert_server_holds(
+    server: FakeSegmentServer,
+    wh: Warehouse,
+    name: str,
+    *,
+    id_column: str = "user_id",
+    collection: str = "users",
+    removed_are_null: bool = True,
+) -> None:
+    """Every profile of the table holds exactly its values; every other one holds only nulls."""
+    expected = expected_profiles(wh, name, id_column=id_column)
+    held = server_profiles(server, collection)
+    missing = sorted(set(expected) - set(held))
+    assert not missing, f"{len(missing)} profiles never arrived, e.g. {missing[:5]}"
+    wrong = {k: (held[k], v) for k, v in expected.items() if held[k] != v}
+    assert not wrong, f"{len(wrong)} profiles differ, e.g. {list(wrong.items())[:3]}"
+    if removed_are_null:
+        extra = {
+            k: v
+            for k, v in held.items()
+            if k not in expected and any(x is not None for x in v.values())
+        }
+        assert not extra, f"profiles not in the table still hold values: {list(extra.items())[:3]}"
+    assert server.rejected == [], server.rejected[:5]
