@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SqlTraitsError as exc:
         if args.debug:
             raise
-        print(f"sqltraits {args.command}: {_redacted(exc, args)}", file=sys.stderr)
+        print(f"sqltraits {args.command}: error: {_redacted(exc, args)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"sqltraits {args.command}: interrupted", file=sys.stderr)

@@ -71,6 +71,7 @@ def test_score_errors_exit_with_a_message(db, trained, capsys, extra, status, me
     assert main(argv) == status
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+    assert err.startswith("sqltraits score: error: ")  # every failure says "error:"
     wh = connect(db, read_only=True)
     try:
         assert not [t for t in wh.tables() if t.endswith("_traits")]
