@@ -15,6 +15,7 @@ import streamlit as st
 import app_state
 from sqltraits_kit.access import Decision
 from sqltraits_kit.errors import ConfigError
+from sqltraits_kit.publishing import local
 from sqltraits_kit.publishing.sync import (
     DryRunReport,
     SyncProgress,
@@ -59,7 +60,7 @@ class Source:
 
 def destination_settings(settings: Settings, access: Decision) -> Target:
     """The destination picker and its Segment settings (write key, endpoint, rate limits)."""
-    destinations = {d.name: d for d in settings.publish_destinations()}
+    destinations = {d.name: d for d in local.publish_destinations(settings)}
     destination = destinations[
         st.selectbox(
             "Destination",
@@ -71,9 +72,20 @@ def destination_settings(settings: Settings, access: Decision) -> Target:
             persist_state="session",
         )
     ]
+    destination = local.resolve(destination)  # the local test server starts when chosen
     key = destination.write_key
+    is_local = destination.name == local.LOCAL
+    if is_local:
+        st.info(
+            f"Publishing to a test server on this machine ({destination.endpoint}): it accepts "
+            "and dedupes like Segment's Tracking API, and nothing leaves this machine. After a "
+            "publish, the page shows the traits Segment would now hold.",
+            icon=":material/science:",
+        )
     with st.expander("Segment settings", expanded=key is None):
-        if key is None:
+        if is_local:
+            st.markdown("Write key: generated for this app process only.")
+        elif key is None:
             st.warning(
                 f"No write key for {destination.label}: the operator adds `SEGMENT_WRITE_KEY` "
                 "(or a destination's `write_key`) to `.streamlit/secrets.toml` or the "
@@ -353,6 +365,22 @@ def show_dry_run(report: DryRunReport) -> None:
         with st.expander("Sample payloads — exact JSON as sent (message ids differ per run)"):
             for text in report.sample:
                 st.code(text, language="json", wrap_lines=True)
+
+
+def show_local_holdings(target: Target) -> None:
+    """What the local test server holds after a publish: the traits Segment would now hold."""
+    if target.destination.name != local.LOCAL:
+        return
+    rows = local.local_holdings()
+    st.subheader("What the local test server holds")
+    st.caption(
+        "Local test server, nothing leaves this machine: these are the traits Segment would "
+        f"now hold, one row per profile ({len(rows):,} profiles)."
+    )
+    if rows:
+        st.dataframe(rows, hide_index=True, width="stretch", key="publish_local_holdings")
+    else:
+        st.caption("Nothing received yet: publish to see it here.")
 
 
 def show_result(done: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ import streamlit as st
 import app_state
 from app_views import publish as view
 from sqltraits_kit.publishing.sync import DryRunReport, dry_run
+from sqltraits_kit.publishing.sync.client import destination_of
 
 settings = app_state.settings()
 wh = app_state.warehouse()
@@ -48,6 +49,7 @@ if st.button("Check and dry run", key="publish_dry_button", icon=":material/rule
             picked.source,
             max_requests_per_second=view.limit(st.session_state["publish_rps"]),
             max_events_per_second=view.limit(st.session_state["publish_eps"]),
+            destination=destination_of(target.destination),
             **picked.options,
         )
 report: DryRunReport | None = st.session_state.get("publish_dry")
@@ -97,5 +99,6 @@ elif target.destination.write_key is None:
 done = st.session_state.get("publish_result")
 if done:
     view.show_result(done)
+view.show_local_holdings(target)
 
 view.show_history(wh, target, picked)

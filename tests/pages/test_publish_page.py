@@ -55,8 +55,30 @@ def _texts(at) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-def test_without_a_write_key_the_page_explains_and_publishing_is_disabled(page, scores):
+def test_without_a_write_key_the_local_test_server_is_the_default_and_a_publish_shows_it(
+    page, scores
+):
     at = page("pages/publish.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="publish_destination").value == "local"
+    assert any("nothing leaves this machine" in i.value for i in at.info)
+    at.radio(key="publish_source_kind").set_value("Table").run()
+    at.toggle(key="publish_any_table").set_value(True).run()
+    at.selectbox(key="publish_table").select("scores").run()
+    assert not at.button(key="publish_button").disabled
+    at.button(key="publish_button").click().run()
+    assert not at.exception, at.exception
+    assert any("succeeded: 600 sent" in x.value for x in at.success)
+    held = [d.value for d in at.dataframe if "identifier" in d.value.columns]
+    assert len(held) == 1 and len(held[0]) == N
+    row = held[0].set_index("identifier").loc["u42"]
+    assert row["score"] == 42 / N
+    assert "Segment would now hold" in _texts(at)
+
+
+def test_without_a_write_key_production_explains_and_publishing_is_disabled(page, scores):
+    at = page("pages/publish.py").run()
+    at.selectbox(key="publish_destination").select("production").run()
     assert not at.exception, at.exception
     assert any("No write key" in w.value for w in at.warning)
     at.radio(key="publish_source_kind").set_value("Table").run()

@@ -16,7 +16,7 @@ from sqltraits_kit.publishing.segment.secret import Secret as SegmentSecret
 if TYPE_CHECKING:
     from sqltraits_kit.settings import Settings
 
-__all__ = ["make_client", "rate"]
+__all__ = ["destination_of", "make_client", "rate"]
 
 
 def _segment_secret(value: Any) -> SegmentSecret:
@@ -86,3 +86,19 @@ def make_client(
         )
     except ValueError as exc:
         raise ConfigError(f"Segment settings: {exc}") from None
+
+
+def destination_of(destination: Any, /) -> str | None:
+    """The sync state's destination key (endpoint and write-key fingerprint) of a configured
+    :class:`~sqltraits_kit.settings.Destination`; None without a write key. No network."""
+    from sqltraits_kit.publishing.sync.destination import client_destination
+
+    if getattr(destination, "write_key", None) is None:
+        return None
+    client = make_client(
+        write_key=destination.write_key, region=destination.region, endpoint=destination.endpoint
+    )
+    try:
+        return client_destination(client)
+    finally:
+        client.close()
