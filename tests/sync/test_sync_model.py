@@ -46,7 +46,7 @@ from sqltraits_kit.publishing.standin import (
     Redirect,
     Respond,
 )
-from sqltraits_kit.publishing.sync import engine, runs, sync
+from sqltraits_kit.publishing.sync import publisher, runs, sync
 from sqltraits_kit.publishing.sync.lease import LeaseHeld
 from sqltraits_kit.warehouse import connect
 from tests.support.segment import PROFILE_TOKEN, SPACE_ID, WRITE_KEY
@@ -88,7 +88,7 @@ class _CrashAfter:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
         self.left = n
         self.mp = monkeypatch
-        for module in (engine, runs):
+        for module in (publisher, runs):
             original = module.insert
             self.mp.setattr(module, "insert", self._wrap(original))
 

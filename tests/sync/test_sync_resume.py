@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import sqltraits_kit.publishing.sync.engine as sync_engine
+import sqltraits_kit.publishing.sync.publisher as sync_publisher
 from sqltraits_kit.publishing.sync import history, sync
 from tests.support.sync import assert_server_holds, make_client, make_table, server_profiles
 
@@ -23,7 +23,7 @@ def test_an_interrupted_run_resumes_with_the_same_message_ids(
     make_table(duckdb_wh, unique_name, _table())
     # A progress call after every settled batch (not every 0.1 s), so the stop below lands at
     # 1,000 sent whatever the machine's speed; no slowed-down server needed.
-    monkeypatch.setattr(sync_engine, "_PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(sync_publisher, "_PROGRESS_EVERY", 0.0)
     client = make_client(segment_server, fast_sleeps, concurrency=CONCURRENCY)
 
     def stop_midway(p):
