@@ -21,7 +21,14 @@ if TYPE_CHECKING:
 
     from sqltraits_kit.warehouse import Warehouse
 
-__all__ = ["Query", "SourceLike", "SyncSource", "normalise_kind", "resolve_source"]
+__all__ = [
+    "Query",
+    "SourceLike",
+    "SyncSource",
+    "normalise_kind",
+    "resolve_source",
+    "table_sync_key",
+]
 
 MessageKind = Literal["identify", "group"]
 OnRemove = Literal["null", "keep"]
@@ -101,6 +108,11 @@ def _id_type(kind: MessageKind, id_column: str) -> Literal["user_id", "anonymous
             "needs a userId or anonymousId): select the user_id in the query instead"
         )
     return "anonymous_id" if kind == "identify" and id_column == "anonymous_id" else "user_id"
+
+
+def table_sync_key(table: str, kind: MessageKind) -> str:
+    """The sync key of a bare table published with ``kind`` calls: ``table:<name>:<kind>``."""
+    return f"table:{table}:{kind}"
 
 
 def _query_key(sql: str, kind: MessageKind) -> str:
@@ -187,7 +199,7 @@ def resolve_source(
         traits = tuple(c for c in columns if c != ident)
     elif isinstance(source, str):
         table = wh.table(source)
-        label, key = f"table {source}", f"table:{source}:{msg_kind}"
+        label, key = f"table {source}", table_sync_key(source, msg_kind)
         columns = list(table.columns)
         _check_names(columns, ident, label)
         skip: set[str] = set()

@@ -38,11 +38,11 @@ def table_sync_key(table: str, *, kind: str = "user") -> str:
     """The sync key a publish of the bare table uses (``table:<name>:identify``), so the Preview
     of a table reads that table's published snapshot.
 
-    The format is :func:`sqltraits_kit.publishing.sync.resolve_source`'s; a test holds the two
-    to one answer (``tests/test_preview.py``) until the sync exports it.
+    The format is the sync's own (:func:`sqltraits_kit.publishing.sync.source.table_sync_key`).
     """
-    message = "group" if kind in ("account", "group") else "identify"
-    return f"table:{table}:{message}"
+    from sqltraits_kit.publishing.sync.source import table_sync_key as sync_key
+
+    return sync_key(table, "group" if kind in ("account", "group") else "identify")
 
 
 def default_identifier(columns: Sequence[str], /, *, kind: str | None = None) -> str:
