@@ -10,15 +10,22 @@ import streamlit as st
 import app_state
 from sqltraits_kit.errors import SqlTraitsError
 from sqltraits_kit.modelling import charts
+from sqltraits_kit.modelling.baselines import BASELINES
 from sqltraits_kit.modelling.features import TableMapping
 from sqltraits_kit.modelling.registry import Registry
 from sqltraits_kit.modelling.training import ESTIMATORS, default_cutoff, save_result, train_model
 from sqltraits_kit.warehouse import Warehouse
 
 ESTIMATOR_LABELS = {
+    "auto": "auto: every candidate, the best on a validation window wins",
     "gbm": "gradient boosting (HistGradientBoosting)",
+    "gbm_small": "gradient boosting, shallow (small data)",
     "logistic": "logistic regression (baseline)",
     "poisson": "Poisson GLM (baseline)",
+    "tweedie": "Tweedie GLM",
+    "bgnbd": "BG/NBD on the feature table",
+    "mbgnbd": "modified BG/NBD on the feature table",
+    "blend": "blend: the best of each family, averaged",
     "btyd": "BG/NBD + Gamma-Gamma (buy-till-you-die)",
 }
 MAPPING_FIELDS = {
@@ -133,11 +140,23 @@ def show_result(result, registry: Registry) -> None:
         f" · {result.seconds:.1f} s"
     )
     save_section(result, registry)
-    table = charts.metrics_table(result.metrics)
+    for warning in card.warnings or []:
+        st.warning(warning, icon=":material/warning:")
+    table = charts.metrics_table(result.metrics, card.comparison)
     has_reference = any(k.startswith("reference_") for k in result.metrics)
     if not has_reference:
         table = table.drop(columns="reference")
     st.dataframe(table, hide_index=True, key="train_metrics")
+    st.caption(
+        "Best baseline: the best of the naive rules on the same test rows ("
+        + "; ".join(
+            f"{name}: {what}"
+            for kind in (("churn", "ltv") if card.kind == "btyd" else (card.kind,))
+            for name, what in BASELINES[kind].items()
+            if name in (card.baselines or {})
+        )
+        + ")."
+    )
     if has_reference:
         st.caption(
             "Reference: BG/NBD and Gamma-Gamma with the sample's true population parameters, "
@@ -145,6 +164,20 @@ def show_result(result, registry: Registry) -> None:
         )
     else:
         st.caption("No reference predictor: this warehouse has no `sample_truth` table.")
+    if card.selection:
+        sel = card.selection
+        st.caption(
+            f"Champion **{sel['champion']}**: {sel['reason']} (validated at "
+            f"{sel['validation_cutoff']} on models fitted before it; the test window was not "
+            "used to choose)."
+        )
+        st.dataframe(charts.candidates_table(sel), hide_index=True, key="train_candidates")
+    if card.refit:
+        st.caption(
+            f"Tested as fitted on {', '.join(card.training_cutoffs or [card.cutoff])}; the model "
+            f"saved is refit on {', '.join(card.refit['cutoffs'])} "
+            f"({card.refit['training_rows']:,} rows), the latest complete window."
+        )
     if card.params:
         unit = {"W": "weeks", "D": "days", "M": "months"}.get(card.params.get("time_unit"), "")
         st.caption(f"Fitted parameters{f' (time in {unit})' if unit else ''}:")
