@@ -33,6 +33,8 @@ __all__ = ["FALLBACK", "iso", "judge", "pair_or_none", "train_candidates"]
 
 #: The champion when there is too little history for a validation window.
 FALLBACK = {"churn": "logistic", "ltv": "poisson"}
+#: Validation needs this share of the validated profiles to exist a horizon earlier.
+MIN_SHARE = 0.25
 
 Progress = Callable[[str, float], None]
 
@@ -91,18 +93,22 @@ def train_candidates(
     champion, members = estimator, []
     validation = snaps.get(stages.validation) if stages.validation is not None else None
     val_snaps = [snaps[j] for j in stages.validation_fit]
-    if estimator == "auto" and (validation is None or not any(s.rows for s in val_snaps)):
+    earlier = val_snaps[0].rows if val_snaps else 0
+    if estimator == "auto" and (validation is None or earlier < MIN_SHARE * validation.rows):
         champion = FALLBACK[kind]
         notes.append(
-            f"too little history for a validation window before {snaps[1].cutoff.date()}: "
-            f"{champion} was chosen without one, and no other candidate was tried"
+            f"too little history for a validation window: {earlier:,} profiles existed a "
+            f"horizon before {snaps[1].cutoff.date()}, fewer than a quarter of the "
+            f"{snaps[1].rows:,} to validate on; {champion} was chosen without one, and no other "
+            "candidate was tried"
         )
         names = [champion]
     elif estimator == "auto":
         report(f"fitting {len(names)} candidates for the validation window", 0.45)
         v_fitted, v_failed = sel.fit_candidates(kind, names, val_snaps, features, **fit)
         y_val = validation.frame[target].to_numpy(dtype=float)
-        v_pred = {n: sel.predict(kind, f.model, validation.frame) for n, f in v_fitted.items()}
+        v_pred, unusable = sel.predict_all(kind, v_fitted, validation.frame)
+        v_failed.update(unusable)
         v_metrics = {n: sel.evaluate(kind, y_val, p) for n, p in v_pred.items()}
         members = sel.blend_members(kind, v_metrics)
         if len(members) >= 2:
@@ -122,7 +128,7 @@ def train_candidates(
             "reason": reason,
             "baselines_validation": judge(kind, validation.frame, val_pair, horizon_days)[0],
         }
-        names = [n for n in names if n in v_fitted]
+        names = [n for n in names if n in v_pred]
 
     tested_snaps = [snaps[j] for j in stages.tested]
     report(f"fitting {', '.join(names)} on {stack(tested_snaps).shape[0]:,} rows", 0.6)
@@ -133,8 +139,14 @@ def train_candidates(
         raise DataError(f"the {champion} model could not be fitted on the training rows: {reasons}")
     test = snaps[stages.test].frame
     y_test = test[target].to_numpy(dtype=float)
-    t_pred = {n: sel.predict(kind, f.model, test) for n, f in fitted.items()}
-    if len(members) >= 2 and all(m in fitted for m in members):
+    t_pred, unusable = sel.predict_all(kind, fitted, test)
+    failed.update(unusable)
+    if any(m not in t_pred for m in needed):
+        reasons = "; ".join(f"{n}: {failed[n]}" for n in needed if n in failed)
+        raise DataError(f"the {champion} model cannot be tested: {reasons}")
+    if selection is not None and failed:
+        selection["failed_test"] = failed
+    if len(members) >= 2 and all(m in t_pred for m in members):
         t_pred["blend"] = sel.predict(kind, sel.blend(kind, fitted, members), test)
     if champion == "blend":
         tested_model = sel.blend(kind, fitted, members)
@@ -172,7 +184,9 @@ def train_candidates(
         refit_snaps = [snaps[j] for j in stages.refit]
         report(f"refitting {champion} on the latest snapshots", 0.88)
         again, why = sel.fit_candidates(kind, needed, refit_snaps, features, **fit)
-        if all(m in again for m in needed):
+        _, broken = sel.predict_all(kind, again, test)  # a sanity check: finite predictions
+        why.update(broken)
+        if all(m in again and m not in broken for m in needed):
             model = (
                 sel.blend(kind, again, members) if champion == "blend" else again[champion].model
             )

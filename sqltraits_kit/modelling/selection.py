@@ -34,6 +34,7 @@ __all__ = [
     "evaluate",
     "fit_candidates",
     "predict",
+    "predict_all",
 ]
 
 #: The validation metric a champion is chosen by, and which way is better.
@@ -58,6 +59,24 @@ def predict(kind: str, model: Any, frame: pd.DataFrame) -> np.ndarray:
         classes = list(model.classes_)
         return np.asarray(model.predict_proba(frame[cols])[:, classes.index(1)], dtype=float)
     return np.clip(np.asarray(model.predict(frame[cols]), dtype=float), 0.0, None)
+
+
+def predict_all(
+    kind: str, fitted: Mapping[str, Any], frame: pd.DataFrame
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Each fitted model's predictions on ``frame``; a model whose predictions are not all
+    finite (a BTYD fit on too few buyers can give NaN) is left out with the reason."""
+    out: dict[str, np.ndarray] = {}
+    failed: dict[str, str] = {}
+    for name, f in fitted.items():
+        model = f.model if isinstance(f, Fitted) else f
+        p = predict(kind, model, frame)
+        bad = int((~np.isfinite(p)).sum())
+        if bad:
+            failed[name] = f"{bad:,} of {p.size:,} predictions are NaN or infinite"
+        else:
+            out[name] = p
+    return out, failed
 
 
 def evaluate(kind: str, actual: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
@@ -90,7 +109,8 @@ def fit_candidates(
             failed[name] = f"every training profile has churned={int(y[0])}"
             continue
         model = make_estimator(kind, name, seed=seed, horizon_days=horizon_days)
-        X = rows[list(features)]
+        # BTYD reads its own order columns, whichever features the others are given.
+        X = rows if name in _SINGLE_SNAPSHOT else rows[list(features)]
         try:
             with threads(len(rows)):
                 model.fit(X, y.astype(int) if kind == "churn" else y)

@@ -120,12 +120,13 @@ def pull(
     with_features: bool = True,
     with_rfm: bool = True,
     max_rows: int | None,
+    spec: Any = None,
 ) -> Snapshot:
     """Features and/or RFM, plus labels, at one cutoff, as a pandas frame sorted by profile."""
     labels = build_labels(wh, mapping, cutoff=cutoff, horizon_days=horizon_days, churn_on=churn_on)
     expr = labels
     if with_features:
-        feats = build_features(wh, mapping, as_of=cutoff, windows=windows)
+        feats = build_features(wh, mapping, as_of=cutoff, windows=windows, spec=spec)
         expr = feats.join(labels, "profile_id")
     if with_rfm:
         id_type = wh.table(mapping.profiles_table)[mapping.profile_id].type()

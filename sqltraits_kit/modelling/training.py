@@ -28,8 +28,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -51,7 +52,9 @@ from sqltraits_kit.modelling.evaluation import (
 from sqltraits_kit.modelling.features import (
     CHURN_ON,
     DEFAULT_WINDOWS,
+    FeatureSpec,
     TableMapping,
+    as_spec,
     data_end,
     feature_columns,
     to_instant,
@@ -149,6 +152,7 @@ def train_model(
     max_rows: int | None = MAX_ROWS,
     snapshots: int = SNAPSHOTS,
     refit: bool = True,
+    feature_spec: FeatureSpec | Mapping[str, Any] | str | Path | None = None,
     seed: int = 0,
 ) -> TrainResult:
     """Train a churn or LTV model on ``wh``, test it out of time beside baselines, save it if asked.
@@ -157,9 +161,11 @@ def train_model(
     Gamma-Gamma pair, scored on both). ``estimator`` ``auto`` (the default) trains every
     candidate and keeps the one that does best on a validation window before the test window.
     ``snapshots`` cutoffs a horizon apart are stacked for training; with ``refit`` the model
-    saved is fitted again on the latest complete window after testing. With ``registry`` the
-    model is saved as the next version of ``name`` (default: the kind). ``progress(message,
-    fraction)`` hears about each step.
+    saved is fitted again on the latest complete window after testing. ``feature_spec`` (a
+    :class:`~sqltraits_kit.modelling.feature_spec.FeatureSpec`, its dict or a TOML path) adds
+    your own features to the built-in set, or replaces it. With ``registry`` the model is saved
+    as the next version of ``name`` (default: the kind). ``progress(message, fraction)`` hears
+    about each step.
     """
     started = time.perf_counter()
     report = progress or (lambda _msg, _frac: None)
@@ -171,6 +177,9 @@ def train_model(
     horizon_days, snapshots = int(horizon_days), int(snapshots)
     mapping = mapping or TableMapping()
     windows = sorted({int(w) for w in windows})
+    if isinstance(feature_spec, str | Path):
+        feature_spec = FeatureSpec.load(feature_spec)
+    spec = as_spec(feature_spec)
 
     report("checking the table mapping", 0.0)
     mapping.validate(wh)
@@ -206,6 +215,7 @@ def train_model(
             windows=windows,
             churn_on=churn_on,
             max_rows=max_rows,
+            spec=spec,
         )
         if snaps[j].step > 1:
             notes.append(f"rows at {when.date()}: every {snaps[j].step}th profile by id")
@@ -222,7 +232,13 @@ def train_model(
     if kind == "btyd":
         out = _train_btyd(snaps, stages, report=report, **common)
     else:
-        features = feature_columns(mapping, windows=windows)
+        features = [] if spec and spec.replace else feature_columns(mapping, windows=windows)
+        features += spec.columns() if spec else []
+        for static in spec.static_attributes() if spec else []:
+            notes.append(
+                f"feature {static} has no as_of_column: today's value is used at every cutoff "
+                "(a leak if it changes with the outcome)"
+            )
         out = train_candidates(kind, estimator, snaps, stages, features, report=report, **common)
     notes += out.pop("notes")
 
@@ -269,6 +285,7 @@ def train_model(
         warnings=warnings,
         selection=out.get("selection"),
         refit=out.get("refit"),
+        feature_spec=spec.to_dict() if spec else None,
     )
     saved = False
     if registry is not None:

@@ -196,7 +196,8 @@ class _Model:
 
     @property
     def feature_key(self) -> str:
-        return json.dumps([self.mapping.to_dict(), list(self.windows)], sort_keys=True)
+        spec = self.card.feature_spec
+        return json.dumps([self.mapping.to_dict(), list(self.windows), spec], sort_keys=True)
 
 
 def _resolve(models: Any, registry: Registry | str | Path | None) -> list[_Model]:
@@ -670,7 +671,9 @@ def score(
         for i, m in enumerate(sklearn):
             if m.feature_key not in feature_tables:
                 report(f"building features as of {when.date()} in the warehouse", 0.02 + 0.01 * i)
-                expr = build_features(wh, m.mapping, as_of=when, windows=m.windows)
+                expr = build_features(
+                    wh, m.mapping, as_of=when, windows=m.windows, spec=m.card.feature_spec
+                )
                 feature_tables[m.feature_key] = scratch.table(expr)
         if feature_tables:
             timings["features"] = time.perf_counter() - t0
