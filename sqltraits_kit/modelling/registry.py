@@ -108,6 +108,21 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.preprocessing._data.StandardScaler",
     "sklearn.preprocessing._function_transformer.FunctionTransformer",
     "sklearn.preprocessing._label.LabelEncoder",
+    # Reviewed for models registered from outside (Registry.register): forests and single trees
+    # (their node arrays are checked by integrity.check_structure), plain linear regressors, the
+    # imputer.
+    "sklearn.ensemble._forest.ExtraTreesClassifier",
+    "sklearn.ensemble._forest.ExtraTreesRegressor",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.RandomForestRegressor",
+    "sklearn.impute._base.SimpleImputer",
+    "sklearn.linear_model._base.LinearRegression",
+    "sklearn.linear_model._ridge.Ridge",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._classes.ExtraTreeClassifier",
+    "sklearn.tree._classes.ExtraTreeRegressor",
+    "sklearn.tree._tree.Tree",
     # The kit's own candidates (modelling/estimators.py): plain attributes, fitted parameters
     # as dicts of floats, members that are themselves checked type by type.
     "sqltraits_kit.modelling.estimators.Blend",
@@ -433,6 +448,39 @@ class Registry:
         check_structure(model, card.ref)
         expected_features(model, card)
         return model
+
+    def register(
+        self,
+        model: Any,
+        *,
+        wh: Any,
+        name: str,
+        kind: str,
+        trained_until: dt.date | dt.datetime | str,
+        **options: Any,
+    ) -> ModelCard:
+        """Save a model fitted outside the kit, with a card of its own out-of-time figures.
+
+        ``model`` is a fitted scikit-learn-compatible estimator or pipeline, fitted on a
+        DataFrame of the kit's features (so it names its columns); ``trained_until`` is the day
+        its training outcomes end. The kit tests it on ``wh`` over the horizon after that day,
+        beside the baselines, and saves it as the next version of ``name`` with the same checks
+        as its own models: only types on :data:`TRUSTED_TYPES`, refused before anything runs.
+        ``options``: ``mapping``, ``horizon_days``, ``windows``, ``feature_spec``, ``churn_on``,
+        ``max_rows`` (as :func:`~sqltraits_kit.modelling.training.train_model` takes them).
+        """
+        import skops.io as sio
+
+        from sqltraits_kit.modelling.outside import evaluate_outside_model
+
+        self._check_name(name)
+        # Refuse what we could not load again before spending a warehouse query on it.
+        _check_types(sio.dumps(model), f"model {name!r}", action="registered")
+        check_structure(model, name)
+        fields = evaluate_outside_model(
+            wh, model, kind=kind, trained_until=trained_until, **options
+        )
+        return self.save(model, ModelCard(name=name, **fields))
 
     def sign(self, name: str, version: int) -> ModelCard:
         """Sign an existing version's card with this registry's key (for models saved before
