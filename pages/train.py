@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import tomllib
 
 import pandas as pd
 import streamlit as st
 
 import app_state
-from sqltraits_kit.errors import SqlTraitsError
+from sqltraits_kit.errors import ConfigError, SqlTraitsError
 from sqltraits_kit.modelling import charts
 from sqltraits_kit.modelling.baselines import BASELINES
+from sqltraits_kit.modelling.feature_spec import FeatureSpec
 from sqltraits_kit.modelling.features import TableMapping
 from sqltraits_kit.modelling.registry import Registry
 from sqltraits_kit.modelling.training import ESTIMATORS, default_cutoff, save_result, train_model
@@ -86,6 +88,32 @@ def mapping_editor(wh: Warehouse) -> TableMapping:
             )
             chosen[field] = None if value == NONE else value
     return TableMapping.from_dict(chosen)
+
+
+SPEC_EXAMPLE = """replace = false
+
+[[aggregate]]
+name = "searches_30d"
+table = "tracks"
+function = "count"
+window_days = 30
+where = { event = "Products Searched" }
+
+[[attribute]]
+name = "plan"
+column = "plan"
+categories = ["pro", "enterprise"]
+"""
+
+
+def parse_spec(text: str) -> FeatureSpec | None:
+    """The spec typed in the editor, or None when it is empty (a bad one is a ConfigError)."""
+    if not text.strip():
+        return None
+    try:
+        return FeatureSpec.from_dict(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"feature spec: {exc}") from None
 
 
 def save(registry: Registry) -> None:
@@ -172,6 +200,12 @@ def show_result(result, registry: Registry) -> None:
             "used to choose)."
         )
         st.dataframe(charts.candidates_table(sel), hide_index=True, key="train_candidates")
+    if card.feature_spec:
+        spec = FeatureSpec.from_dict(card.feature_spec)
+        st.caption(
+            f"Own features ({'instead of' if spec.replace else 'beside'} the built-in set): "
+            f"{', '.join(spec.columns())}."
+        )
     if card.refit:
         st.caption(
             f"Tested as fitted on {', '.join(card.training_cutoffs or [card.cutoff])}; the model "
@@ -310,6 +344,20 @@ with app_state.user_errors():
             )
     with st.expander("Table mapping", expanded=False):
         mapping = mapping_editor(wh)
+    with st.expander("Your own features (feature spec)", expanded=False):
+        spec_text = st.text_area(
+            "Feature spec (TOML)",
+            value="",
+            height=200,
+            placeholder=SPEC_EXAMPLE,
+            key="train_feature_spec",
+            persist_state="session",
+            help="Aggregates over any event table and profile attributes, added to the "
+            "built-in features (replace = true: instead of them). Empty: the built-in set.",
+        )
+        feature_spec = parse_spec(spec_text)
+        if feature_spec is not None:
+            st.caption(f"Adds {', '.join(feature_spec.columns())}.")
     with right:
         latest = latest_cutoff(wh.url, wh, json.dumps(mapping.to_dict()), horizon)
         auto = st.toggle(
@@ -353,6 +401,7 @@ with app_state.user_errors():
                     estimator=estimator,
                     name=name.strip() or kind,
                     churn_on=churn_on,
+                    feature_spec=feature_spec,
                     progress=progress,
                 )
                 status.update(label="Trained", state="complete", expanded=False)

@@ -151,3 +151,28 @@ def test_the_btyd_pair_is_saved_under_its_own_name_once(page, tmp_path):
     assert any("Save a second version to compare" in c.value for c in at.caption)
     params = next(d.value for d in at.dataframe if "parameter" in d.value.columns)
     assert set(params["parameter"]) == {"r", "alpha", "a", "b", "p", "q", "v"}
+
+
+def test_a_feature_spec_typed_on_the_page_trains_and_shows(page):
+    at = page("pages/train.py").run()
+    at.selectbox(key="train_estimator_churn").select("logistic").run()
+    at.text_area(key="train_feature_spec").input(
+        '[[aggregate]]\nname = "searches_30d"\ntable = "tracks"\nwindow_days = 30\n'
+        'where = { event = "Products Searched" }\n'
+    ).run()
+    assert any("Adds searches_30d." in c.value for c in at.caption)
+    at.button(key="train_run").click().run()
+    assert not at.exception, at.exception
+    card = at.session_state["train_result"].card
+    assert card.features[-1] == "searches_30d" and card.feature_spec["aggregate"]
+    assert any(
+        "Own features (beside the built-in set): searches_30d" in c.value for c in at.caption
+    )
+
+
+def test_a_bad_feature_spec_is_a_message(page):
+    at = page("pages/train.py").run()
+    at.text_area(key="train_feature_spec").input('[[aggregate]]\nname = "x"\nfunction = "median"\n')
+    at.run()
+    assert not at.exception
+    assert any("feature spec" in e.value for e in at.error)
