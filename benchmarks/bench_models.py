@@ -27,8 +27,9 @@ NOTES = [
     "What the figures say:",
     "",
     "- The naive rules are strong on a log of one ageing cohort: on CDNOW the best of them is "
-    "within 0.01 AUC of every candidate, and which side wins depends on the window. Candidates "
-    "are chosen on the window before the test, so a test loss is reported, not tuned away.",
+    "within 0.01 AUC of the champion at every horizon, and which side wins depends on the "
+    "window. Candidates are chosen on the window before the test, so a test loss is reported, "
+    "not tuned away.",
     "- No candidate beats predicting 0 on LTV MAE on CDNOW, and the bounds below show none can "
     "while keeping the total right: most of the cohort buys nothing in a horizon, so the MAE of "
     "any prediction whose total is right is above the MAE of 0 unless the ranking is very sharp "
