@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import json
+import tomllib
 
 import pandas as pd
 import streamlit as st
 
 import app_state
-from sqltraits_kit.errors import SqlTraitsError
+from sqltraits_kit.errors import ConfigError, SqlTraitsError
 from sqltraits_kit.modelling import charts
+from sqltraits_kit.modelling.baselines import BASELINES
+from sqltraits_kit.modelling.feature_spec import FeatureSpec
 from sqltraits_kit.modelling.features import TableMapping
 from sqltraits_kit.modelling.registry import Registry
 from sqltraits_kit.modelling.training import ESTIMATORS, default_cutoff, save_result, train_model
 from sqltraits_kit.warehouse import Warehouse
 
 ESTIMATOR_LABELS = {
+    "auto": "auto: every candidate, the best on a validation window wins",
     "gbm": "gradient boosting (HistGradientBoosting)",
+    "gbm_small": "gradient boosting, shallow (small data)",
     "logistic": "logistic regression (baseline)",
     "poisson": "Poisson GLM (baseline)",
+    "tweedie": "Tweedie GLM",
+    "bgnbd": "BG/NBD on the feature table",
+    "mbgnbd": "modified BG/NBD on the feature table",
+    "blend": "blend: the best of each family, averaged",
     "btyd": "BG/NBD + Gamma-Gamma (buy-till-you-die)",
 }
 MAPPING_FIELDS = {
@@ -81,6 +90,32 @@ def mapping_editor(wh: Warehouse) -> TableMapping:
     return TableMapping.from_dict(chosen)
 
 
+SPEC_EXAMPLE = """replace = false
+
+[[aggregate]]
+name = "searches_30d"
+table = "tracks"
+function = "count"
+window_days = 30
+where = { event = "Products Searched" }
+
+[[attribute]]
+name = "plan"
+column = "plan"
+categories = ["pro", "enterprise"]
+"""
+
+
+def parse_spec(text: str) -> FeatureSpec | None:
+    """The spec typed in the editor, or None when it is empty (a bad one is a ConfigError)."""
+    if not text.strip():
+        return None
+    try:
+        return FeatureSpec.from_dict(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"feature spec: {exc}") from None
+
+
 def save(registry: Registry) -> None:
     """Button callback: runs before the page, so the page already shows the saved state."""
     try:
@@ -133,11 +168,23 @@ def show_result(result, registry: Registry) -> None:
         f" · {result.seconds:.1f} s"
     )
     save_section(result, registry)
-    table = charts.metrics_table(result.metrics)
+    for warning in card.warnings or []:
+        st.warning(warning, icon=":material/warning:")
+    table = charts.metrics_table(result.metrics, card.comparison)
     has_reference = any(k.startswith("reference_") for k in result.metrics)
     if not has_reference:
         table = table.drop(columns="reference")
     st.dataframe(table, hide_index=True, key="train_metrics")
+    st.caption(
+        "Best baseline: the best of the naive rules on the same test rows ("
+        + "; ".join(
+            f"{name}: {what}"
+            for kind in (("churn", "ltv") if card.kind == "btyd" else (card.kind,))
+            for name, what in BASELINES[kind].items()
+            if name in (card.baselines or {})
+        )
+        + ")."
+    )
     if has_reference:
         st.caption(
             "Reference: BG/NBD and Gamma-Gamma with the sample's true population parameters, "
@@ -145,6 +192,26 @@ def show_result(result, registry: Registry) -> None:
         )
     else:
         st.caption("No reference predictor: this warehouse has no `sample_truth` table.")
+    if card.selection:
+        sel = card.selection
+        st.caption(
+            f"Champion **{sel['champion']}**: {sel['reason']} (validated at "
+            f"{sel['validation_cutoff']} on models fitted before it; the test window was not "
+            "used to choose)."
+        )
+        st.dataframe(charts.candidates_table(sel), hide_index=True, key="train_candidates")
+    if card.feature_spec:
+        spec = FeatureSpec.from_dict(card.feature_spec)
+        st.caption(
+            f"Own features ({'instead of' if spec.replace else 'beside'} the built-in set): "
+            f"{', '.join(spec.columns())}."
+        )
+    if card.refit:
+        st.caption(
+            f"Tested as fitted on {', '.join(card.training_cutoffs or [card.cutoff])}; the model "
+            f"saved is refit on {', '.join(card.refit['cutoffs'])} "
+            f"({card.refit['training_rows']:,} rows), the latest complete window."
+        )
     if card.params:
         unit = {"W": "weeks", "D": "days", "M": "months"}.get(card.params.get("time_unit"), "")
         st.caption(f"Fitted parameters{f' (time in {unit})' if unit else ''}:")
@@ -277,6 +344,20 @@ with app_state.user_errors():
             )
     with st.expander("Table mapping", expanded=False):
         mapping = mapping_editor(wh)
+    with st.expander("Your own features (feature spec)", expanded=False):
+        spec_text = st.text_area(
+            "Feature spec (TOML)",
+            value="",
+            height=200,
+            placeholder=SPEC_EXAMPLE,
+            key="train_feature_spec",
+            persist_state="session",
+            help="Aggregates over any event table and profile attributes, added to the "
+            "built-in features (replace = true: instead of them). Empty: the built-in set.",
+        )
+        feature_spec = parse_spec(spec_text)
+        if feature_spec is not None:
+            st.caption(f"Adds {', '.join(feature_spec.columns())}.")
     with right:
         latest = latest_cutoff(wh.url, wh, json.dumps(mapping.to_dict()), horizon)
         auto = st.toggle(
@@ -320,6 +401,7 @@ with app_state.user_errors():
                     estimator=estimator,
                     name=name.strip() or kind,
                     churn_on=churn_on,
+                    feature_spec=feature_spec,
                     progress=progress,
                 )
                 status.update(label="Trained", state="complete", expanded=False)

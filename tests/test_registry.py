@@ -77,23 +77,95 @@ def _card(name: str = "churn", kind: str = "churn", **extra) -> ModelCard:
     return ModelCard(**{**values, **extra})
 
 
+def _order_history(n: int = 400, seed: int = 1) -> pd.DataFrame:
+    """The feature columns the BTYD candidates read, from a simulated BG/NBD cohort."""
+    from sqltraits_kit.modelling.btyd import simulate_bgnbd
+
+    sim = simulate_bgnbd(n, r=0.6, alpha=4.0, a=0.8, b=2.5, T=40.0, seed=seed)
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "orders_count": sim.frequency + 1,
+            "days_since_first_order": sim.T * 7,
+            "days_since_last_order": (sim.T - sim.recency) * 7,
+            "revenue_mean": rng.gamma(4, 10, n),
+            "trend": rng.normal(size=n),
+        }
+    )
+
+
+def _candidate(kind: str, estimator: str):
+    from sqltraits_kit.modelling.estimators import Blend
+
+    X = _order_history()
+    churned = (X["days_since_last_order"] > 60).astype(int).to_numpy()
+    y = churned if kind == "churn" else X["revenue_mean"].to_numpy() * (1 - churned)
+    if estimator == "blend":
+        members = {
+            "linear": make_estimator(kind, "logistic" if kind == "churn" else "poisson").fit(X, y),
+            "trees": make_estimator(kind, "gbm_small").fit(X, y),
+            "btyd": make_estimator(kind, "mbgnbd").fit(X, y),
+        }
+        return Blend.of(kind, members), X
+    return make_estimator(kind, estimator).fit(X, y), X
+
+
 @pytest.mark.parametrize(
     ("kind", "estimator"),
-    [("churn", "logistic"), ("churn", "gbm"), ("ltv", "poisson"), ("ltv", "gbm")],
+    [
+        ("churn", "logistic"),
+        ("churn", "gbm"),
+        ("churn", "gbm_small"),
+        ("churn", "bgnbd"),
+        ("churn", "mbgnbd"),
+        ("churn", "blend"),
+        ("ltv", "poisson"),
+        ("ltv", "tweedie"),
+        ("ltv", "gbm"),
+        ("ltv", "mbgnbd"),
+        ("ltv", "blend"),
+    ],
 )
-def test_every_pipeline_round_trips_with_only_trusted_types(tmp_path, kind, estimator):
-    X, churned, ltv = _data()
-    model = make_estimator(kind, estimator).fit(X, churned if kind == "churn" else ltv)
+def test_every_candidate_round_trips_with_only_trusted_types(tmp_path, kind, estimator):
+    model, X = _candidate(kind, estimator)
+    features = [str(c) for c in model.feature_names_in_]
     registry = Registry(tmp_path)
-    card = registry.save(model, _card(kind, kind, estimator=estimator))
+    card = registry.save(model, _card(kind, kind, estimator=estimator, features=features))
     assert card.version == 1 and card.artifact == "model.skops"
     assert card.library_versions["scikit-learn"] and card.created_at
     data = (tmp_path / kind / "v1" / "model.skops").read_bytes()
     assert artifact_types(data) <= set(TRUSTED_TYPES)
     loaded = registry.load(kind)
     predict = "predict_proba" if kind == "churn" else "predict"
+    X = X[features]
     np.testing.assert_array_equal(getattr(loaded.model, predict)(X), getattr(model, predict)(X))
     assert loaded.card == card
+    assert loaded.features == features
+
+
+def test_a_blend_member_with_a_crafted_tree_is_refused(tmp_path):
+    """The structure checks walk into a blend's members."""
+    from sqltraits_kit.modelling.estimators import Blend
+
+    X = _order_history()
+    y = (X["days_since_last_order"] > 60).astype(int).to_numpy()
+    fitted = {n: make_estimator("churn", n).fit(X, y) for n in ("logistic", "gbm", "bgnbd")}
+    model = Blend.of("churn", fitted)
+    check_structure(model, "churn@1")  # as fitted: fine
+    trees = model.estimators_[1].steps[-1][1]
+    nodes = trees._predictors[0][0].nodes
+    inner = np.flatnonzero(nodes["is_leaf"] == 0)[0]
+    nodes["left"][inner] = 10**6
+    with pytest.raises(ModelLoadError, match="estimator 1"):
+        check_structure(model, "churn@1")
+
+
+def test_cards_without_the_new_fields_keep_their_signature(tmp_path, monkeypatch):
+    """A card saved before baselines and champions existed reads back byte for byte the same."""
+    old = _card().to_dict()
+    for key in ("baselines", "selection", "refit", "comparison", "warnings", "origin"):
+        assert key not in old
+    assert ModelCard.from_dict(old).to_dict() == old
 
 
 def test_versions_listing_and_the_active_version(tmp_path):

@@ -25,7 +25,21 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--estimator",
-        help="churn: gbm (default), logistic, btyd; ltv: gbm (default), poisson, btyd",
+        default="auto",
+        help="auto (default: every candidate, the best on a validation window before the test "
+        "window wins); churn: logistic, gbm, gbm_small, bgnbd, mbgnbd; ltv: poisson, tweedie, "
+        "gbm, gbm_small, bgnbd, mbgnbd; either: btyd (the BG/NBD + Gamma-Gamma pair)",
+    )
+    p.add_argument(
+        "--snapshots",
+        type=int,
+        default=3,
+        help="training snapshots a horizon apart, stacked (3; 1 = the training cutoff alone)",
+    )
+    p.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="save the tested model, not a refit on the latest complete window",
     )
     p.add_argument(
         "--churn-on",
@@ -90,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
             registry=registry,
             churn_on=args.churn_on,
             max_rows=args.max_rows or None,
+            snapshots=args.snapshots,
+            refit=not args.no_refit,
             progress=progress,
         )
     finally:
@@ -102,17 +118,62 @@ def run(args: argparse.Namespace) -> int:
     print(f"{card.kind} model ({card.estimator}) {where}, trained in {result.seconds:.1f} s")
     print(f"  cutoff {card.cutoff} -> test {card.test_cutoff}, horizon {card.horizon_days} days")
     print(f"  rows: {card.training_rows:,} training, {card.test_rows:,} test")
+    if card.training_cutoffs:
+        print(f"  training snapshots: {', '.join(card.training_cutoffs)}")
+    for line in describe(card):
+        print(line)
+    return 0
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def describe(card) -> list[str]:
+    """The card's figures as text: each metric beside the best baseline and the reference, the
+    candidates (auto), the warnings and the refit."""
+    import json
+
+    lines = []
+    compared = {row["metric"]: row for row in card.comparison or []}
+    has_reference = any(k.startswith("reference_") for k in card.metrics)
+    header = f"  {'metric':<18} {'model':>9}   {'best baseline':<32}"
+    lines.append((header + ("  reference" if has_reference else "")).rstrip())
     for key, value in card.metrics.items():
         if key.startswith("reference_") or key.endswith("_rows"):
             continue
+        row = compared.get(key)
+        base = ""
+        if row is not None:
+            mark = "" if row["beats"] else "  <- not beaten"
+            base = f"{_number(row['baseline'])} ({row['best_baseline']}){mark}"
+        line = f"  {key:<18} {_number(value):>9}   {base:<32}"
         ref = card.metrics.get(f"reference_{key}")
-        shown = "n/a" if value is None else f"{value:.4g}"
-        line = f"  {key:<18} {shown}"
         if ref is not None:
-            line += f"   (reference {ref:.4g})"
-        print(line)
+            line += f"  {_number(ref)}"
+        lines.append(line.rstrip())
+    selection = card.selection or {}
+    if selection:
+        metric = selection["selected_by"]
+        lines.append(
+            f"  champion {selection['champion']}: {selection['reason']} "
+            f"(validation at {selection['validation_cutoff']})"
+        )
+        lines.append(f"  {'candidate':<12} {'validation ' + metric:>16} {'test ' + metric:>12}")
+        for name, figures in selection["candidates"].items():
+            val = figures.get("validation", {}).get(metric)
+            test = figures.get("test", {}).get(metric)
+            star = "*" if name == selection["champion"] else " "
+            lines.append(f"  {star}{name:<11} {_number(val):>16} {_number(test):>12}")
+    for warning in card.warnings or []:
+        lines.append(f"  WARNING: {warning}")
+    if card.refit:
+        lines.append(
+            f"  saved model refit on {', '.join(card.refit['cutoffs'])} "
+            f"({card.refit['training_rows']:,} rows) after testing"
+        )
     if card.params:
-        print(f"  parameters: {json.dumps(card.params)}")
+        lines.append(f"  parameters: {json.dumps(card.params)}")
     for note in card.notes:
-        print(f"  note: {note}")
-    return 0
+        lines.append(f"  note: {note}")
+    return lines

@@ -9,148 +9,26 @@ CDNOW estimates.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import ibis
-import ibis.expr.types as ir
 import numpy as np
-import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import digamma, expit, gammaln, hyp2f1
+
+# Re-exported: the RFM summary is what these models fit on.
+from sqltraits_kit.modelling.rfm import rfm_summary
 
 __all__ = [
     "BetaGeo",
     "BtydPair",
     "BtydSample",
     "GammaGamma",
+    "ModifiedBetaGeo",
     "rfm_summary",
     "simulate_bgnbd",
     "simulate_gamma_gamma",
 ]
-
-# Day-level grouping always; the unit only rescales durations. "M" is numpy's (and so lifetimes')
-# average Gregorian month, 365.2425 / 12 days.
-_UNIT_DAYS = {"D": 1.0, "W": 7.0, "M": 365.2425 / 12}
-_EPOCH = pd.Timestamp("1970-01-01")
-
-
-def _day_number(when: Any, name: str) -> int:
-    try:
-        ts = pd.Timestamp(when)
-        if ts is pd.NaT:
-            raise ValueError
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}={when!r} is not a date or timestamp") from exc
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return (ts.normalize() - _EPOCH).days
-
-
-def rfm_summary(
-    table: ir.Table | pd.DataFrame,
-    *,
-    customer_id: str,
-    timestamp: str,
-    amount: str | None = None,
-    calibration_end: dt.date | dt.datetime | str,
-    observation_end: dt.date | dt.datetime | str | None = None,
-    time_unit: str = "W",
-) -> ir.Table | pd.DataFrame:
-    """Per-customer frequency/recency/T (and spend) from a transaction table, in the warehouse.
-
-    Transactions are grouped per UTC calendar day (values summed). Calibration uses the days up
-    to and including ``calibration_end``'s day (its time of day is ignored): ``frequency`` is the
-    number of purchase days after the first, ``recency`` the time from the first to the last
-    purchase day, ``T`` from the first purchase day to ``calibration_end``, in ``time_unit``
-    ("D" days, "W" = days / 7, "M" = days / 30.436875); ``monetary_value`` is the mean value of
-    the repeat purchase days (0 without repeats). This equals lifetimes'
-    ``summary_data_from_transaction_data(freq="D", freq_multiplier=7)`` for weeks; lifetimes'
-    freq="W"/"M" would also merge purchases within a calendar week/month, which we never do.
-    With ``observation_end``, ``frequency_holdout`` counts the purchase days in (calibration_end,
-    observation_end] and ``monetary_holdout`` is their mean value (0 when none). The monetary
-    columns exist only when ``amount`` is given. Customers whose first purchase is after
-    ``calibration_end`` are left out.
-
-    Timestamps with a time zone are read in UTC: Ibis pins DuckDB and PostgreSQL sessions to UTC.
-    Rows with a NULL customer id or timestamp are not purchases. An Ibis table gives an Ibis
-    expression back; a pandas DataFrame is run on DuckDB and gives a DataFrame back.
-    """
-    if isinstance(table, pd.DataFrame):
-        expr = rfm_summary(
-            ibis.memtable(table),
-            customer_id=customer_id,
-            timestamp=timestamp,
-            amount=amount,
-            calibration_end=calibration_end,
-            observation_end=observation_end,
-            time_unit=time_unit,
-        )
-        return expr.to_pandas()
-    if time_unit not in _UNIT_DAYS:
-        raise ValueError(f"time_unit must be one of {sorted(_UNIT_DAYS)}, got {time_unit!r}")
-    schema = table.schema()
-    for role, col in (("customer_id", customer_id), ("timestamp", timestamp), ("amount", amount)):
-        if col is not None and col not in schema:
-            raise ValueError(f"{role} column {col!r} is not in the table (has {list(schema)})")
-    ts_type = schema[timestamp]
-    if not (ts_type.is_timestamp() or ts_type.is_date()):
-        raise ValueError(
-            f"timestamp column {timestamp!r} must be a date or timestamp, is {ts_type}"
-        )
-    if amount is not None and not schema[amount].is_numeric():
-        raise ValueError(f"amount column {amount!r} must be numeric, is {schema[amount]}")
-    cal_day = _day_number(calibration_end, "calibration_end")
-    obs_day = (
-        cal_day if observation_end is None else _day_number(observation_end, "observation_end")
-    )
-    if obs_day <= cal_day and observation_end is not None:
-        raise ValueError(
-            f"observation_end ({observation_end}) must be a later day than "
-            f"calibration_end ({calibration_end})"
-        )
-    unit = _UNIT_DAYS[time_unit]
-
-    # Integer day numbers from epoch seconds (dates and timestamps alike): portable, and no date
-    # arithmetic in SQL dialects.
-    day = (table[timestamp].epoch_seconds() / 86400).floor().cast("int64")
-    spend = table[amount].cast("float64") if amount is not None else ibis.literal(0.0)
-    tx = table.select(customer_id=table[customer_id], day=day, spend=spend)
-    tx = tx.filter(tx.customer_id.notnull(), tx.day.notnull(), tx.day <= obs_day)
-    daily = tx.group_by(["customer_id", "day"]).agg(spend=tx.spend.sum())
-
-    cal = daily.filter(daily.day <= cal_day)
-    cal = cal.mutate(first_day=cal.day.min().over(group_by=cal.customer_id))
-    agg = cal.group_by("customer_id").agg(
-        first_day=cal.first_day.min(),
-        last_day=cal.day.max(),
-        n_days=cal.count(),
-        repeat_spend=cal.spend.sum(where=cal.day > cal.first_day),
-    )
-    columns: dict[str, ir.Value] = {
-        "customer_id": agg.customer_id,
-        "frequency": (agg.n_days - 1).cast("int64"),
-        "recency": ((agg.last_day - agg.first_day).cast("float64") / unit),
-        "T": ((ibis.literal(cal_day) - agg.first_day).cast("float64") / unit),
-    }
-    if amount is not None:
-        columns["monetary_value"] = ibis.ifelse(
-            agg.n_days > 1, agg.repeat_spend.fill_null(0.0) / (agg.n_days - 1), 0.0
-        ).cast("float64")
-    summary = agg.select(**columns)
-    if observation_end is None:
-        return summary
-
-    hold = daily.filter(daily.day > cal_day)
-    hold_agg = hold.group_by("customer_id").agg(
-        frequency_holdout=hold.count(), monetary_holdout=hold.spend.mean()
-    )
-    joined = summary.left_join(hold_agg, "customer_id")
-    extra = {"frequency_holdout": joined.frequency_holdout.fill_null(0).cast("int64")}
-    if amount is not None:
-        extra["monetary_holdout"] = joined.monetary_holdout.fill_null(0.0).cast("float64")
-    return joined.select(*summary.columns, **extra)
 
 
 def _arrays(names: tuple[str, ...], *values: Any) -> tuple[np.ndarray, ...]:
@@ -221,17 +99,23 @@ class _Rows:
 
 
 def _bgnbd_loglik(
-    params: np.ndarray, rows: _Rows, grad: bool = False
+    params: np.ndarray, rows: _Rows, grad: bool = False, shift: int = 0
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per-row BG/NBD log-likelihood (FHL 2005 eq. 6) and its gradient in log-params."""
+    """Per-row BG/NBD log-likelihood (FHL 2005 eq. 6) and its gradient in log-params.
+
+    ``shift=1`` gives the modified BG/NBD (Batislam, Denizel & Filiztekin 2007): a customer may
+    also drop out right after the first purchase, so Beta(a, b + x) becomes Beta(a, b + x + 1)
+    and the "dropped after the last purchase" term holds for x = 0 too, with b + x for b + x - 1.
+    """
     r, alpha, a, b = params
     xs, i = rows.xs, rows.x_of_row
     x, tx, T = rows.cols
     log_aT, log_atx = np.log(alpha + T), np.log(alpha + tx)
-    pos = x > 0
-    # b + x - 1 is only read where x > 0, where it is >= b > 0.
-    log_bx1 = np.log(np.where(xs > 0, b + xs - 1, 1.0))
-    lead = gammaln(r + xs) + gammaln(b + xs) - gammaln(a + b + xs)
+    pos = (x > 0) | (shift > 0)
+    bx = b + shift  # the Beta's second parameter at x = 0
+    # bx + x - 1 is only read where the dead term exists, where it is >= b > 0.
+    log_bx1 = np.log(np.where((xs > 0) | (shift > 0), bx + xs - 1, 1.0))
+    lead = gammaln(r + xs) + gammaln(bx + xs) - gammaln(a + bx + xs)
     lead = lead[i] - gammaln(r) + r * np.log(alpha) + gammaln(a + b) - gammaln(b)
     alive = -(r + x) * log_aT
     dead = np.where(pos, np.log(a) - log_bx1[i] - (r + x) * log_atx, -np.inf)
@@ -240,11 +124,11 @@ def _bgnbd_loglik(
         return lead + tail, None
     w_dead = np.exp(dead - tail)
     w_alive = 1.0 - w_dead
-    psi_ab = (digamma(a + b) - digamma(a + b + xs))[i]
+    psi_ab = digamma(a + b) - digamma(a + bx + xs)[i]
     d_r = digamma(r + xs)[i] - digamma(r) + np.log(alpha) - w_alive * log_aT - w_dead * log_atx
     d_alpha = r / alpha - (r + x) * (w_alive / (alpha + T) + w_dead / (alpha + tx))
     d_a = psi_ab + w_dead / a
-    d_b = psi_ab + digamma(b + xs)[i] - digamma(b) - w_dead * np.exp(-log_bx1[i])
+    d_b = psi_ab + digamma(bx + xs)[i] - digamma(b) - w_dead * np.exp(-log_bx1[i])
     return lead + tail, np.stack([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
 
 
@@ -267,11 +151,15 @@ class BetaGeo:
     repeat purchase with probability p; lambda ~ Gamma(r, rate alpha), p ~ Beta(a, b)."""
 
     param_names = ("r", "alpha", "a", "b")
+    _shift = 0  # 1: the modified BG/NBD (ModifiedBetaGeo)
 
     def __init__(self, penalizer_coef: float = 0.0) -> None:
         self.penalizer_coef = float(penalizer_coef)
         self.params_: dict[str, float] | None = None
         self.log_likelihood_: float | None = None
+
+    def _loglik(self, params: np.ndarray, rows: _Rows, grad: bool = False) -> Any:
+        return _bgnbd_loglik(params, rows, grad, self._shift)
 
     @classmethod
     def from_params(cls, *, r: float, alpha: float, a: float, b: float) -> BetaGeo:
@@ -299,7 +187,7 @@ class BetaGeo:
         if x.size == 0:
             raise ValueError("BetaGeo.fit needs at least one customer")
         params, self.log_likelihood_ = _maximise(
-            _bgnbd_loglik, _Rows(x, tx, T), 4, self.penalizer_coef
+            self._loglik, _Rows(x, tx, T), 4, self.penalizer_coef
         )
         self.params_ = dict(zip(self.param_names, params.tolist(), strict=True))
         return self
@@ -308,13 +196,14 @@ class BetaGeo:
         """Total log-likelihood of the data under the current parameters."""
         x, tx, T = self._validated(frequency, recency, T)
         rows = _Rows(x, tx, T)
-        return float(rows.weight @ _bgnbd_loglik(self._p(), rows)[0])
+        return float(rows.weight @ self._loglik(self._p(), rows)[0])
 
     def probability_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray | float:
         """P(alive at T | x, t_x, T) = 1 / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x))."""
         x, tx, T = self._validated(frequency, recency, T)
         r, alpha, a, b = self._p()
-        pos = x > 0
+        b = b + self._shift
+        pos = (x > 0) | (self._shift > 0)
         log_odds_dead = (
             np.log(a)
             - np.log(np.where(pos, b + x - 1, 1.0))
@@ -335,6 +224,7 @@ class BetaGeo:
         (t,) = _arrays(("t",), t)
         _check_rows(t < 0, "have a negative horizon t")
         r, alpha, a, b = self._p()
+        b = b + self._shift  # the modified model's formula is BG/NBD's with b + 1
         z = t / (alpha + T + t)
         log1mz = np.log(alpha + T) - np.log(alpha + T + t)
 
@@ -372,6 +262,15 @@ class BetaGeo:
         p_alive = self.probability_alive(x, tx, T)
         some_purchase = -np.expm1((r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
         return _out(1.0 - p_alive * some_purchase)
+
+
+class ModifiedBetaGeo(BetaGeo):
+    """Modified BG/NBD (Batislam, Denizel & Filiztekin 2007): as BG/NBD, but a customer may also
+    drop out right after the first purchase, so a one-time buyer who has been silent for long is
+    no longer certainly alive. Every formula is BG/NBD's with b + 1 for b and the dropout term
+    kept at x = 0; the tests reproduce BTYDplus' CDNOW estimates."""
+
+    _shift = 1
 
 
 def _gg_loglik(
@@ -462,19 +361,21 @@ def simulate_bgnbd(
     T: Any,
     seed: int | None = None,
     holdout: float = 0.0,
+    modified: bool = False,
 ) -> BtydSample:
     """Simulate n customers of the BG/NBD process observed for T periods after their first buy.
 
     With N ~ Poisson(lambda T) purchase clock ticks and the customer dropping out after its K-th
     repeat purchase, K ~ Geometric(p), the observed x = min(N, K); the x-th of N uniform event
-    times is T * Beta(x, N - x + 1). Memorylessness gives the holdout the same way.
+    times is T * Beta(x, N - x + 1). Memorylessness gives the holdout the same way. With
+    ``modified`` (the modified BG/NBD) the first purchase is a dropout chance too: K - 1 for K.
     """
     rng = np.random.default_rng(seed)
     T = np.broadcast_to(np.asarray(T, dtype=float), (n,)).copy()
     lam = rng.gamma(r, 1.0 / alpha, n)
     p = np.clip(rng.beta(a, b, n), 1e-12, 1.0)
     ticks = rng.poisson(lam * T)
-    drop_at = rng.geometric(p)
+    drop_at = rng.geometric(p) - (1 if modified else 0)
     x = np.minimum(ticks, drop_at)
     tx = np.zeros(n)
     pos = x > 0

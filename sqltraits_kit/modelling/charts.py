@@ -6,7 +6,7 @@ Each builder takes the small tables a :class:`~sqltraits_kit.modelling.training.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "calibration_figure",
+    "candidates_table",
     "decile_figure",
     "evaluation_figures",
     "gain_figure",
@@ -26,6 +27,7 @@ __all__ = [
 
 _MODEL = "model"
 _REFERENCE = "reference (true parameters)"
+_BASELINE = "best baseline"
 _DIAGONAL = {"dash": "dot", "color": "grey"}
 
 
@@ -44,12 +46,26 @@ def _figure(title: str, x: str, y: str) -> go.Figure:
     return fig
 
 
-def roc_figure(roc: pd.DataFrame, reference: pd.DataFrame | None = None) -> go.Figure:
+def roc_figure(
+    roc: pd.DataFrame,
+    reference: pd.DataFrame | None = None,
+    baseline: pd.DataFrame | None = None,
+    *,
+    baseline_name: str = _BASELINE,
+) -> go.Figure:
     fig = _figure("ROC curve (out of time)", "false positive rate", "true positive rate")
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=_DIAGONAL, name="chance")
     fig.add_scatter(x=roc["fpr"], y=roc["tpr"], mode="lines", name=_MODEL)
     if reference is not None:
         fig.add_scatter(x=reference["fpr"], y=reference["tpr"], mode="lines", name=_REFERENCE)
+    if baseline is not None:
+        fig.add_scatter(
+            x=baseline["fpr"],
+            y=baseline["tpr"],
+            mode="lines",
+            line={"dash": "dash"},
+            name=f"baseline: {baseline_name}",
+        )
     return fig
 
 
@@ -73,7 +89,12 @@ def calibration_figure(
 
 
 def gain_figure(
-    gain: pd.DataFrame, reference: pd.DataFrame | None = None, *, what: str = "churners"
+    gain: pd.DataFrame,
+    reference: pd.DataFrame | None = None,
+    *,
+    what: str = "churners",
+    baseline: pd.DataFrame | None = None,
+    baseline_name: str = _BASELINE,
 ) -> go.Figure:
     fig = _figure(
         f"Cumulative gain: share of {what} in the top x% by score",
@@ -81,7 +102,8 @@ def gain_figure(
         f"share of {what} captured",
     )
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=_DIAGONAL, name="random")
-    for table, label in ((gain, _MODEL), (reference, _REFERENCE)):
+    curves = ((gain, _MODEL), (reference, _REFERENCE), (baseline, f"baseline: {baseline_name}"))
+    for table, label in curves:
         if table is None:
             continue
         fig.add_scatter(
@@ -159,10 +181,17 @@ _LABELS = {
 }
 
 
-def metrics_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
-    """Metric | model | reference, in reading order (reference empty when unknown)."""
+def metrics_table(
+    metrics: Mapping[str, Any], comparison: Sequence[Mapping[str, Any]] | None = None
+) -> pd.DataFrame:
+    """Metric | model | best baseline | which baseline | beats it | reference, in reading order.
+
+    The baseline columns come from the card's ``comparison`` (empty without one); the reference
+    column is empty when unknown.
+    """
     import pandas as pd
 
+    compared = {row["metric"]: row for row in comparison or []}
     rows = []
     for key, label in _LABELS.items():
         if key not in metrics:
@@ -170,26 +199,74 @@ def metrics_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
         ref = metrics.get(f"reference_{key}")
         if key in ("base_rate", "mean_actual"):
             ref = metrics[key]  # the same test data for both
-        rows.append({"metric": label, "model": metrics[key], "reference": ref})
-    return pd.DataFrame(rows, columns=["metric", "model", "reference"])
+        row = compared.get(key, {})
+        rows.append(
+            {
+                "metric": label,
+                "model": metrics[key],
+                "best baseline": row.get("baseline"),
+                "baseline": row.get("best_baseline"),
+                "beats it": row.get("beats"),
+                "reference": ref,
+            }
+        )
+    columns = ["metric", "model", "best baseline", "baseline", "beats it", "reference"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def candidates_table(selection: Mapping[str, Any]) -> pd.DataFrame:
+    """Every candidate's validation and test figure on the metric the champion was chosen by."""
+    import pandas as pd
+
+    metric = selection["selected_by"]
+    rows = [
+        {
+            "candidate": name,
+            "champion": name == selection["champion"],
+            f"validation {metric}": figures.get("validation", {}).get(metric),
+            f"test {metric}": figures.get("test", {}).get(metric),
+            "blend member": name in selection.get("blend_members", []),
+        }
+        for name, figures in selection["candidates"].items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def _name(tables: Mapping[str, pd.DataFrame], key: str) -> str:
+    table = tables.get(key)
+    return str(table.attrs.get("name", _BASELINE)) if table is not None else _BASELINE
 
 
 def evaluation_figures(kind: str, tables: Mapping[str, pd.DataFrame]) -> dict[str, go.Figure]:
     """Every chart that fits a result of ``kind`` (churn | ltv | btyd), by title."""
     figures: dict[str, go.Figure] = {}
     if kind in ("churn", "btyd") and "roc" in tables:
-        figures["ROC"] = roc_figure(tables["roc"], tables.get("reference_roc"))
+        figures["ROC"] = roc_figure(
+            tables["roc"],
+            tables.get("reference_roc"),
+            tables.get("baseline_roc"),
+            baseline_name=_name(tables, "baseline_roc"),
+        )
         figures["Calibration"] = calibration_figure(
             tables["reliability"], tables.get("reference_reliability")
         )
-        figures["Cumulative gain"] = gain_figure(tables["gain"], tables.get("reference_gain"))
+        figures["Cumulative gain"] = gain_figure(
+            tables["gain"],
+            tables.get("reference_gain"),
+            baseline=tables.get("baseline_gain"),
+            baseline_name=_name(tables, "baseline_gain"),
+        )
     prefix = "ltv_" if kind == "btyd" else ""
     if kind in ("ltv", "btyd") and f"{prefix}deciles" in tables:
         figures["Deciles"] = decile_figure(
             tables[f"{prefix}deciles"], tables.get(f"reference_{prefix}deciles")
         )
         figures["Revenue gain"] = gain_figure(
-            tables[f"{prefix}gain"], tables.get(f"reference_{prefix}gain"), what="revenue"
+            tables[f"{prefix}gain"],
+            tables.get(f"reference_{prefix}gain"),
+            what="revenue",
+            baseline=tables.get(f"baseline_{prefix}gain"),
+            baseline_name=_name(tables, f"baseline_{prefix}gain"),
         )
         scatter = tables.get(f"{prefix}scatter")
         if scatter is not None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqltraits_kit.errors import ConfigError, UnknownTableError
+from sqltraits_kit.modelling.feature_spec import FeatureSpec, spec_features
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_WINDOWS",
     "FEATURE_COLUMNS",
+    "FeatureSpec",
     "TableMapping",
+    "as_spec",
     "build_features",
     "build_labels",
     "data_end",
@@ -292,12 +295,20 @@ def profile_count(
     return int(_profiles(wh, mapping, to_instant(as_of, name="as_of")).count().execute())
 
 
+def as_spec(spec: FeatureSpec | Mapping[str, Any] | None) -> FeatureSpec | None:
+    """A :class:`FeatureSpec` from a spec, its dict form (as on a model card) or None."""
+    if spec is None or isinstance(spec, FeatureSpec):
+        return spec
+    return FeatureSpec.from_dict(spec)
+
+
 def build_features(
     wh: Warehouse,
     mapping: TableMapping | None = None,
     *,
     as_of: dt.date | dt.datetime | str,
     windows: Sequence[int] = DEFAULT_WINDOWS,
+    spec: FeatureSpec | Mapping[str, Any] | None = None,
 ) -> ir.Table:
     """One row per profile that existed before ``as_of``: ``profile_id`` + numeric features.
 
@@ -389,7 +400,14 @@ def build_features(
         k: v if k == "profile_id" else v.cast("int64" if _is_count(k) else "float64")
         for k, v in out.items()
     }
-    return joined.select(**typed)
+    result = joined.select(**typed)
+    spec = as_spec(spec)
+    if spec is not None:
+        clash = sorted(set(spec.columns()) & set(result.columns))
+        if clash:
+            raise ConfigError(f"feature spec: {', '.join(clash)} is a built-in feature's name")
+        result = spec_features(wh, mapping, spec, as_of=as_of, profiles=result)
+    return result
 
 
 def _is_count(name: str) -> bool:

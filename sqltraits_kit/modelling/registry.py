@@ -48,12 +48,22 @@ KINDS = ("churn", "ltv", "btyd")
 _CARD = "card.json"
 _ARTIFACT = "model.skops"
 _ACTIVE = "ACTIVE"
+_OPTIONAL_KEYS = (
+    "training_cutoffs",
+    "baselines",
+    "comparison",
+    "warnings",
+    "selection",
+    "refit",
+    "origin",
+    "feature_spec",
+)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
-#: Every type a model artifact may contain: the pipelines :mod:`sqltraits_kit.modelling.training`
-#: builds
-#: (logistic / Poisson GLM with an arcsinh + scaling front, histogram gradient boosting) and the
-#: containers and numpy values inside them. Anything else is refused at load time.
+#: Every type a model artifact may contain: the candidates :mod:`sqltraits_kit.modelling.estimators`
+#: builds (logistic / Poisson / Tweedie GLMs with an arcsinh + scaling front, histogram gradient
+#: boosting, BTYD on features, blends of those) and the containers and numpy values inside them.
+#: Anything else is refused at load time.
 TRUSTED_TYPES: tuple[str, ...] = (
     "builtins.bool",
     "builtins.dict",
@@ -80,21 +90,43 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "numpy.uint64",
     "sklearn._loss._loss.CyHalfBinomialLoss",
     "sklearn._loss._loss.CyHalfPoissonLoss",
+    "sklearn._loss._loss.CyHalfTweedieLoss",
     "sklearn._loss.link.Interval",
     "sklearn._loss.link.LogitLink",
     "sklearn._loss.link.LogLink",
     "sklearn._loss.loss.HalfBinomialLoss",
     "sklearn._loss.loss.HalfPoissonLoss",
+    "sklearn._loss.loss.HalfTweedieLoss",
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.linear_model._glm.glm.PoissonRegressor",
+    "sklearn.linear_model._glm.glm.TweedieRegressor",
     "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.pipeline.Pipeline",
     "sklearn.preprocessing._data.StandardScaler",
     "sklearn.preprocessing._function_transformer.FunctionTransformer",
     "sklearn.preprocessing._label.LabelEncoder",
+    # Reviewed for models registered from outside (Registry.register): forests and single trees
+    # (their node arrays are checked by integrity.check_structure), plain linear regressors, the
+    # imputer.
+    "sklearn.ensemble._forest.ExtraTreesClassifier",
+    "sklearn.ensemble._forest.ExtraTreesRegressor",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.RandomForestRegressor",
+    "sklearn.impute._base.SimpleImputer",
+    "sklearn.linear_model._base.LinearRegression",
+    "sklearn.linear_model._ridge.Ridge",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._classes.ExtraTreeClassifier",
+    "sklearn.tree._classes.ExtraTreeRegressor",
+    "sklearn.tree._tree.Tree",
+    # The kit's own candidates (modelling/estimators.py): plain attributes, fitted parameters
+    # as dicts of floats, members that are themselves checked type by type.
+    "sqltraits_kit.modelling.estimators.Blend",
+    "sqltraits_kit.modelling.estimators.BtydOnFeatures",
 )
 
 
@@ -125,13 +157,27 @@ class ModelCard:
     artifact_sha256: str | None = None
     notes: list[str] = field(default_factory=list)
     signature: str | None = None  # HMAC of the rest, when a signing key is configured
+    # Added by the champion/baseline training (absent from older cards, left out when None so
+    # an older card's signature still verifies):
+    training_cutoffs: list[str] | None = None  # the tested model's stacked snapshots
+    baselines: dict[str, dict[str, Any]] | None = None  # each baseline's test metrics
+    comparison: list[dict[str, Any]] | None = None  # per metric: model vs best baseline
+    warnings: list[str] | None = None  # where the model does not beat a baseline
+    selection: dict[str, Any] | None = None  # auto: every candidate's figures, why it won
+    refit: dict[str, Any] | None = None  # the saved model's refit on the latest window
+    origin: dict[str, Any] | None = None  # a model registered from outside the kit
+    feature_spec: dict[str, Any] | None = None  # features beyond the built-in set
 
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        for key in _OPTIONAL_KEYS:
+            if out.get(key) is None:
+                del out[key]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False)
@@ -402,6 +448,39 @@ class Registry:
         check_structure(model, card.ref)
         expected_features(model, card)
         return model
+
+    def register(
+        self,
+        model: Any,
+        *,
+        wh: Any,
+        name: str,
+        kind: str,
+        trained_until: dt.date | dt.datetime | str,
+        **options: Any,
+    ) -> ModelCard:
+        """Save a model fitted outside the kit, with a card of its own out-of-time figures.
+
+        ``model`` is a fitted scikit-learn-compatible estimator or pipeline, fitted on a
+        DataFrame of the kit's features (so it names its columns); ``trained_until`` is the day
+        its training outcomes end. The kit tests it on ``wh`` over the horizon after that day,
+        beside the baselines, and saves it as the next version of ``name`` with the same checks
+        as its own models: only types on :data:`TRUSTED_TYPES`, refused before anything runs.
+        ``options``: ``mapping``, ``horizon_days``, ``windows``, ``feature_spec``, ``churn_on``,
+        ``max_rows`` (as :func:`~sqltraits_kit.modelling.training.train_model` takes them).
+        """
+        import skops.io as sio
+
+        from sqltraits_kit.modelling.outside import evaluate_outside_model
+
+        self._check_name(name)
+        # Refuse what we could not load again before spending a warehouse query on it.
+        _check_types(sio.dumps(model), f"model {name!r}", action="registered")
+        check_structure(model, name)
+        fields = evaluate_outside_model(
+            wh, model, kind=kind, trained_until=trained_until, **options
+        )
+        return self.save(model, ModelCard(name=name, **fields))
 
     def sign(self, name: str, version: int) -> ModelCard:
         """Sign an existing version's card with this registry's key (for models saved before

@@ -71,9 +71,32 @@ def test_train_ltv_text_output_with_options(db, tmp_path, capsys):
     assert code == 0, captured.err
     assert "saved as ltv_btyd@1" in captured.out
     assert "cutoff 2026-03-01 -> test 2026-04-30, horizon 60 days" in captured.out
-    assert "gini" in captured.out and "(reference" in captured.out
+    assert "gini" in captured.out and "reference" in captured.out
+    assert "best baseline" in captured.out and "(past_rate)" in captured.out
+    assert "saved model refit on 2026-04-30" in captured.out
     assert "parameters:" in captured.out
     assert "[100%] done" in captured.err  # progress goes to stderr
+
+
+def test_default_is_auto_with_baselines_and_candidates(db, tmp_path, capsys):
+    code = main(["train", "--db", db, "--model", "churn", "--no-save", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    first = out.splitlines()[0]
+    assert first.startswith("churn model (") and "not saved" in first
+    assert "training snapshots: " in out
+    assert "best baseline" in out and "(btyd)" in out
+    assert "champion " in out and "highest validation auc" in out
+    for name in ("logistic", "gbm", "gbm_small", "bgnbd", "mbgnbd", "blend"):
+        assert f" {name} " in out or f"*{name} " in out, name
+    assert out.count("*") == 1  # the champion, marked once
+
+    assert main(["train", "--db", db, "--model", "churn", "--no-save", "--quiet", "--json"]) == 0
+    card = _json(capsys)
+    assert card["selection"]["champion"] == card["estimator"]
+    assert set(card["baselines"]) == {"recency", "recency_frequency", "btyd"}
+    assert {row["metric"] for row in card["comparison"]} >= {"auc", "brier"}
+    assert len(card["refit"]["cutoffs"]) == 3
 
 
 def test_no_save_and_a_mapping_file(db, tmp_path, capsys):
@@ -109,7 +132,8 @@ def test_no_save_and_a_mapping_file(db, tmp_path, capsys):
     ("extra", "message"),
     [
         (["--cutoff", "2026-10-01"], "too late for a 90-day horizon"),
-        (["--estimator", "poisson"], "choose from: gbm, logistic, btyd"),
+        (["--estimator", "poisson"], "choose from: auto, logistic, gbm"),
+        (["--snapshots", "0"], "snapshots must be"),
         (["--cutoff", "soon"], "ISO date"),
     ],
 )

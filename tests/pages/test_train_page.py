@@ -16,10 +16,12 @@ def test_the_page_offers_a_choice_and_no_results_before_training(page):
     at = page("pages/train.py").run()
     assert not at.exception, at.exception
     assert at.radio(key="train_kind").value == "churn"
-    assert at.selectbox(key="train_estimator_churn").options[:2] == [
-        "gradient boosting (HistGradientBoosting)",
+    assert at.selectbox(key="train_estimator_churn").options[:3] == [
+        "auto: every candidate, the best on a validation window wins",
         "logistic regression (baseline)",
+        "gradient boosting (HistGradientBoosting)",
     ]
+    assert at.selectbox(key="train_estimator_churn").value == "auto"
     assert at.toggle(key="train_auto_cutoff").value is True
     assert at.selectbox(key="train_map_orders_table").value == "order_completed"
     assert not at.get("plotly_chart")
@@ -37,6 +39,7 @@ def test_train_churn_shows_metrics_beside_the_reference_and_saves(page, tmp_path
     metrics = _metrics(at)
     auc = metrics["ROC AUC"]
     assert 0.5 < auc["model"] <= 1 and 0.5 < auc["reference"] <= 1
+    assert 0.5 < auc["best baseline"] < 1 and auc["baseline"] in ("recency", "btyd")
     assert {"PR AUC", "Brier score (lower is better)", "top-decile lift"} <= set(metrics)
     assert len(at.get("plotly_chart")) == 4  # ROC, calibration, gain, importance
 
@@ -46,6 +49,26 @@ def test_train_churn_shows_metrics_beside_the_reference_and_saves(page, tmp_path
     assert [c.ref for c in Registry(tmp_path / "models").list()] == ["churn@1"]
     versions = next(d.value for d in at.dataframe if "created" in d.value.columns)
     assert versions["model"].tolist() == ["churn@1"]
+
+
+def test_auto_shows_every_candidate_the_champion_and_the_baselines(page):
+    at = page("pages/train.py").run()
+    at.radio(key="train_kind").set_value("ltv").run()
+    at.button(key="train_run").click().run()
+    assert not at.exception, at.exception
+    candidates = next(d.value for d in at.dataframe if "candidate" in d.value.columns)
+    assert set(candidates["candidate"]) == {
+        "poisson", "tweedie", "gbm", "gbm_small", "bgnbd", "mbgnbd", "blend"
+    }  # fmt: skip
+    assert candidates["champion"].sum() == 1
+    assert {"validation mae", "test mae"} <= set(candidates.columns)
+    assert any(c.value.startswith("Champion **") for c in at.caption)
+    assert any("refit on" in c.value for c in at.caption)
+    mae = _metrics(at)["MAE (lower is better)"]
+    assert mae["baseline"] in ("zero", "past_rate", "btyd")
+    card = at.session_state["train_result"].card
+    # a warning for each metric the model does not beat, shown above the table
+    assert [w.value for w in at.warning] == card.warnings
 
 
 def test_ltv_with_the_btyd_pair(page):
@@ -109,7 +132,7 @@ def test_without_sample_truth_there_is_no_reference_column(page, duckdb_wh, tmp_
 def test_the_btyd_pair_is_saved_under_its_own_name_once(page, tmp_path):
     at = page("pages/train.py").run()
     at.radio(key="train_kind").set_value("ltv").run()
-    assert at.text_input(key="train_name_ltv_gbm").value == "ltv"
+    assert at.text_input(key="train_name_ltv_auto").value == "ltv"
     at.selectbox(key="train_estimator_ltv").select("btyd").run()
     # the name trait sets score it by ("also = ['btyd']"), not a new version of "ltv"
     assert at.text_input(key="train_name_ltv_btyd").value == "btyd"
@@ -128,3 +151,28 @@ def test_the_btyd_pair_is_saved_under_its_own_name_once(page, tmp_path):
     assert any("Save a second version to compare" in c.value for c in at.caption)
     params = next(d.value for d in at.dataframe if "parameter" in d.value.columns)
     assert set(params["parameter"]) == {"r", "alpha", "a", "b", "p", "q", "v"}
+
+
+def test_a_feature_spec_typed_on_the_page_trains_and_shows(page):
+    at = page("pages/train.py").run()
+    at.selectbox(key="train_estimator_churn").select("logistic").run()
+    at.text_area(key="train_feature_spec").input(
+        '[[aggregate]]\nname = "searches_30d"\ntable = "tracks"\nwindow_days = 30\n'
+        'where = { event = "Products Searched" }\n'
+    ).run()
+    assert any("Adds searches_30d." in c.value for c in at.caption)
+    at.button(key="train_run").click().run()
+    assert not at.exception, at.exception
+    card = at.session_state["train_result"].card
+    assert card.features[-1] == "searches_30d" and card.feature_spec["aggregate"]
+    assert any(
+        "Own features (beside the built-in set): searches_30d" in c.value for c in at.caption
+    )
+
+
+def test_a_bad_feature_spec_is_a_message(page):
+    at = page("pages/train.py").run()
+    at.text_area(key="train_feature_spec").input('[[aggregate]]\nname = "x"\nfunction = "median"\n')
+    at.run()
+    assert not at.exception
+    assert any("feature spec" in e.value for e in at.error)

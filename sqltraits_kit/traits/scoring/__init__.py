@@ -168,7 +168,9 @@ def _features(
     for i, m in enumerate(sklearn):
         if m.feature_key not in tables:
             report(f"building features as of {plan.when.date()} in the warehouse", 0.02 + 0.01 * i)
-            expr = build_features(wh, m.mapping, as_of=plan.when, windows=m.windows)
+            expr = build_features(
+                wh, m.mapping, as_of=plan.when, windows=m.windows, spec=m.card.feature_spec
+            )
             tables[m.feature_key] = scratch.table(expr)
     if tables:
         ids = next(iter(tables.values())).select("profile_id")

@@ -141,7 +141,8 @@ class ScoredModel:
 
     @property
     def feature_key(self) -> str:
-        return json.dumps([self.mapping.to_dict(), list(self.windows)], sort_keys=True)
+        spec = self.card.feature_spec
+        return json.dumps([self.mapping.to_dict(), list(self.windows), spec], sort_keys=True)
 
 
 def resolve_models(models: Any, registry: Registry | str | Path | None) -> list[ScoredModel]:
