@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "file's mapping for this warehouse (sqltraits.toml), else the sample/Segment names)",
     )
     p.add_argument(
+        "--features",
+        metavar="TOML",
+        help="a feature spec: your own aggregates and attributes beside (or instead of) the "
+        "built-in features",
+    )
+    p.add_argument(
         "--models-dir", help="model registry folder (default: $SQLTRAITS_MODELS_DIR or models)"
     )
     p.add_argument(
@@ -106,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             max_rows=args.max_rows or None,
             snapshots=args.snapshots,
             refit=not args.no_refit,
+            feature_spec=args.features,
             progress=progress,
         )
     finally:

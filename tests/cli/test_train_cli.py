@@ -99,6 +99,21 @@ def test_default_is_auto_with_baselines_and_candidates(db, tmp_path, capsys):
     assert len(card["refit"]["cutoffs"]) == 3
 
 
+def test_a_feature_spec_file(db, tmp_path, capsys):
+    spec = tmp_path / "features.toml"
+    spec.write_text(
+        '[[aggregate]]\nname = "cart_views"\ntable = "tracks"\nwhere = { event = "Cart Viewed" }\n'
+    )
+    args = ["train", "--db", db, "--model", "ltv", "--estimator", "poisson", "--no-save"]
+    assert main([*args, "--features", str(spec), "--json", "--quiet"]) == 0
+    card = _json(capsys)
+    assert card["features"][-1] == "cart_views"
+    assert card["feature_spec"]["aggregate"][0]["where"] == {"event": "Cart Viewed"}
+    spec.write_text("[[aggregate]]\nname = 'Bad'\ntable = 't'\n")
+    assert main([*args, "--features", str(spec), "--quiet"]) == 2
+    assert "lower_snake_case" in capsys.readouterr().err
+
+
 def test_no_save_and_a_mapping_file(db, tmp_path, capsys):
     mapping = tmp_path / "mapping.json"
     mapping.write_text(json.dumps({"tracks_table": None, "pages_table": None}))
