@@ -29,3 +29,14 @@ def test_a_publish_to_it_is_what_it_holds(duckdb_wh, unique_name):
         client.close()
     held = {r["identifier"]: r for r in local.local_holdings()}
     assert held["a"]["score"] == 0.25 and held["b"]["score"] == 0.5
+
+
+def test_the_secrets_example_copied_as_is_opens_the_demo_and_the_local_test_server():
+    """Issue 17 item 1: a newcomer copies .streamlit/secrets.toml.example unchanged."""
+    import tomllib
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / ".streamlit" / "secrets.toml.example"
+    settings = Settings.from_mapping(tomllib.loads(example.read_text()))
+    assert settings.db_url is None  # the demo sample, not an absolute path that does not exist
+    assert local.publish_destinations(settings)[0].name == "local"
