@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from sqltraits_kit.modelling.features import TableMapping
 from sqltraits_kit.modelling.mapping_guess import guess_mapping
-
-DATA = Path(__file__).parent / "data"
+from tests.support.models import cdnow_crm_tables
 
 
 def test_the_demo_schema_is_guessed_exactly(wh):
@@ -25,20 +23,10 @@ def test_the_demo_schema_is_guessed_exactly(wh):
 @pytest.fixture
 def crm_tables(wh, unique_name):
     """CDNOW's purchase log as a CRM would hold it: integer ids, other names, no activity."""
-    raw = pd.read_csv(
-        DATA / "cdnow_sample_transactions.txt",
-        sep=r"\s+",
-        header=None,
-        names=["master_id", "customer_no", "date", "cds", "dollars"],
-        dtype={"date": str},
-    )
-    raw["ordered_at"] = pd.to_datetime(raw["date"], format="%Y%m%d")
-    orders = raw[["customer_no", "ordered_at", "cds", "dollars"]].copy()
-    orders.insert(0, "order_no", range(1, len(orders) + 1))
-    customers = (
-        orders.groupby("customer_no", as_index=False)
-        .agg(first_order_at=("ordered_at", "min"))
-        .assign(segment=lambda f: ["a" if i % 2 else "b" for i in f.customer_no])
+    crm = cdnow_crm_tables()
+    orders = crm["orders"]
+    customers = crm["customers"].assign(
+        segment=lambda f: ["a" if i % 2 else "b" for i in f.customer_no]
     )
     names = {"customers": f"{unique_name}_crm_customers", "orders": f"{unique_name}_shop_orders"}
     wh.con.create_table(names["customers"], customers)

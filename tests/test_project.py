@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from sqltraits_kit.cli import main
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.modelling.features import TableMapping
 from sqltraits_kit.workflows.project import Project
+from tests.support.models import cdnow_crm_tables
 
-DATA = Path(__file__).parent / "data"
 CRM = TableMapping(
     profiles_table="crm_customers",
     profile_id="customer_no",
@@ -90,19 +88,8 @@ def test_saved_guess_is_what_train_uses_without_mapping(tmp_path, monkeypatch, c
     """A CRM-shaped warehouse: `mapping --save-project`, then `train` with no --mapping."""
     import duckdb
 
-    raw = pd.read_csv(
-        DATA / "cdnow_sample_transactions.txt",
-        sep=r"\s+",
-        header=None,
-        names=["master_id", "customer_no", "date", "cds", "dollars"],
-        dtype={"date": str},
-    )
-    raw["ordered_at"] = pd.to_datetime(raw["date"], format="%Y%m%d")
-    orders = raw[["customer_no", "ordered_at", "cds", "dollars"]].copy()
-    orders.insert(0, "order_no", range(1, len(orders) + 1))
-    customers = orders.groupby("customer_no", as_index=False).agg(
-        first_order_at=("ordered_at", "min")
-    )
+    crm = cdnow_crm_tables()
+    orders, customers = crm["orders"], crm["customers"]
     db = tmp_path / "crm.duckdb"
     con = duckdb.connect(str(db))
     con.register("o", orders)

@@ -13,32 +13,14 @@ import json
 import uuid
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from sqltraits_kit.cli import main
 from sqltraits_kit.modelling.features import TableMapping
 from sqltraits_kit.warehouse import connect
+from tests.support.models import cdnow_crm_tables
 
-DATA = Path(__file__).parent / "data"
 pytestmark = pytest.mark.slow
-
-
-def cdnow_tables() -> dict[str, pd.DataFrame]:
-    raw = pd.read_csv(
-        DATA / "cdnow_sample_transactions.txt",
-        sep=r"\s+",
-        header=None,
-        names=["master_id", "customer_no", "date", "cds", "dollars"],
-        dtype={"date": str},
-    )
-    raw["ordered_at"] = pd.to_datetime(raw["date"], format="%Y%m%d")
-    orders = raw[["customer_no", "ordered_at", "cds", "dollars"]].copy()
-    orders.insert(0, "order_no", range(1, len(orders) + 1))
-    customers = orders.groupby("customer_no", as_index=False).agg(
-        first_order_at=("ordered_at", "min")
-    )
-    return {"customers": customers, "orders": orders}
 
 
 def crm_mapping(customers: str, orders: str) -> TableMapping:
@@ -66,7 +48,7 @@ def crm(request, tmp_path) -> tuple[str, Path]:
         wh = connect(url)
     tag = uuid.uuid4().hex[:8]
     names = {"customers": f"crm_customers_{tag}", "orders": f"shop_orders_{tag}"}
-    for key, frame in cdnow_tables().items():
+    for key, frame in cdnow_crm_tables().items():
         wh.con.create_table(names[key], frame)
     wh.close()
     mapping = tmp_path / "mapping.json"

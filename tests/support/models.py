@@ -147,3 +147,25 @@ def train_demo_models(wh, root) -> Registry:
     train_model(wh, kind="ltv", estimator="poisson", name="ltv", registry=registry)
     train_model(wh, kind="churn", estimator="btyd", name="btyd", registry=registry)
     return registry
+
+
+def cdnow_crm_tables() -> dict[str, pd.DataFrame]:
+    """CDNOW's purchase log as a CRM would hold it: ``orders`` (order_no, customer_no,
+    ordered_at, cds, dollars) and ``customers`` (customer_no, first_order_at); integer ids, no
+    activity tables."""
+    from tests.support import ROOT
+
+    raw = pd.read_csv(
+        ROOT / "tests" / "data" / "cdnow_sample_transactions.txt",
+        sep=r"\s+",
+        header=None,
+        names=["master_id", "customer_no", "date", "cds", "dollars"],
+        dtype={"date": str},
+    )
+    raw["ordered_at"] = pd.to_datetime(raw["date"], format="%Y%m%d")
+    orders = raw[["customer_no", "ordered_at", "cds", "dollars"]].copy()
+    orders.insert(0, "order_no", range(1, len(orders) + 1))
+    customers = orders.groupby("customer_no", as_index=False).agg(
+        first_order_at=("ordered_at", "min")
+    )
+    return {"customers": customers, "orders": orders}
