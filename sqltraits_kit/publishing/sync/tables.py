@@ -36,7 +36,11 @@ def ensure_table(wh: Warehouse, name: str, schema: sch.Schema) -> None:
     null in its existing rows (rewritten atomically, see :func:`replace_table`).
     """
     if wh.has_table(name):
-        add_missing_columns(wh, name, schema)
+        # Once per connection and table: record_failures calls this at every commit.
+        checked = wh.__dict__.setdefault("_sqltraits_columns_checked", set())
+        if name not in checked:
+            add_missing_columns(wh, name, schema)
+            checked.add(name)
         return
     try:
         wh.con.create_table(name, schema=schema)
