@@ -74,6 +74,13 @@ def _differs(cur: ir.Value, pub: ir.Value, tolerance: float) -> ir.BooleanValue:
     return ~same
 
 
+def _blank(key: ir.Value) -> ir.BooleanValue:
+    """An identifier that is an empty or all-space string (never for a non-string type)."""
+    import ibis
+
+    return key.strip() == "" if key.type().is_string() else ibis.literal(False)
+
+
 def _screened(src: SyncSource) -> ir.Table:
     """The source as ``_k`` and ``_c0..``, one row per identifier, with ``_bad`` (the number of
     rows carrying a duplicate identifier, or -1 for a blank string; 0 when fine).
@@ -89,8 +96,7 @@ def _screened(src: SyncSource) -> ir.Table:
     cur = s.filter(key.notnull()).select(_k=key, **values)
     per_id = ibis.window(group_by=cur["_k"])
     ranked = cur.mutate(_n=cur.count().over(per_id), _r=ibis.row_number().over(per_id))
-    blank = ranked["_k"].strip() == "" if cur["_k"].type().is_string() else ibis.literal(False)
-    bad = ibis.cases((blank, -1), (ranked["_n"] > 1, ranked["_n"]), else_=0)
+    bad = ibis.cases((_blank(ranked["_k"]), -1), (ranked["_n"] > 1, ranked["_n"]), else_=0)
     return ranked.filter(ranked["_r"] == 0).mutate(_bad=bad.cast("int64")).drop("_n", "_r")
 
 
@@ -111,10 +117,9 @@ def bad_identifiers(src: SyncSource) -> ir.Table:
     key = s[src.id_column]
     per_id = ibis.window(group_by=key)
     ranked = s.select(_k=key, _n=s.count().over(per_id))
-    blank = ranked["_k"].strip() == "" if key.type().is_string() else ibis.literal(False)
     reason = ibis.cases(
         (ranked["_k"].isnull(), f"missing identifier ({src.id_column} is null)"),
-        (blank, f"blank identifier ({src.id_column} is an empty string)"),
+        (_blank(ranked["_k"]), f"blank identifier ({src.id_column} is an empty string)"),
         (ranked["_n"] > 1, "duplicate identifier: " + ranked["_n"].cast("string") + " rows"),
         else_=ibis.null("string"),
     )
