@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,78 +37,132 @@ SCRATCH = ROOT / "benchmarks" / "out" / "mutation"
 
 @dataclass(frozen=True)
 class Target:
-    source: str
+    #: fnmatch patterns of the files mutated (mutmut's ``only_mutate``), relative to the root.
+    sources: tuple[str, ...]
+    #: The test files run against each mutant: only those that exercise the module, so a
+    #: mutant costs seconds (mutmut then runs, per mutant, only the tests that reach the
+    #: mutated function).
     tests: tuple[str, ...]
     what: str
+    #: Extra pytest arguments. By default the PostgreSQL half of the both-backend tests is left
+    #: out: the rules are the same Ibis expressions on both, and it doubles every mutant's time.
+    args: tuple[str, ...] = ("-m", "not postgres")
 
+    @property
+    def source(self) -> str:
+        return ", ".join(self.sources)
+
+
+_SYNC = "sqltraits_kit/publishing/sync/"
+_SEGMENT = "sqltraits_kit/publishing/segment/"
 
 #: The core, with the test files that exercise each module (the whole suite would take hours).
+#: A package is named by its key files, not all of them (``contract``: the rule groups and the
+#: report, not the face's re-exports).
 TARGETS: dict[str, Target] = {
     "batching": Target(
-        "sqltraits_kit/publishing/segment/batching.py",
+        (_SEGMENT + "batching.py",),
         ("tests/segment/test_batching.py", "tests/segment/test_batching_properties.py"),
         "request bodies within Segment's limits",
     ),
     "retry": Target(
-        "sqltraits_kit/publishing/segment/retry.py",
-        (
-            "tests/segment/test_retry_policy.py",
-            "tests/segment/test_client.py",
-            "tests/segment/test_client_status.py",
-        ),
+        (_SEGMENT + "retry.py",),
+        ("tests/segment/test_retry_policy.py", "tests/segment/test_client_status.py"),
         "what is retried, backoff, Retry-After",
     ),
+    "answer": Target(
+        (_SEGMENT + "answer.py",),
+        ("tests/segment/test_client_status.py", "tests/segment/test_delivery_faults.py"),
+        "which HTTP answer is Segment acknowledging a batch (never a 3xx)",
+    ),
     "client": Target(
-        "sqltraits_kit/publishing/segment/client.py",
+        (_SEGMENT + "client.py",),
         (
             "tests/segment/test_client.py",
             "tests/segment/test_client_status.py",
+            "tests/segment/test_delivery_faults.py",
+        ),
+        "what counts as delivered, results in order, rate limits",
+    ),
+    "diff": Target(
+        (_SYNC + "diff.py",),
+        (
+            "tests/sync/test_sync_diff.py",
+            "tests/sync/test_sync_edges.py",
+            "tests/sync/test_sync_resume.py",
+        ),
+        "the diff: categories, the tolerance boundary, uncertain rows",
+    ),
+    "publisher": Target(
+        (_SYNC + "publisher.py",),
+        (
+            "tests/sync/test_sync_ledger.py",
+            "tests/sync/test_sync_resume.py",
             "tests/sync/test_sync_faults.py",
         ),
-        "what counts as delivered",
-    ),
-    "engine": Target(
-        "sqltraits_kit/publishing/sync/engine.py",
-        ("tests/sync/",),
-        "the sync: commit only what was acknowledged",
+        "the sending half: ledger writes only for what was acknowledged",
     ),
     "state": Target(
-        "sqltraits_kit/publishing/sync/state.py",
-        ("tests/sync/",),
-        "the sync's state tables",
+        (_SYNC + "state.py",),
+        (
+            "tests/sync/test_sync_ledger.py",
+            "tests/sync/test_sync_resume.py",
+            "tests/sync/test_sync_diff.py",
+        ),
+        "the sync's state tables (the ledger, compaction)",
+    ),
+    "engine": Target(
+        (_SYNC + "engine.py",),
+        (
+            "tests/sync/test_sync_diff.py",
+            "tests/sync/test_sync_edges.py",
+            "tests/sync/test_sync_gates.py",
+            "tests/sync/test_sync_resume.py",
+        ),
+        "the sync run: checks, lease, diff, record",
     ),
     "contract": Target(
-        "sqltraits_kit/traits/contract/*.py",
+        tuple(
+            f"sqltraits_kit/traits/contract/{m}.py"
+            for m in ("identifier", "measure", "shape", "names", "report")
+        ),
         ("tests/test_contract.py", "tests/test_edge_values.py"),
-        "the output table's contract (25 columns, names, types)",
+        "the output table's contract (25 columns, names, types, identifiers)",
     ),
     "traitset": Target(
-        "sqltraits_kit/traits/traitset/*.py",
+        ("sqltraits_kit/traits/traitset/rules.py", "sqltraits_kit/traits/traitset/resolving.py"),
         ("tests/test_traitset.py",),
         "trait-set resolution: rounding, tiers, flags",
     ),
     "scoring": Target(
-        "sqltraits_kit/traits/scoring/*.py",
-        ("tests/test_scoring.py", "tests/test_scoring_parity.py"),
-        "in-warehouse scoring and its parity check",
+        (
+            "sqltraits_kit/traits/scoring/sklearn_path.py",
+            "sqltraits_kit/traits/scoring/scratch.py",
+        ),
+        ("tests/test_scoring_parity.py", "tests/test_scoring.py"),
+        "the scoring parity check and the streamed fallback",
     ),
     "features": Target(
-        "sqltraits_kit/modelling/features.py",
+        ("sqltraits_kit/modelling/features.py",),
         ("tests/test_features.py",),
         "features and labels (point-in-time cutoff)",
     ),
     "btyd": Target(
-        "sqltraits_kit/modelling/btyd.py",
+        ("sqltraits_kit/modelling/btyd.py",),
         ("tests/test_btyd.py",),
-        "BG/NBD and Gamma-Gamma",
+        "BG/NBD, modified BG/NBD and Gamma-Gamma",
     ),
 }
 
 
-def _copy_tree(dest: Path) -> None:
-    """The working tree (tracked and new files, not ignored ones) into ``dest``."""
+def _copy_tree(dest: Path, *, keep_results: bool) -> None:
+    """The working tree (tracked and new files, not ignored ones) into ``dest``; with
+    ``keep_results`` the earlier run's ``mutants/`` (mutmut's mutants and results) stays."""
     if dest.exists():
-        shutil.rmtree(dest)
+        for child in dest.iterdir():
+            if keep_results and child.name == "mutants":
+                continue
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
         cwd=ROOT,
@@ -121,22 +177,40 @@ def _copy_tree(dest: Path) -> None:
             shutil.copy2(src, dest / rel)
 
 
-def _write_config(dest: Path, target: Target) -> None:
-    """The scratch copy's pyproject, with a ``[tool.mutmut]`` section for this module only."""
+def _write_config(dest: Path, target: Target, *, skip: tuple[str, ...] = ()) -> list[str]:
+    """The scratch copy's pyproject, with a ``[tool.mutmut]`` section for this module only;
+    returns the test files selected."""
     text = (dest / "pyproject.toml").read_text()
     text = re.sub(r"(?ms)^\[tool\.mutmut\].*?(?=^\[|\Z)", "", text)
-    tests = [t for t in target.tests if (dest / t).exists()]
+    tests = [t for t in target.tests if (dest / t).exists() and t not in skip]
     section = {
         "source_paths": ["sqltraits_kit"],
-        "only_mutate": [target.source],
+        "only_mutate": list(target.sources),
         "pytest_add_cli_args_test_selection": tests,
-        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", "-x"],
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", "-x", *target.args],
         "also_copy": ["benchmarks", "sample_data", "traitsets", "models", "examples"],
     }
     lines = ["", "[tool.mutmut]"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in section.items()]
     (dest / "pyproject.toml").write_text(text.rstrip() + "\n" + "\n".join(lines) + "\n")
     tomllib.loads((dest / "pyproject.toml").read_text())  # fail here, not inside mutmut
+    return tests
+
+
+def _keep_results_for(dest: Path, tests: list[str]) -> None:
+    """Tell mutmut the test selection is the one its results were made with.
+
+    mutmut drops every result when the selection changes; adding a test file only adds tests,
+    so a killed mutant stays killed: mutmut then collects the new tests' coverage and the
+    mutants not killed are run again. (mutmut 3's fingerprint: a hash of the selection.)
+    """
+    stats = dest / "mutants" / "mutmut-stats.json"
+    if not stats.exists():
+        return
+    data = json.loads(stats.read_text())
+    digest = hashlib.sha256(repr(tuple(tests)).encode()).hexdigest()[:12]
+    data.setdefault("config_fingerprint", {})["test_selection"] = digest
+    stats.write_text(json.dumps(data))
 
 
 def _counts(dest: Path) -> dict[str, int]:
@@ -152,21 +226,55 @@ def _env() -> dict[str, str]:
     # would make the tests import the unmutated package and "kill" nothing.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # One pytest session per mutant: build the sample warehouse once, not once per mutant.
+    env["SQLTRAITS_TEST_SAMPLE_DIR"] = str(SCRATCH / "_sample")
     return env
 
 
-def run(name: str, *, jobs: int) -> dict[str, int]:
+#: mutmut's exit codes of a mutant the tests did not kill (survived, no test reached it,
+#: suspicious, not run yet).
+_NOT_KILLED = {0, 5, 33, 35, None}
+
+
+def _not_killed(dest: Path) -> list[str]:
+    """The mutants of the last run in ``dest`` that the tests did not kill."""
+    names = []
+    for meta in sorted((dest / "mutants").rglob("*.py.meta")):
+        codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
+        names += [key for key, code in codes.items() if code in _NOT_KILLED]
+    return names
+
+
+def run(
+    name: str,
+    *,
+    jobs: int,
+    again: bool = False,
+    only: tuple[str, ...] = (),
+    skip: tuple[str, ...] = (),
+) -> dict[str, int]:
+    """Mutate one target and record its score. ``again``: keep the last run's results and run
+    only the mutants it did not kill (after adding tests: a killed mutant stays killed).
+    ``only``: mutmut name patterns (``'*x_diff_table*'``) to run a module's key functions.
+    ``skip``: test files of the target left out (the "before" run of tests added since)."""
     target = TARGETS[name]
     dest = SCRATCH / name
-    _copy_tree(dest)
-    _write_config(dest, target)
+    again = again and (dest / "mutants").is_dir()
+    _copy_tree(dest, keep_results=again)
+    tests = _write_config(dest, target, skip=skip)
+    if again:
+        _keep_results_for(dest, tests)
     started = dt.datetime.now(dt.UTC)
-    subprocess.run(
-        [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)],
-        cwd=dest,
-        check=True,
-        env=_env(),
-    )
+    names = list(only)
+    if again:
+        names = [n for n in _not_killed(dest) if not only or any(fnmatch(n, p) for p in only)]
+    if names or not again:
+        subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *names],
+            cwd=dest,
+            check=True,
+            env=_env(),
+        )
     counts = _counts(dest)
     minutes = (dt.datetime.now(dt.UTC) - started).total_seconds() / 60
     _record(name, target, counts, minutes=minutes)
@@ -226,6 +334,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help=f"any of: {', '.join(TARGETS)}")
     parser.add_argument("--list", action="store_true", help="print the modules and their tests")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="mutmut workers (default 1)")
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="keep the last run's results and run only the mutants it did not kill",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="mutmut names to run, e.g. '*x_diff_table*' (repeatable)",
+    )
+    parser.add_argument(
+        "--skip-tests",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="leave out one of the target's test files (the score before it was added)",
+    )
     args = parser.parse_args(argv)
     if args.list or not args.modules:
         for key, t in TARGETS.items():
@@ -235,7 +362,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown module(s) {unknown}; choose from {', '.join(TARGETS)}")
     for name in args.modules:
-        counts = run(name, jobs=args.jobs)
+        counts = run(
+            name,
+            jobs=args.jobs,
+            again=args.again,
+            only=tuple(args.only),
+            skip=tuple(args.skip_tests),
+        )
         print(f"{name}: {score(counts):.0%} killed ({counts})")
     return 0
 

@@ -6,6 +6,8 @@ on a user's machine; `.ci/run` sets SQLTRAITS_REQUIRE_ALL=1, which turns those s
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -23,11 +25,27 @@ from tests.support.segment import PROFILE_TOKEN, SPACE_ID, WRITE_KEY
 
 @pytest.fixture(scope="session")
 def sample_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small demo warehouse built once per session (read it, copy it to write)."""
-    from sqltraits_kit.warehouse.sample import build_sample
+    """A small demo warehouse built once per session (read it, copy it to write).
 
+    With ``SQLTRAITS_TEST_SAMPLE_DIR`` set (the mutation runs set it: one pytest session per
+    mutant), it is built once into that folder, named by the sample code's hash, and reused.
+    """
+    from sqltraits_kit.warehouse import sample
+
+    cache = os.environ.get("SQLTRAITS_TEST_SAMPLE_DIR")
+    if cache:
+        code = Path(sample.__file__)
+        files = sorted(code.parent.glob("*.py")) if code.name == "__init__.py" else [code]
+        digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
+        path = Path(cache) / f"sample-{SAMPLE_CUSTOMERS}-{SAMPLE_SEED}-{digest}.duckdb"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part = path.with_suffix(f".{uuid.uuid4().hex}.part")
+            sample.build_sample(part, customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED)
+            part.replace(path)
+        return path
     path = tmp_path_factory.mktemp("sample") / "sample.duckdb"
-    build_sample(path, customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED)
+    sample.build_sample(path, customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED)
     return path
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -23,24 +24,6 @@ from sqltraits_kit.traits.drift import (
 )
 
 
-def hand_psi(baseline, current, *, bins=10, eps=EPSILON):
-    """PSI by hand with numpy: decile cuts of the baseline, left-closed bins, eps for empty bins."""
-    baseline, current = np.asarray(baseline, float), np.asarray(current, float)
-    cuts = np.unique(np.quantile(baseline[~np.isnan(baseline)], np.arange(1, bins) / bins))
-
-    def shares(values):
-        idx = np.searchsorted(cuts, values[~np.isnan(values)], side="right")
-        counts = np.bincount(idx, minlength=len(cuts) + 1).astype(float)
-        nulls = np.isnan(values).sum()
-        return np.append(counts, nulls) / len(values)
-
-    b, c = shares(baseline), shares(current)
-    if b[-1] == 0 and c[-1] == 0:  # no (null) bin when neither side has nulls
-        b, c = b[:-1], c[:-1]
-    b, c = np.maximum(b, eps), np.maximum(c, eps)
-    return float(np.sum((c - b) * np.log(c / b)))
-
-
 def put(wh, name, frame_or_table):
     return wh.con.create_table(name, obj=frame_or_table)
 
@@ -52,13 +35,16 @@ def test_psi_matches_a_hand_computation(wh, unique_name):
     b = put(wh, unique_name + "_b", pa.table({"x": base}))
     c = put(wh, unique_name + "_c", pa.table({"x": cur}))
     got = population_stability(c, b, column="x")
-    assert got.psi == pytest.approx(hand_psi(base, cur), abs=1e-12)
     assert got.baseline_rows == 5_000 and got.current_rows == 4_000
     assert len(got.bins) == 10
     assert [bin_.baseline for bin_ in got.bins] == [500] * 10  # deciles of the baseline itself
     cuts = np.quantile(base, np.arange(1, 10) / 10)
     expected = np.bincount(np.searchsorted(cuts, cur, side="right"), minlength=10)
     assert [bin_.current for bin_ in got.bins] == expected.tolist()
+    # With the bins checked, PSI is the definition's sum over them (test_psi_worked.py anchors
+    # the definition itself to numbers worked by hand): no share is 0 here, so no epsilon.
+    shares = [(bin_.current / 4_000, bin_.baseline / 5_000) for bin_ in got.bins]
+    assert got.psi == pytest.approx(sum((c - b) * math.log(c / b) for c, b in shares), abs=1e-12)
     assert got.bins[0].label.startswith("< ") and got.bins[-1].label.startswith(">= ")
     assert got.bins[0].lower is None and got.bins[-1].upper is None
     same = population_stability(b, b, column="x")
@@ -72,12 +58,26 @@ def test_psi_with_empty_bins_nulls_and_ties(wh, unique_name):
     cur_arr = pa.array(np.where(np.isnan(cur), 0, cur), mask=np.isnan(cur))  # real nulls
     c = put(wh, unique_name + "_c", pa.table({"x": cur_arr}))
     got = population_stability(c, b, column="x")
-    assert got.psi == pytest.approx(hand_psi(base, cur), abs=1e-12)
     assert got.bins[-1].label == NULL_LABEL and got.bins[-1].current == 10
     cuts = np.unique(np.quantile(base, np.arange(1, 10) / 10))
     assert len(cuts) == 6  # 9 deciles, 4 of them tied at 0
     assert len(got.bins) == len(cuts) + 2  # value bins + (null)
     assert sum(b_.current == 0 for b_ in got.bins) == len(cuts)  # epsilon kept these finite
+    # Worked by hand. Cuts 0, 0.5 (the median falls between the last 0 and the first 1), then
+    # the 60..90% deciles of 1..10; bins: < 0, [0, 0.5), four of 10 values each, >= q90, null.
+    #   baseline shares: 0 (-> eps), 0.5, 0.1 x 4, 0.1, 0 (-> eps)
+    #   current shares:  0 (-> eps), 0 (-> eps), 0 x 4 (-> eps), 0.9, 0.1
+    assert [b_.baseline for b_ in got.bins] == [0, 50, 10, 10, 10, 10, 10, 0]
+    assert [b_.current for b_ in got.bins] == [0, 0, 0, 0, 0, 0, 90, 10]
+    eps = EPSILON
+    worked = (
+        (eps - 0.5) * math.log(eps / 0.5)  # [0, 0.5): 50 zeros, none now
+        + 4 * (eps - 0.1) * math.log(eps / 0.1)  # the four middle deciles, emptied
+        + (0.9 - 0.1) * math.log(0.9 / 0.1)  # the top bin: 10 then, 90 now
+        + (0.1 - eps) * math.log(0.1 / eps)  # the null bin: none then, 10 now
+    )
+    assert got.psi == pytest.approx(worked, abs=1e-12)
+    assert got.psi == pytest.approx(9.46595, abs=1e-5)
 
 
 def test_psi_counts_nan_as_null(wh, unique_name):
@@ -88,7 +88,13 @@ def test_psi_counts_nan_as_null(wh, unique_name):
     c = put(wh, unique_name + "_c", pa.table({"x": pa.array(cur)}))
     got = population_stability(c, b, column="x")
     assert got.bins[-1].label == NULL_LABEL and got.bins[-1].current == 5
-    assert got.psi == pytest.approx(hand_psi(base, cur), abs=1e-12)
+    # Worked by hand: deciles of 0..99 put 10 values in each bin; the 5 NaN leave the first
+    # bin (0..9) with 5 and go to the null bin (none in the baseline: floored at epsilon).
+    #   PSI = (0.05 - 0.1) ln(0.05 / 0.1) + (0.05 - eps) ln(0.05 / eps)
+    assert [b_.current for b_ in got.bins] == [5] + [10] * 9 + [5]
+    worked = -0.05 * math.log(0.5) + (0.05 - EPSILON) * math.log(0.05 / EPSILON)
+    assert got.psi == pytest.approx(worked, abs=1e-12)
+    assert got.psi == pytest.approx(0.34477, abs=1e-5)
 
 
 def test_psi_refuses_text_and_unknown_columns(wh, unique_name):

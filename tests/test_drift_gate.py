@@ -16,7 +16,7 @@ from sqltraits_kit.publishing.sync import check, dry_run, sync
 from sqltraits_kit.traits.gate import Baseline, drift_gate, gate_traits
 from sqltraits_kit.workflows.preview import drift_check, preview
 from tests.support.sync import make_client
-from tests.support.traits import N, churn_set, numpy_psi, rounded, run_rows, write_run
+from tests.support.traits import N, churn_set, psi_of_values, rounded, run_rows, write_run
 
 
 def publish(wh, ts, server, sleeps) -> None:
@@ -61,7 +61,7 @@ def test_preview_and_publish_show_the_same_drift_figure(
     after = r2.to_pandas().set_index("user_id")["churn_probability"]
     held = after.index.intersection(before.index)
     assert len(held) == N - 20
-    want = numpy_psi(rounded(after.loc[held]), rounded(before))
+    want = psi_of_values(wh, unique_name, rounded(after.loc[held]), rounded(before))
     assert gate.drift.psi["churn_probability"].psi == pytest.approx(want, rel=1e-9)
 
 
@@ -140,9 +140,11 @@ def test_gate_traits_and_rows_by_hand(wh, unique_name):
     held, everyone = scores[:200], scores
     base_scores = base.column("score").to_numpy()
     published = drift_gate(c, Baseline(b, "published"), id_column="id")
-    assert published.psi["score"].psi == pytest.approx(numpy_psi(held, base_scores), rel=1e-9)
+    want = psi_of_values(wh, f"{unique_name}_held", held, base_scores)
+    assert published.psi["score"].psi == pytest.approx(want, rel=1e-9)
     previous = drift_gate(c, Baseline(b, "previous_run"), id_column="id")
-    assert previous.psi["score"].psi == pytest.approx(numpy_psi(everyone, base_scores), rel=1e-9)
+    want = psi_of_values(wh, f"{unique_name}_all", everyone, base_scores)
+    assert previous.psi["score"].psi == pytest.approx(want, rel=1e-9)
     assert previous.psi["score"].psi > 1 > published.psi["score"].psi  # entering ones moved
     m = published.membership
     assert (m.entering, m.leaving, m.staying) == (200, 100, 200)

@@ -83,7 +83,7 @@ def test_a_blend_is_the_mean_of_its_members(frames):
     expected = np.mean([m.predict_proba(feats[list(m.feature_names_in_)])[:, 1]
                         for m in members.values()], axis=0)  # fmt: skip
     np.testing.assert_allclose(blend.predict_proba(feats)[:, 1], expected)
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(NotImplementedError, match=r"built from fitted members with Blend\.of"):
         blend.fit(feats, y)
 
 

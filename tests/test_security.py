@@ -11,7 +11,7 @@ import ibis
 import pandas as pd
 import pytest
 
-from sqltraits_kit.errors import SqlTraitsError
+from sqltraits_kit.errors import SqlTraitsError, UnknownTableError
 from sqltraits_kit.publishing.segment import SegmentClient
 from sqltraits_kit.publishing.standin import DropConnection, Respond
 from sqltraits_kit.publishing.sync import failed_rows, history, sync
@@ -79,7 +79,7 @@ def test_write_key_is_absent_from_logs_outputs_and_tables(
 def test_hostile_table_names_are_refused_and_nothing_is_dropped(wh, name, segment_server):
     with (
         SegmentClient(WRITE_KEY, endpoint=segment_server.url) as client,
-        pytest.raises(SqlTraitsError),
+        pytest.raises(UnknownTableError, match=r"^table .+ not found in "),
     ):
         sync(wh, name, client=client)
     assert wh.has_table("users")

@@ -74,11 +74,15 @@ def tier(p: float) -> str:
     return "high" if p >= 0.7 else "medium" if p >= 0.3 else "low"
 
 
-def numpy_psi(current: np.ndarray, base: np.ndarray, bins: int = 10, eps: float = 1e-4) -> float:
-    """PSI as drift.py documents it: baseline quantile cuts, left-closed bins, epsilon floor."""
-    cuts = np.unique(np.quantile(base, [k / bins for k in range(1, bins)]))
-    b = np.bincount(np.searchsorted(cuts, base, side="right"), minlength=len(cuts) + 1)
-    c = np.bincount(np.searchsorted(cuts, current, side="right"), minlength=len(cuts) + 1)
-    pb = np.maximum(b / len(base), eps)
-    pc = np.maximum(c / len(current), eps)
-    return float(np.sum((pc - pb) * np.log(pc / pb)))
+def psi_of_values(wh, name: str, current, baseline) -> float:
+    """The PSI of two plain arrays through the library's own ``population_stability`` (itself
+    anchored to hand-worked numbers in test_psi_worked.py), in ``wh`` (tables ``name``_pc and
+    ``name``_pb): for tests whose point is *which rows* the gate or the Preview compares, not
+    how PSI is computed (no second implementation of PSI to share a mistake with)."""
+    from sqltraits_kit.traits.drift import population_stability
+
+    def put(suffix: str, values) -> object:
+        column = pa.array(np.asarray(values, dtype=float))
+        return wh.con.create_table(f"{name}_{suffix}", obj=pa.table({"x": column}))
+
+    return population_stability(put("pc", current), put("pb", baseline), column="x").psi

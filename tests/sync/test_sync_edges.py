@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import math
 
+import pyarrow as pa
+
+import sqltraits_kit.publishing.sync.diff as sync_diff
 from sqltraits_kit.publishing.sync import dry_run, sync
 from sqltraits_kit.traits.traitset import TraitSet
 from tests.support.sync import make_table, server_profiles
@@ -82,3 +85,33 @@ def test_the_dry_run_equals_the_publish_when_removed_profiles_are_kept(
     assert report.to_send == result.sent == 5  # the 7 removed are left alone, not counted
     assert report.requests == result.requests == 2
     assert segment_server.snapshot()["requests"] - before == 2
+
+
+def test_a_tolerance_trait_to_or_from_null_is_sent_and_the_slack_is_the_exact_edge(
+    wh, unique_name, segment_server, client
+):
+    # The diff compares |current - published| with tolerance * (1 - 1e-9): the slack that lets
+    # float noise through. From 0 the move is exactly the value, so the edge itself counts as a
+    # change (>=, not >) and one ulp under it does not (the slack is 1e-9, not more).
+    edge = TOLERANCE * (1 - 1e-9)
+    assert sync_diff._TOLERANCE_SLACK == 1e-9
+    ids = ["to_null", "from_null", "at_edge", "under_edge", "both_null"]
+    before = {"to_null": 0.25, "from_null": None, "at_edge": 0.0, "under_edge": 0.0}
+    after = {"to_null": None, "from_null": 0.25, "at_edge": edge}
+    after["under_edge"] = math.nextafter(edge, 0.0)
+
+    def table(values: dict) -> dict:
+        score = pa.array([values.get(i) for i in ids], pa.float64())
+        return {"user_id": ids, "score": score, "plan": ["p"] * len(ids)}
+
+    make_table(wh, unique_name, table(before))
+    ts = _tolerant(unique_name).with_(traits={"score": "score", "plan": "plan"})
+    assert sync(wh, ts, client=client).sent == len(ids)
+    make_table(wh, unique_name, table(after))
+
+    result = sync(wh, ts, client=client, allow_drift=True)
+
+    # A null on either side is a change whatever the tolerance; null to null is not.
+    assert (result.changed, result.unchanged, result.sent) == (3, 2, 3)
+    held = {k: v.get("score") for k, v in server_profiles(segment_server).items()}
+    assert held == {**after, "under_edge": 0.0, "both_null": None}
