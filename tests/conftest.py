@@ -7,6 +7,7 @@ on a user's machine; `.ci/run` sets SQLTRAITS_REQUIRE_ALL=1, which turns those s
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -136,11 +137,29 @@ def fast_sleeps() -> list[float]:
 
 @pytest.fixture(scope="session")
 def trained(sample_file: Path, tmp_path_factory) -> tuple[Registry, dict[str, str]]:
-    """Models fitted once on the sample (the same data both warehouses hold)."""
-    registry = Registry(tmp_path_factory.mktemp("models"))
+    """Models fitted once on the sample (the same data both warehouses hold).
+
+    With ``SQLTRAITS_TEST_MODELS_DIR`` set (the mutation runs of modules above modelling, one
+    pytest session per mutant), they are fitted once into that folder and reused.
+    """
+    cache = os.environ.get("SQLTRAITS_TEST_MODELS_DIR")
+    if cache:
+        import sqltraits_kit.modelling as modelling
+
+        code = sorted(Path(modelling.__file__).parent.glob("*.py"))
+        digest = hashlib.sha256(b"".join(f.read_bytes() for f in code)).hexdigest()[:12]
+        key = f"{sample_file.stem}-{digest}"
+        refs_file = Path(cache) / f"{key}.refs.json"
+        registry = Registry(Path(cache) / key)
+        if refs_file.exists():
+            return registry, json.loads(refs_file.read_text())
+    else:
+        registry = Registry(tmp_path_factory.mktemp("models"))
     wh = connect(f"duckdb:///{sample_file}", read_only=True)
     try:
         refs = save_models(wh, registry)
     finally:
         wh.close()
+    if cache:
+        refs_file.write_text(json.dumps(refs))
     return registry, refs
