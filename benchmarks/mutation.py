@@ -72,7 +72,11 @@ TARGETS: dict[str, Target] = {
     ),
     "answer": Target(
         (_SEGMENT + "answer.py",),
-        ("tests/segment/test_client_status.py", "tests/segment/test_delivery_faults.py"),
+        (
+            "tests/segment/test_answer.py",
+            "tests/segment/test_client_status.py",
+            "tests/segment/test_delivery_faults.py",
+        ),
         "which HTTP answer is Segment acknowledging a batch (never a 3xx)",
     ),
     "client": Target(
@@ -124,12 +128,12 @@ TARGETS: dict[str, Target] = {
     ),
     "contract": Target(
         tuple(f"sqltraits_kit/traits/contract/{m}.py" for m in ("shape", "identifier")),
-        ("tests/test_contract.py", "tests/test_edge_values.py"),
+        ("tests/test_contract_rules.py", "tests/test_contract.py", "tests/test_edge_values.py"),
         "the contract's shape, type and identifier rules (25 columns, finite, unique ids)",
     ),
     "traitset": Target(
         ("sqltraits_kit/traits/traitset/resolving.py",),
-        ("tests/test_traitset.py",),
+        ("tests/test_traitset_resolve.py", "tests/test_traitset.py"),
         "trait-set resolution: rounding, tiers, quantiles, flags",
     ),
     "scoring": Target(
@@ -211,12 +215,36 @@ def _keep_results_for(dest: Path, tests: list[str]) -> None:
     stats.write_text(json.dumps(data))
 
 
-def _counts(dest: Path) -> dict[str, int]:
-    subprocess.run(
-        [sys.executable, "-m", "mutmut", "export-cicd-stats"], cwd=dest, check=True, env=_env()
-    )
-    stats = json.loads((dest / "mutants" / "mutmut-cicd-stats.json").read_text())
-    return {k: int(v) for k, v in stats.items() if isinstance(v, int | float)}
+#: mutmut's exit codes by outcome (mutmut 3's ``status_by_exit_code``); anything else is
+#: "suspicious".
+_OUTCOME = {
+    1: "killed",
+    3: "killed",
+    36: "timeout",
+    24: "timeout",
+    -24: "timeout",
+    152: "timeout",
+    255: "timeout",
+    37: "caught_by_type_check",
+    0: "survived",
+    5: "no_tests",
+    33: "no_tests",
+    34: "skipped",
+    None: "not_run",
+}
+
+
+def _counts(dest: Path, only: tuple[str, ...] = ()) -> dict[str, int]:
+    """Mutants per outcome from mutmut's results, only those matching ``only`` if given."""
+    counts = {"total": 0}
+    for meta in sorted((dest / "mutants").rglob("*.py.meta")):
+        for key, code in json.loads(meta.read_text()).get("exit_code_by_key", {}).items():
+            if only and not any(fnmatch(key, p) for p in only):
+                continue
+            outcome = _OUTCOME.get(code, "suspicious")
+            counts[outcome] = counts.get(outcome, 0) + 1
+            counts["total"] += 1
+    return counts
 
 
 def _env() -> dict[str, str]:
@@ -242,12 +270,13 @@ def _env_for(target: Target) -> dict[str, str]:
 _NOT_KILLED = {0, 5, 33, 35, None}
 
 
-def _not_killed(dest: Path) -> list[str]:
-    """The mutants of the last run in ``dest`` that the tests did not kill."""
+def _not_killed(dest: Path, *, only_unrun: bool = False) -> list[str]:
+    """The mutants of the last run in ``dest`` that the tests did not kill (not run yet)."""
+    wanted = {None} if only_unrun else _NOT_KILLED
     names = []
     for meta in sorted((dest / "mutants").rglob("*.py.meta")):
         codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
-        names += [key for key, code in codes.items() if code in _NOT_KILLED]
+        names += [key for key, code in codes.items() if code in wanted]
     return names
 
 
@@ -258,14 +287,22 @@ def run(
     again: bool = False,
     only: tuple[str, ...] = (),
     skip: tuple[str, ...] = (),
+    resume: bool = False,
+    record_only: bool = False,
 ) -> dict[str, int]:
     """Mutate one target and record its score. ``again``: keep the last run's results and run
     only the mutants it did not kill (after adding tests: a killed mutant stays killed).
     ``only``: mutmut name patterns (``'*x_diff_table*'``) to run a module's key functions.
-    ``skip``: test files of the target left out (the "before" run of tests added since)."""
+    ``skip``: test files of the target left out (the "before" run of tests added since).
+    ``resume``: like ``again`` but only the mutants not run yet (an interrupted run).
+    ``record_only``: run nothing, write the last run's score into MUTATION.md again."""
     target = TARGETS[name]
     dest = SCRATCH / name
-    again = again and (dest / "mutants").is_dir()
+    if record_only:
+        counts = _counts(dest, only)
+        _record(name, target, counts, minutes=0.0, only=only)
+        return counts
+    again = (again or resume) and (dest / "mutants").is_dir()
     _copy_tree(dest, keep_results=again)
     tests = _write_config(dest, target, skip=skip)
     if again:
@@ -273,7 +310,8 @@ def run(
     started = dt.datetime.now(dt.UTC)
     names = list(only)
     if again:
-        names = [n for n in _not_killed(dest) if not only or any(fnmatch(n, p) for p in only)]
+        left = _not_killed(dest, only_unrun=resume)
+        names = [n for n in left if not only or any(fnmatch(n, p) for p in only)]
     if names or not again:
         subprocess.run(
             [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *names],
@@ -281,39 +319,58 @@ def run(
             check=True,
             env=_env_for(target),
         )
-    counts = _counts(dest)
+    counts = _counts(dest, only)
     minutes = (dt.datetime.now(dt.UTC) - started).total_seconds() / 60
-    _record(name, target, counts, minutes=minutes)
+    _record(name, target, counts, minutes=minutes, only=only)
     return counts
 
 
 def score(counts: dict[str, int]) -> float:
-    """Killed share of the mutants that ran; a timeout counts as killed (the test noticed)."""
+    """Killed share of the mutants that ran: a timeout counts as killed (the test noticed), one
+    that no selected test reaches ("no tests") as not killed (nothing would notice it)."""
     killed = (
         counts.get("killed", 0) + counts.get("timeout", 0) + counts.get("caught_by_type_check", 0)
     )
     ran = killed + counts.get("survived", 0) + counts.get("suspicious", 0)
+    ran += counts.get("no_tests", 0)
     return killed / ran if ran else float("nan")
 
 
 _HEADER = (
-    "| module | source | mutants | killed | survived | no tests | score | date (UTC) | minutes |\n"
-    "|---|---|---|---|---|---|---|---|---|\n"
+    "| module | mutated | mutants | killed | survived | no tests | not run | score "
+    "| date (UTC) | minutes |\n"
+    "|---|---|---|---|---|---|---|---|---|---|\n"
 )
 
 
-def _row(name: str, target: Target, counts: dict[str, int] | None, *, minutes: float) -> str:
+def _row(
+    name: str,
+    target: Target,
+    counts: dict[str, int] | None,
+    *,
+    minutes: float,
+    only: tuple[str, ...] = (),
+) -> str:
+    what = f"`{target.source}`" + (f" only {', '.join(f'`{p}`' for p in only)}" if only else "")
     if counts is None:
-        return f"| {name} | `{target.source}` | | | | | not run yet | | |"
+        return f"| {name} | {what} | | | | | | not run yet | | |"
     killed = counts.get("killed", 0) + counts.get("timeout", 0)
     return (
-        f"| {name} | `{target.source}` | {counts.get('total', 0)} | {killed} | "
-        f"{counts.get('survived', 0)} | {counts.get('no_tests', 0)} | {score(counts):.0%} | "
+        f"| {name} | {what} | {counts.get('total', 0)} | {killed} | "
+        f"{counts.get('survived', 0)} | {counts.get('no_tests', 0)} | "
+        f"{counts.get('not_run', 0)} | {score(counts):.0%} | "
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} | {minutes:.1f} |"
     )
 
 
-def _record(name: str, target: Target, counts: dict[str, int], *, minutes: float) -> None:
+def _record(
+    name: str,
+    target: Target,
+    counts: dict[str, int],
+    *,
+    minutes: float,
+    only: tuple[str, ...] = (),
+) -> None:
     """Replace this module's row in the table of MUTATION.md, keeping every other row."""
     text = RESULTS.read_text() if RESULTS.exists() else ""
     rows = {}
@@ -321,7 +378,7 @@ def _record(name: str, target: Target, counts: dict[str, int], *, minutes: float
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("| ") and cells[0] in TARGETS:
             rows[cells[0]] = line
-    rows[name] = _row(name, target, counts, minutes=minutes)
+    rows[name] = _row(name, target, counts, minutes=minutes, only=only)
     table = _HEADER + "\n".join(
         rows.get(key, _row(key, t, None, minutes=0)) for key, t in TARGETS.items()
     )
@@ -344,6 +401,16 @@ def main(argv: list[str] | None = None) -> int:
         "--again",
         action="store_true",
         help="keep the last run's results and run only the mutants it did not kill",
+    )
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="run nothing: write the score of the last run (with the same --only) again",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the last run's results and run only the mutants it has not run yet",
     )
     parser.add_argument(
         "--only",
@@ -374,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
             again=args.again,
             only=tuple(args.only),
             skip=tuple(args.skip_tests),
+            resume=args.resume,
+            record_only=args.record,
         )
         print(f"{name}: {score(counts):.0%} killed ({counts})")
     return 0
