@@ -373,8 +373,10 @@ def _record(
 ) -> None:
     """Replace this module's row in the table of MUTATION.md, keeping every other row."""
     text = RESULTS.read_text() if RESULTS.exists() else ""
+    start, end = "<!-- scores:start -->", "<!-- scores:end -->"
+    scores = text.split(start, 1)[1].split(end, 1)[0] if start in text and end in text else ""
     rows = {}
-    for line in text.splitlines():
+    for line in scores.splitlines():  # the score table only, not the notes' tables below it
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("| ") and cells[0] in TARGETS:
             rows[cells[0]] = line
@@ -382,7 +384,6 @@ def _record(
     table = _HEADER + "\n".join(
         rows.get(key, _row(key, t, None, minutes=0)) for key, t in TARGETS.items()
     )
-    start, end = "<!-- scores:start -->", "<!-- scores:end -->"
     if start in text and end in text:
         before, rest = text.split(start, 1)
         after = rest.split(end, 1)[1]

@@ -184,11 +184,22 @@ def test_no_traits_and_no_rows(con):
     }
 
 
-@pytest.mark.parametrize(("rows", "limit", "passed", "count"), [(3, 3, True, 0), (3, 2, False, 1)])
-def test_max_rows_at_and_over_the_limit(con, rows, limit, passed, count):
+@pytest.mark.parametrize(
+    ("rows", "limit", "passed", "count", "message"),
+    [
+        (3, 3, True, 0, "3 rows (at most 3)"),
+        (3, 2, False, 1, "3 rows; Segment SQL Traits take at most 2"),
+    ],
+)
+def test_max_rows_at_and_over_the_limit(con, rows, limit, passed, count, message):
     cols = {"user_id": [f"u{i}" for i in range(rows)], "x": list(range(rows))}
     rule = _report(con, f"rows_{limit}", cols, max_rows=limit).rule("max_rows")
-    assert (rule.passed, rule.count) == (passed, count)
+    assert (rule.passed, rule.count, rule.message) == (passed, count, message)
+
+
+def test_one_row_is_a_result(con):
+    report = _report(con, "one_row", {"user_id": ["a"], "x": [1]})
+    assert _rules(report, ("has_rows",)) == {"has_rows": (True, 0, "1 rows", {})}
 
 
 @pytest.mark.parametrize(("size", "passed"), [(600, True), (700, False)])
