@@ -192,3 +192,58 @@ def test_name_clashes_are_refused_with_their_key(wh):
     with pytest.raises(TraitSetError, match=r"no trait 'y' \(traits: x\)") as info:
         resolve(wh, TraitSet.from_dict({"name": "c", "table": "clash", "tolerance": {"y": 1.0}}))
     assert info.value.key == "tolerance.y"
+
+
+def test_derived_trait_errors_say_what_is_wrong(wh):
+    columns = {"user_id": ["a"], "x": [1.0], "plan": ["p"]}
+    wh.con.create_table("derr", pa.table(columns), overwrite=True)
+
+    def error(derived: dict) -> tuple[str, str]:
+        spec = {"name": "d", "table": "derr", "traits": {"x": "x"}, "derived": [derived]}
+        with pytest.raises(TraitSetError) as info:
+            resolve(wh, TraitSet.from_dict(spec))
+        return info.value.key, str(info.value)
+
+    quantiles_on_text = {"name": "q", "type": "quantiles", "column": "plan", "bins": 4}
+    assert error(quantiles_on_text) == (
+        "derived[0].column",
+        "derived[0].column: column 'plan' is string, tiers need a number",
+    )
+    missing = {"name": "f", "type": "flag", "column": "nope", "op": ">", "value": 1}
+    assert error(missing) == (
+        "derived[0].column",
+        "derived[0].column: column 'nope' is not in the table derr (columns: user_id, x, plan)",
+    )
+    text_vs_number = {"name": "f", "type": "flag", "column": "plan", "op": ">", "value": 1.5}
+    assert error(text_vs_number) == (
+        "derived[0].value",
+        "derived[0].value: cannot compare column 'plan' (string) with 1.5",
+    )
+
+
+def test_decimals_round_exactly_and_quantile_bins_are_int64(wh):
+    import decimal
+
+    d = pa.array([decimal.Decimal("1.2345"), decimal.Decimal("-2.5551")], pa.decimal128(10, 4))
+    wh.con.create_table("dec", pa.table({"user_id": ["a", "b"], "d": d}), overwrite=True)
+    spec = {
+        "name": "dec",
+        "table": "dec",
+        "traits": {"d": "d"},
+        "decimals": {"d": 2},
+        "derived": [{"name": "q", "type": "quantiles", "column": "d", "bins": 4}],
+    }
+    table = resolve(wh, TraitSet.from_dict(spec))
+    assert table.schema()["q"].is_int64()  # the same type whatever the number of bins
+    rows = table.order_by("user_id").to_pyarrow().to_pylist()
+    assert [r["d"] for r in rows] == [decimal.Decimal("1.23"), decimal.Decimal("-2.56")]
+
+
+def test_a_value_just_past_the_exact_range_passes_through(wh):
+    # x * 100 is 1e15 + 0.25 in floating point: past the range where x * 10^d is exact, so
+    # the value is sent as it is (rounding would give 1e13 exactly).
+    past = 1e13 + 2**-9
+    got = _resolved(
+        wh, "rounding_past", {"score": [past]}, traits={"score": "score"}, decimals={"score": 2}
+    )
+    assert got["u0"]["score"] == past
