@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     server_text = (
-        "sqltraits_kit/publishing/standin.py in its own process (validates every message; keeps no "
+        "sqltraits_kit/publishing/standin/ in its own process (validates every message; keeps no "
         "message bodies)"
         if args.server == "fake"
         else "benchmarks/_sink.py in its own process (auth, one json.loads per request, distinct "

@@ -136,6 +136,12 @@ def _exp(seed: int, *parts: str) -> str:
 
 
 def _statements(seed: int, params: SampleParameters, n_accounts: int) -> list[tuple[str, str]]:
+    """The sample's tables as (name, CREATE TABLE ... AS SELECT) pairs, run by DuckDB in order.
+
+    Longer than ~80 lines on purpose: it is one SQL statement per table of the generative
+    process (customers, accounts, orders, tracks, pages, truth), each a page of SQL that reads
+    best in one place; splitting them would scatter the shared seed and draw helpers.
+    """
     today = SAMPLE_TODAY.strftime("%Y-%m-%d %H:%M:%S")
     start = f"(TIMESTAMP '{today}' - INTERVAL {HISTORY_DAYS} DAY)"
     week_us = 7 * 86400 * 1_000_000
