@@ -230,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
         max_requests_per_second=rps,
         max_events_per_second=eps,
     )
-    wh = connect(url)
+    wh = connect(url, settings=settings.for_publishing())
     try:
         result = sync(
             wh,
