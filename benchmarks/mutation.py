@@ -67,7 +67,11 @@ TARGETS: dict[str, Target] = {
     ),
     "retry": Target(
         (_SEGMENT + "retry.py",),
-        ("tests/segment/test_retry_policy.py", "tests/segment/test_client_status.py"),
+        (
+            "tests/segment/test_retry_policy.py",
+            "tests/segment/test_client.py",
+            "tests/segment/test_client_status.py",
+        ),
         "what is retried, backoff, Retry-After",
     ),
     "answer": Target(
