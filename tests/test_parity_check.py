@@ -43,6 +43,8 @@ def test_max_diff(reference, candidate, expected):
 def test_max_diff_reads_any_array_like_as_floats():
     assert max_diff([1, 2, 3], np.array([1.0, 2.0, 3.5], dtype=np.float32)) == 0.5
     assert max_diff(np.array([None, 1.0], dtype=object), [NAN, 1.0]) == 0.0
+    assert max_diff([NAN, 1.0], np.array([None, 1.0], dtype=object)) == 0.0
+    assert max_diff([0.5, 1.0], np.array([None, 1.0], dtype=object)) == math.inf
 
 
 def _profiles(n: int):
@@ -57,8 +59,9 @@ def _ids(table) -> list[str]:
 
 def test_the_sample_is_every_kth_profile_by_id():
     # 100 profiles, 10 rows: step 10; row_number() is 0-based in Ibis, so p000, p010, ...
-    got = _ids(systematic_sample(_profiles(100), 100, 10))
-    assert got == [f"p{i:03d}" for i in range(0, 100, 10)]
+    sample = systematic_sample(_profiles(100), 100, 10)
+    assert _ids(sample) == [f"p{i:03d}" for i in range(0, 100, 10)]
+    assert sample.columns == ("profile_id", "x")  # no helper column left behind
 
 
 def test_the_sample_takes_at_most_the_rows_asked_for():
