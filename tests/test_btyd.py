@@ -617,3 +617,16 @@ def test_rfm_summary_rejects_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError) as err:
         rfm_summary(ibis.memtable(_handmade()), **{**args, **kwargs})
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("method", ["conditional_expected_purchases", "probability_no_purchase"])
+def test_the_horizon_may_be_zero_or_a_fraction_never_negative_nor_missing(method) -> None:
+    model = BetaGeo.from_params(r=0.24, alpha=4.4, a=0.79, b=2.4)
+    predict = getattr(model, method)
+    nothing_yet = 0.0 if method == "conditional_expected_purchases" else 1.0
+    assert predict(0, 1, 2, 3) == nothing_yet  # no time, no purchase
+    assert 0 < predict(0.5, 1, 2, 3) < 1
+    with pytest.raises(ValueError, match=r"^1 rows have a negative horizon t \(first at row 1\)$"):
+        predict([1, -0.5], 1, 2, 3)
+    with pytest.raises(ValueError, match=r"^t has 1 missing/infinite values \(first at row 0\)$"):
+        predict(float("nan"), 1, 2, 3)
