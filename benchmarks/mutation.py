@@ -150,7 +150,7 @@ TARGETS: dict[str, Target] = {
     ),
     "features": Target(
         ("sqltraits_kit/modelling/features.py",),
-        ("tests/test_features.py",),
+        ("tests/test_features_edges.py", "tests/test_features.py"),
         "features and labels (point-in-time cutoff)",
     ),
     "btyd": Target(
