@@ -15,7 +15,7 @@ import math
 import pandas as pd
 import pytest
 
-from sqltraits_kit.errors import ConfigError
+from sqltraits_kit.errors import ConfigError, UnknownTableError
 from sqltraits_kit.modelling.features import TableMapping, build_features, build_labels
 from sqltraits_kit.warehouse import connect
 
@@ -130,3 +130,17 @@ def test_order_ids_of_another_type_are_cast_to_the_profiles(wh):
     assert labels["ltv"].to_dict() == {1: 4.0, 2: 6.0}
     f = _by_id(build_features(wh, mapping, as_of=AS_OF))
     assert f["orders_count"].to_dict() == {1: 1, 2: 0}
+
+
+def test_a_missing_event_column_names_its_table(wh):
+    mapping = _mapping(wh, "missing_col", [("a", CREATED)], [("a", AS_OF + DAY, 1.0)])
+    wh.con.create_table(
+        "missing_col_orders",
+        pd.DataFrame({"user_id": ["a"], "timestamp": [AS_OF + DAY]}),
+        overwrite=True,
+    )
+    with pytest.raises(
+        UnknownTableError,
+        match=r"^column 'revenue' not found in missing_col_orders \(columns: user_id, timestamp\)$",
+    ):
+        build_labels(wh, mapping, cutoff=AS_OF, horizon_days=30)
