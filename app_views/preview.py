@@ -10,12 +10,13 @@ import time
 import streamlit as st
 
 import app_state
+from app_views import traitset_editor as editor
 from sqltraits_kit.traits import charts
 from sqltraits_kit.traits.contract import ContractReport, validate_trait_set
 from sqltraits_kit.traits.distributions import QUANTILES, summary_frame
 from sqltraits_kit.traits.traitset import TraitSet
+from sqltraits_kit.traits.traitset.editing import draft
 from sqltraits_kit.warehouse import Warehouse
-from sqltraits_kit.workflows.catalog import trait_set_files
 from sqltraits_kit.workflows.preview import (
     CSV_ROWS,
     SAMPLE_RUN_ID,
@@ -32,13 +33,11 @@ from sqltraits_kit.workflows.preview import (
     frozen_cut_points,
     identifier_kind,
     load_trait_set_or_table,
-    output_tables,
     sample_payloads,
     segment_dialects,
     segment_sql,
 )
 
-DEFAULT_TABLE = "churn_traits"
 TTL = 600
 
 
@@ -103,53 +102,90 @@ def empty_state(what: str) -> None:
     st.stop()
 
 
+def _pick_file(wh: Warehouse, sets: list[TraitSet], name_col, id_col) -> TraitSet:
+    if not sets:
+        st.info(
+            "No trait set for this warehouse yet: choose *Output table*, then save its traits "
+            "as a trait set (names, rounding, tolerance, tiers).",
+            icon=":material/info:",
+        )
+        st.stop()
+    files = [ts.path.name for ts in sets if ts.path is not None]
+    chosen = name_col.selectbox("Trait set", files, key="preview_traitset", persist_state="session")
+    trait_set = sets[files.index(chosen)] if chosen in files else sets[0]
+    id_col.caption(trait_set.description or f"Trait set `{trait_set.name}`")
+    id_col.caption(
+        f"{trait_set.kind} traits from {trait_set.source_label}, identifier "
+        f"`{trait_set.identifier}`"
+    )
+    st.session_state["carried_source"] = ("Trait set", chosen)
+    return trait_set
+
+
+def _pick_table(wh: Warehouse, name_col, id_col) -> TraitSet:
+    any_table = name_col.toggle(
+        "Any table (advanced)",
+        key="preview_any_table",
+        persist_state="session",
+        help="Lists every table of the warehouse, not only the output tables the Score page "
+        "writes. Input tables (users with e-mails, ...) are rarely traits.",
+    )
+    tables = app_state.output_tables(wh, any_table=any_table)
+    if not tables:
+        empty_state("This warehouse has no output table to preview yet.")
+    saved = app_state.choices(wh).output_table
+    default = tables.index(saved) if saved in tables else 0
+    table = name_col.selectbox(
+        "Output table", tables, index=default, key="preview_table", persist_state="session"
+    )
+    columns = cached_columns(wh.url, wh, table)
+    id_column = id_col.selectbox(
+        "Identifier column",
+        columns,
+        index=columns.index(default_identifier(columns)),
+        key="preview_id_column",
+        persist_state="session",
+        help="group_id makes them account traits (group calls); any other: user traits.",
+    )
+    st.session_state["carried_source"] = ("Table", table, id_column)
+    return load_trait_set_or_table(table, id_column=id_column, kind=identifier_kind(id_column))
+
+
 def pick_trait_set(wh: Warehouse) -> TraitSet:
-    """A trait-set file, or an output table with its identifier; stops on an empty state."""
+    """A trait set in use on this warehouse, or an output table with its identifier; stops on
+    an empty state. The choice is carried to the Publish page."""
+    sets = app_state.trait_sets(wh)
     pick, name_col, id_col = st.columns([1, 2, 2])
     mode = pick.radio(
-        "Source", ["Trait set", "Output table"], key="preview_mode", persist_state="session"
+        "Source",
+        ["Trait set", "Output table"],
+        index=0 if sets else 1,
+        key="preview_mode",
+        persist_state="session",
     )
     if mode == "Trait set":
-        files = [p.name for p in trait_set_files(app_state.TRAITSETS)]
-        if not files:
-            st.info(
-                f"No trait-set file in `{app_state.TRAITSETS}`: add one, or preview an output "
-                "table."
-            )
-            st.stop()
-        chosen = name_col.selectbox(
-            "Trait set", files, key="preview_traitset", persist_state="session"
-        )
-        trait_set = load_trait_set_or_table(app_state.TRAITSETS / chosen)
-        id_col.caption(trait_set.description or f"Trait set `{trait_set.name}`")
-        id_col.caption(
-            f"{trait_set.kind} traits from {trait_set.source_label}, identifier "
-            f"`{trait_set.identifier}`"
-        )
+        trait_set = _pick_file(wh, sets, name_col, id_col)
     else:
-        tables = output_tables(wh)
-        if not tables:
-            empty_state("This warehouse has no table to preview yet.")
-        default = tables.index(DEFAULT_TABLE) if DEFAULT_TABLE in tables else 0
-        table = name_col.selectbox(
-            "Output table", tables, index=default, key="preview_table", persist_state="session"
-        )
-        columns = cached_columns(wh.url, wh, table)
-        id_column = id_col.selectbox(
-            "Identifier column",
-            columns,
-            index=columns.index(default_identifier(columns)),
-            key="preview_id_column",
-            persist_state="session",
-            help="group_id makes them account traits (group calls); any other: user traits.",
-        )
-        kind = identifier_kind(id_column)
-        trait_set = load_trait_set_or_table(table, id_column=id_column, kind=kind)
+        trait_set = _pick_table(wh, name_col, id_col)
     if trait_set.table is not None and not wh.has_table(trait_set.table):
         empty_state(
             f"The table `{trait_set.table}` that trait set **{trait_set.name}** reads does not "
             "exist in this warehouse yet."
         )
+    return trait_set
+
+
+def edit(wh: Warehouse, trait_set: TraitSet) -> TraitSet:
+    """The editor: over a saved trait set (what the panels then preview, unsaved), or a new
+    one drafted from the output table (saved, it becomes the Preview's trait set)."""
+    editor.flash()
+    if trait_set.table is None:  # a query: edited in its file
+        return trait_set
+    columns = cached_columns(wh.url, wh, trait_set.table)
+    if trait_set.path is not None:
+        return editor.editor(wh, trait_set, columns, new=False)
+    base = draft(wh, trait_set.table, id_column=trait_set.id_column, kind=trait_set.kind)
+    editor.editor(wh, base, columns, new=True)
     return trait_set
 
 

@@ -27,9 +27,8 @@ from sqltraits_kit.publishing.sync import (
     sync,
 )
 from sqltraits_kit.settings import Settings
-from sqltraits_kit.traits.traitset import TraitSet
+from sqltraits_kit.traits.traitset import ACCOUNT_IDENTIFIER, USER_IDENTIFIERS, TraitSet
 from sqltraits_kit.warehouse import Warehouse
-from sqltraits_kit.workflows.catalog import trait_set_files
 from sqltraits_kit.workflows.preview import default_identifier
 
 REMOVE_LABELS = {"null": "set their traits to null (Segment's rule)", "keep": "leave them alone"}
@@ -118,8 +117,7 @@ def destination_settings(settings: Settings, access: Decision) -> Target:
     return Target(destination, access, bool(access) and key is not None)
 
 
-def _trait_set_source(name: str, wh: Warehouse) -> TraitSet | None:
-    source = TraitSet.load(app_state.TRAITSETS / name)
+def _trait_set_source(source: TraitSet, wh: Warehouse) -> TraitSet | None:
     # The threshold chosen on the Preview page for this trait set is the one in use.
     chosen = st.session_state.get("preview_thresholds", {}).get(source.name)
     threshold = f"drift threshold {source.drift_threshold:g}"
@@ -144,7 +142,9 @@ def _trait_set_source(name: str, wh: Warehouse) -> TraitSet | None:
     return source
 
 
-def _table_options(wh: Warehouse, table: str) -> dict[str, Any]:
+def _table_options(wh: Warehouse, table: str) -> dict[str, Any] | None:
+    """The calls and the identifier of a bare table; None when the identifier is not one
+    Segment knows (a blocking error: it would be sent as a user id of the wrong kind)."""
     columns = list(wh.table(table).columns)
     left, right = st.columns(2)
     kind = left.radio(
@@ -157,14 +157,42 @@ def _table_options(wh: Warehouse, table: str) -> dict[str, Any]:
         key="publish_id_column",
         persist_state="session",
     )
+    allowed = (ACCOUNT_IDENTIFIER,) if kind == "group" else USER_IDENTIFIERS
+    if id_column not in allowed:
+        st.error(
+            f"`{id_column}` is not a Segment identifier ({', '.join(allowed)} for "
+            f"{kind} calls): a table is published under its own column names. Save it as a "
+            "trait set on the Preview page to send this column as the user id.",
+            icon=":material/block:",
+        )
+        app_state.page_link("pages/preview.py", "Create a trait set", ":material/edit:")
+        return None
     return {"kind": kind, "id_column": id_column}
 
 
+def _carry_from_preview(files: list[str]) -> None:
+    """The source last chosen on the Preview becomes this page's choice, once per change."""
+    carried = st.session_state.get("carried_source")
+    if carried is None or carried == st.session_state.get("publish_carried"):
+        return
+    st.session_state["publish_carried"] = carried
+    if carried[0] == "Trait set" and carried[1] in files:
+        st.session_state["publish_source_kind"] = "Trait set"
+        st.session_state["publish_traitset"] = carried[1]
+    elif carried[0] == "Table":
+        st.session_state["publish_source_kind"] = "Table"
+        st.session_state["publish_table"] = carried[1]
+        st.session_state["publish_id_column"] = carried[2]
+
+
 def pick_source(wh: Warehouse, target: Target) -> Source:
-    """A trait-set file, or an output table (any table for a publisher who asks) with its calls
-    and identifier; then what happens to profiles that left, and the sync key."""
+    """A trait set in use, or an output table (any table for a publisher who asks) with its
+    calls and identifier; then what happens to profiles that left, and the sync key. The
+    source chosen on the Preview comes first."""
     access = target.access
-    files = [p.name for p in trait_set_files(app_state.TRAITSETS)]
+    sets = {ts.path.name: ts for ts in app_state.trait_sets(wh) if ts.path is not None}
+    files = list(sets)
+    _carry_from_preview(files)
     left, right = st.columns([3, 2])
     kind_of_source = left.radio(
         "Source",
@@ -189,19 +217,30 @@ def pick_source(wh: Warehouse, target: Target) -> Source:
     with app_state.user_errors():
         if kind_of_source == "Trait set" and files:
             name = st.selectbox("Trait set", files, key="publish_traitset", persist_state="session")
-            picked.source = _trait_set_source(name, wh)
+            picked.source = _trait_set_source(sets.get(name) or sets[files[0]], wh)
         elif kind_of_source == "Table" and tables:
+            if st.session_state.get("publish_table") not in tables:
+                st.session_state.pop("publish_table", None)
             picked.source = st.selectbox(
                 "Table", tables, key="publish_table", persist_state="session"
             )
-            picked.options = _table_options(wh, picked.source)
+            options = _table_options(wh, picked.source)
+            if options is None:
+                picked.source = None
+            else:
+                picked.options = options
         elif kind_of_source == "Trait set":
-            st.info(f"No trait-set files in {app_state.TRAITSETS}.")
+            st.info(
+                "No trait set for this warehouse yet: save one from an output table on the "
+                "Preview page, or publish a table."
+            )
+            app_state.page_link("pages/preview.py", "Create a trait set", ":material/edit:")
         else:
             st.info(
                 "No output table to publish yet: the Score page writes one."
                 + ("" if any_table and access else " Other tables: *Any table (advanced)*.")
             )
+            app_state.page_link("pages/score.py", "Score profiles", ":material/target:")
         if picked.source is not None:
             source = picked.source
             default_remove = source.on_remove if isinstance(source, TraitSet) else "null"

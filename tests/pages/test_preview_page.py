@@ -48,7 +48,11 @@ def test_empty_state_sends_the_user_to_score(page):
 
     # any table can be previewed as it is: the sample's users carry e-mail addresses, which
     # Segment would promote to the profile's identity, so the contract says no
+    # an input table is never offered as it is: only output tables, none here yet
     at.radio(key="preview_mode").set_value("Output table").run()
+    assert "no output table to preview yet" in at.info[0].value
+    assert "preview_table" not in {s.key for s in at.selectbox}
+    at.toggle(key="preview_any_table").set_value(True).run()
     at.selectbox(key="preview_table").select("users").run()
     assert not at.exception, at.exception
     assert at.selectbox(key="preview_id_column").value == "id"  # Segment's users.id

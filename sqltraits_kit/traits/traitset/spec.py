@@ -27,7 +27,7 @@ from sqltraits_kit.traits.traitset.rules import (
     snake_case,
     validate_spec,
 )
-from sqltraits_kit.traits.traitset.writer import toml_dumps
+from sqltraits_kit.traits.traitset.writer import toml_dumps, toml_merge
 
 __all__ = ["ACCOUNT_IDENTIFIER", "DEFAULT_DRIFT_THRESHOLD", "USER_IDENTIFIERS", "TraitSet"]
 
@@ -226,9 +226,24 @@ class TraitSet:
         """The trait set as TOML text (stable key order: diffs under version control stay small)."""
         return toml_dumps(self.to_dict())
 
+    def dumps_over(self, text: str, /) -> str:
+        """The TOML text of an existing file ``text`` changed to hold this trait set, its
+        comments and layout kept (what :meth:`dump` writes over an existing file)."""
+        return toml_merge(text, self.to_dict())
+
     def dump(self, path: str | Path, /) -> Path:
-        """Write the TOML file (parent directories are created) and return its path."""
+        """Write the TOML file (parent directories are created) and return its path.
+
+        Over an existing file, only what changed is rewritten: comments and layout stay.
+        The file is replaced in one rename, never left half-written.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.dumps(), encoding="utf-8")
+        try:
+            old = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            old = ""
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.dumps_over(old), encoding="utf-8")
+        tmp.replace(path)
         return path
