@@ -11,6 +11,7 @@ import pytest
 
 from sqltraits_kit.modelling.registry import Registry
 from sqltraits_kit.settings import Settings
+from sqltraits_kit.traits.traitset import TraitSet
 from sqltraits_kit.warehouse import connect
 from sqltraits_kit.workflows.project import Project
 
@@ -128,3 +129,89 @@ def test_score_defaults_come_from_the_warehouse_and_the_project(
 
     again = page("pages/score.py", wh=crm_wh, settings=settings, timeout=180).run()
     assert again.text_input(key="score_table").value == "crm_traits"  # the project remembers
+
+
+@pytest.fixture
+def crm_scored(crm_wh, crm_models):
+    """The CRM warehouse with an output table of its own models' scores."""
+    from sqltraits_kit.traits.scoring import score
+
+    score(crm_wh, models=["repeat", "value"], registry=crm_models, table="crm_traits")
+    return crm_wh
+
+
+def _through_app(page, wh, settings, script: str):
+    """A page reached through app.py's navigation, as users open it (page links resolve)."""
+    at = page("app.py", wh=wh, settings=settings, timeout=180).run()
+    assert not at.exception, at.exception
+    return at.switch_page(script).run()
+
+
+def test_a_trait_set_made_in_the_browser_is_saved_remembered_and_published(
+    page, crm_scored, crm_models, tmp_path, project
+):
+    wh = crm_scored
+    settings = Settings(db_url=wh.url, models_dir=crm_models.root)
+    at = _through_app(page, wh, settings, "pages/preview.py")
+    assert not at.exception, at.exception
+    # no trait set on this warehouse: the output table, never an input table, is the source
+    assert at.radio(key="preview_mode").value == "Output table"
+    assert at.selectbox(key="preview_table").options == ["crm_traits"]
+    slug = "preview_edit_new_crm_traits_user_id"
+    assert at.text_input(key=f"{slug}_name").value == "crm_traits"
+    # the draft rounds and sets a tolerance: a re-score does not re-send every profile
+    assert at.selectbox(key=f"{slug}_churn_probability_decimals").value == 3
+    assert at.number_input(key=f"{slug}_churn_probability_tolerance").value == 0.02
+    assert at.selectbox(key=f"{slug}_expected_spend_90d_decimals").value == 2
+
+    at.text_input(key=f"{slug}_name").input("crm_churn").run()
+    at.text_input(key=f"{slug}_churn_probability_trait").input("churn_risk").run()
+    at.checkbox(key=f"{slug}_p_no_purchase_90d_on").uncheck().run()
+    at.button(key=f"{slug}_add").click().run()
+    at.text_input(key=f"{slug}_d0_name").input("risk_tier").run()
+    at.selectbox(key=f"{slug}_d0_column").select("churn_probability").run()
+    at.text_input(key=f"{slug}_d0_rule").input("0.3, 0.7 -> low, medium, high").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    (diff,) = [c for c in at.code if c.language == "diff"]
+    assert '+churn_probability = "churn_risk"' in diff.value
+    assert "p_no_purchase_90d" not in diff.value
+
+    at.button(key=f"{slug}_save").click().run()
+    assert not at.exception, at.exception
+    path = project / "traitsets" / "crm_churn.toml"
+    saved = TraitSet.load(path)
+    assert saved.traits["churn_probability"] == "churn_risk"
+    assert saved.decimals["churn_risk"] == 3 and saved.tolerance["churn_risk"] == 0.02
+    assert saved.derived[0].thresholds == (0.3, 0.7)
+    assert saved.model is not None and saved.model.refs() == ["repeat", "value"]
+    choices = Project(project / "sqltraits.toml").choices(wh.url)
+    assert choices.trait_sets == ("traitsets/crm_churn.toml",)
+    # the Preview now shows the saved trait set
+    assert at.radio(key="preview_mode").value == "Trait set"
+    assert at.selectbox(key="preview_traitset").value == "crm_churn.toml"
+    assert any("checks pass" in s.value for s in at.success), [s.value for s in at.success]
+
+    # the Publish page starts from what the Preview showed, and sends it rounded
+    at.switch_page("pages/publish.py").run()
+    assert not at.exception, at.exception
+    assert at.radio(key="publish_source_kind").value == "Trait set"
+    assert at.selectbox(key="publish_traitset").value == "crm_churn.toml"
+    at.button(key="publish_dry_button").click().run()
+    assert {m.label: m.value for m in at.metric}["New"] == "2,357"
+    at.button(key="publish_button").click().run()
+    assert not at.exception, at.exception
+    assert any("2,357 sent, 0 failed" in s.value for s in at.success)
+    holdings = next(d.value for d in at.dataframe if "churn_risk" in d.value.columns)
+    assert set(holdings.columns) >= {"churn_risk", "risk_tier", "p_alive"}
+    assert (holdings["churn_risk"].dropna() * 1000 % 1).abs().max() < 1e-6  # 3 decimals
+
+    # a new session (a reload) offers the saved trait set first
+    again = _through_app(page, wh, settings, "pages/publish.py")
+    assert again.selectbox(key="publish_traitset").value == "crm_churn.toml"
+
+    # and `sqltraits run` takes the file as it is: it re-scores with [model], then checks
+    from sqltraits_kit.workflows.pipeline import run_trait_set
+
+    result = run_trait_set(wh, path, registry=crm_models.root, client=None, dry_run=True)
+    assert result.exit_code == 0, result.steps

@@ -150,10 +150,14 @@ class TraitRow:
 
 def rows_of(trait_set: TraitSet, columns: Iterable[str], /) -> list[TraitRow]:
     """The editor's rows for ``trait_set`` over a source with ``columns``: every candidate
-    column, published or not."""
-    mapped = trait_set.trait_map(
-        c for c in columns if c in trait_set.traits or not trait_set.traits
-    )
+    column, published or not; a column the trait set names but the source lacks comes last
+    (still published: the Preview says it is missing, the editor can drop it)."""
+    columns = list(columns)
+    if trait_set.traits:
+        mapped = dict(trait_set.traits)
+        columns += [c for c in mapped if c not in columns]
+    else:
+        mapped = trait_set.trait_map(columns)
     out = []
     for column in columns:
         if column == trait_set.id_column or column in METADATA_COLUMNS:
