@@ -170,7 +170,7 @@ def _table_options(wh: Warehouse, table: str) -> dict[str, Any] | None:
     return {"kind": kind, "id_column": id_column}
 
 
-def _carry_from_preview(files: list[str]) -> None:
+def _carry_from_preview(wh: Warehouse, files: list[str]) -> None:
     """The source last chosen on the Preview becomes this page's choice, once per change."""
     carried = st.session_state.get("carried_source")
     if carried is None or carried == st.session_state.get("publish_carried"):
@@ -183,6 +183,8 @@ def _carry_from_preview(files: list[str]) -> None:
         st.session_state["publish_source_kind"] = "Table"
         st.session_state["publish_table"] = carried[1]
         st.session_state["publish_id_column"] = carried[2]
+        if carried[1] not in app_state.output_tables(wh):  # chosen as "any table" there too
+            st.session_state["publish_any_table"] = True
 
 
 def pick_source(wh: Warehouse, target: Target) -> Source:
@@ -192,7 +194,7 @@ def pick_source(wh: Warehouse, target: Target) -> Source:
     access = target.access
     sets = {ts.path.name: ts for ts in app_state.trait_sets(wh) if ts.path is not None}
     files = list(sets)
-    _carry_from_preview(files)
+    _carry_from_preview(wh, files)
     left, right = st.columns([3, 2])
     kind_of_source = left.radio(
         "Source",

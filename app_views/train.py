@@ -219,6 +219,25 @@ def mapping_panel(wh: Warehouse, horizon: int) -> TableMapping | None:
     return mapping
 
 
+def feature_spec_panel() -> FeatureSpec | None:
+    """The feature-spec editor: your own aggregates and attributes beside the built-in set."""
+    with st.expander("Your own features (feature spec)", expanded=False):
+        spec_text = st.text_area(
+            "Feature spec (TOML)",
+            value="",
+            height=200,
+            placeholder=SPEC_EXAMPLE,
+            key="train_feature_spec",
+            persist_state="session",
+            help="Aggregates over any event table and profile attributes, added to the "
+            "built-in features (replace = true: instead of them). Empty: the built-in set.",
+        )
+        spec = parse_spec(spec_text)
+        if spec is not None:
+            st.caption(f"Adds {', '.join(spec.columns())}.")
+    return spec
+
+
 def parse_spec(text: str) -> FeatureSpec | None:
     """The spec typed in the editor, or None when it is empty (a bad one is a ConfigError)."""
     if not text.strip():
@@ -291,6 +310,24 @@ def metrics_frame(metrics: dict, comparison: list | None) -> pd.DataFrame:
     table["baseline"] = table["baseline"].map(fmt.value)
     table["metric"] = [fmt.metric_label(keys.get(label, label)) for label in table["metric"]]
     return table
+
+
+def last_result(registry: Registry, kind: str) -> None:
+    """This session's last training result, under the form of the kind it was trained for
+    (switching Predict does not leave a churn result under the LTV form)."""
+    result = st.session_state.get("train_result")
+    if result is None:
+        return
+    trained_for = st.session_state.get("train_result_kind", kind)
+    if trained_for != kind:
+        st.caption(
+            f"The last result ({result.card.ref}, a {result.card.kind} model) is kept: choose "
+            f"*{trained_for}* above to see it."
+        )
+        return
+    show_result(result, registry)
+    with st.expander("Model card"):
+        st.json(result.card.to_dict())
 
 
 def show_result(result: Any, registry: Registry) -> None:

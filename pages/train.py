@@ -68,20 +68,7 @@ with app_state.user_errors():
                 persist_state="session",
             )
     mapping = view.mapping_panel(wh, horizon)
-    with st.expander("Your own features (feature spec)", expanded=False):
-        spec_text = st.text_area(
-            "Feature spec (TOML)",
-            value="",
-            height=200,
-            placeholder=view.SPEC_EXAMPLE,
-            key="train_feature_spec",
-            persist_state="session",
-            help="Aggregates over any event table and profile attributes, added to the "
-            "built-in features (replace = true: instead of them). Empty: the built-in set.",
-        )
-        feature_spec = view.parse_spec(spec_text)
-        if feature_spec is not None:
-            st.caption(f"Adds {', '.join(feature_spec.columns())}.")
+    feature_spec = view.feature_spec_panel()
     with right:
         cutoff = None
         if mapping is None:
@@ -143,16 +130,7 @@ with app_state.user_errors():
                 raise
 
     view.flash(("error",))
-    result = st.session_state.get("train_result")
-    if result is not None and st.session_state.get("train_result_kind", kind) == kind:
-        view.show_result(result, registry)
-        with st.expander("Model card"):
-            st.json(result.card.to_dict())
-    elif result is not None:
-        st.caption(
-            f"The last result ({result.card.ref}, a {result.card.kind} model) is kept: choose "
-            f"*{st.session_state['train_result_kind']}* above to see it."
-        )
+    view.last_result(registry, kind)
 
     st.divider()
     view.flash(("success",))

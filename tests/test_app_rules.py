@@ -168,12 +168,14 @@ def test_a_trait_set_says_which_models_to_train():
     needs = {n.name: n for n in needed_models(churn, [])}
     assert {k: (n.kind, n.estimator, n.ready) for k, n in needs.items()} == {
         "churn": ("churn", "auto", False),
+        "ltv": ("ltv", "auto", False),  # scored into the same table by its [model] section
         "btyd": ("btyd", "btyd", False),
     }
     assert needs["btyd"].columns == ("p_alive",) and needs["btyd"].train_kind == "ltv"
     cutoff = dt.datetime(2026, 1, 1)
     saved = [
         card("churn", "churn", "logistic", cutoff, version=1),
+        card("ltv", "ltv", "gbm", cutoff, version=1),
         card("btyd", "btyd", "btyd", cutoff, version=1),
     ]
     assert all(n.ready for n in needed_models(churn, saved))

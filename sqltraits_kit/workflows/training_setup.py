@@ -8,7 +8,7 @@ A page only shows these; the rules live here so the CLI and notebooks can ask th
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -191,14 +191,11 @@ def _column_kind(column: str) -> tuple[str | None, int | None]:
     return None, None
 
 
-def _kind_of_name(name: str, card: ModelCard | None, wanted: Sequence[str]) -> str | None:
+def _kind_of_name(name: str, card: ModelCard | None) -> str | None:
     if card is not None:
         return card.kind
     low = name.lower()
-    for kind in ("btyd", "ltv", "churn"):
-        if kind in low and kind in wanted:
-            return kind
-    return None
+    return next((kind for kind in ("btyd", "ltv", "churn") if kind in low), None)
 
 
 def needed_models(trait_set: TraitSet, cards: Iterable[ModelCard], /) -> list[NeededModel]:
@@ -227,8 +224,8 @@ def needed_models(trait_set: TraitSet, cards: Iterable[ModelCard], /) -> list[Ne
     names = model_names(trait_set)
     kinds: dict[str, str] = {}
     for name in names:
-        kind = _kind_of_name(name, latest.get(name), list(by_kind) or ["churn", "ltv", "btyd"])
-        if kind is not None and kind not in kinds.values():
+        kind = _kind_of_name(name, latest.get(name))
+        if kind is not None:
             kinds[name] = kind
     for name in names:  # names that say nothing take the kinds still unclaimed, in order
         if name not in kinds:

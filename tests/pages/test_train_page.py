@@ -186,3 +186,46 @@ def test_a_bad_feature_spec_is_a_message(page):
     at.run()
     assert not at.exception
     assert any("feature spec" in e.value for e in at.error)
+
+
+def test_the_guided_path_sets_up_exactly_the_models_the_trait_set_needs(page, duckdb_wh, tmp_path):
+    at = page("pages/train.py").run()
+    assert not at.exception, at.exception
+    assert "Trait set **churn** needs 3 model(s); 3 to train" in at.info[0].value
+    labels = [b.label for b in at.button if b.key.startswith("train_prepare_")]
+    assert labels == ["Set up churn", "Set up ltv", "Set up btyd"]
+    at.button(key="train_prepare_2").click().run()  # btyd: the BG/NBD pair, p_alive
+    assert not at.exception, at.exception
+    assert at.radio(key="train_kind").value == "ltv"
+    assert at.selectbox(key="train_estimator_ltv").value == "btyd"
+    assert at.text_input(key="train_name_ltv_btyd").value == "btyd"
+
+    registry = Registry(tmp_path / "models")
+    for kind, estimator in (("churn", "logistic"), ("ltv", "poisson"), ("ltv", "btyd")):
+        name = "btyd" if estimator == "btyd" else kind
+        train_model(duckdb_wh, kind=kind, estimator=estimator, name=name, registry=registry)
+    done = page("pages/train.py").run()
+    assert "has every model it needs" in done.success[0].value
+    assert any(c.value.startswith("Score profiles") for c in done.caption)  # the next step
+
+
+def test_a_result_stays_with_its_kind_and_compare_pairs_versions_of_one_model(
+    page, duckdb_wh, tmp_path
+):
+    registry = Registry(tmp_path / "models")
+    train_model(duckdb_wh, kind="ltv", estimator="poisson", registry=registry)
+    for estimator in ("logistic", "logistic"):
+        train_model(duckdb_wh, kind="churn", estimator=estimator, registry=registry)
+    at = page("pages/train.py").run()
+    # two versions of one model, not churn against ltv (every cell a dash)
+    pair = (at.selectbox(key="train_compare_a").value, at.selectbox(key="train_compare_b").value)
+    assert pair == ("churn@1", "churn@2")
+    compare = next(d.value for d in at.dataframe if "churn@2" in d.value.columns)
+    assert "None" not in compare.to_string() and "—" not in compare["churn@1"].tolist()[:5]
+
+    at.selectbox(key="train_estimator_churn").select("logistic").run()
+    at.button(key="train_run").click().run()
+    assert at.get("plotly_chart")
+    at.radio(key="train_kind").set_value("ltv").run()
+    assert not at.get("plotly_chart")  # the churn result is not shown under the LTV form
+    assert any("choose *churn* above to see it" in c.value for c in at.caption)
