@@ -11,6 +11,7 @@ import streamlit as st
 
 import app_state
 from app_views import traitset_editor as editor
+from sqltraits_kit import formatting as fmt
 from sqltraits_kit.traits import charts
 from sqltraits_kit.traits.contract import ContractReport, validate_trait_set
 from sqltraits_kit.traits.distributions import QUANTILES, summary_frame
@@ -272,7 +273,7 @@ def _trait_tab(dists: Distributions, name: str) -> None:
     if summary.kind == "numeric":
         for q in ("p5", "p50", "p95"):
             value = summary.quantiles.get(q)
-            facts.metric(q, "—" if value is None else f"{value:.4g}")
+            facts.metric(q, fmt.figure(value))
     elif summary.distinct is not None:
         facts.metric("Distinct values", f"{summary.distinct:,}")
     if name in dists.tiers:
@@ -281,12 +282,20 @@ def _trait_tab(dists: Distributions, name: str) -> None:
 
 def distributions_panel(dists: Distributions) -> None:
     frame = summary_frame(dists.summaries)
-    shown = ["trait", "kind", "nulls", "null_rate", "distinct", "min", *QUANTILES, "max", "mean"]
+    # The figures a reader compares, in one format (no sideways scroll, "—" where moot).
+    quantiles = [q for q in ("p5", "p50", "p95") if q in QUANTILES]
+    shown = frame[["trait", "kind", "nulls", "null_rate", "distinct", "min", *quantiles, "max",
+                   "mean"]].copy()  # fmt: skip
+    for column in ("min", *quantiles, "max", "mean"):
+        shown[column] = shown[column].map(fmt.figure)
+    shown["nulls"] = shown["nulls"].map(fmt.count)
+    shown["distinct"] = shown["distinct"].map(fmt.count)
+    shown["null_rate"] = shown["null_rate"].map(fmt.percent)
     st.dataframe(
-        frame[shown],
+        shown.rename(columns={"null_rate": "null rate"}),
         hide_index=True,
-        column_config={"null_rate": st.column_config.NumberColumn("null rate", format="percent")},
         key="preview_summary",
+        height="content",
     )
     for tab, name in zip(st.tabs(list(dists.traits) or ["(none)"]), dists.traits, strict=False):
         with tab:
@@ -363,7 +372,7 @@ def sample_panel(sample: SamplePayloads, ts: TraitSet) -> None:
     if sample.messages:
         st.dataframe(sample.to_frame(), hide_index=True, key="preview_sample_frame")
         with st.expander(f"The {len(sample.messages)} messages as JSON"):
-            st.json(list(sample.messages), expanded=2)
+            st.json(list(sample.messages), expanded=3)  # the traits too, not {...}
 
 
 def export_panel(key: tuple, rows: int, ts: TraitSet) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 import app_state
+from sqltraits_kit import formatting as fmt
 from sqltraits_kit.access import Decision
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing import local
@@ -104,6 +105,7 @@ def destination_settings(settings: Settings, access: Decision) -> Target:
             "Max requests/s (0 = no limit)",
             min_value=0.0,
             value=float(settings.max_requests_per_second),
+            format="%g",
             key="publish_rps",
             persist_state="session",
         )
@@ -111,6 +113,7 @@ def destination_settings(settings: Settings, access: Decision) -> Target:
             "Max events/s (0 = no limit)",
             min_value=0.0,
             value=float(settings.max_events_per_second),
+            format="%g",
             key="publish_eps",
             persist_state="session",
         )
@@ -318,6 +321,9 @@ def show_history(wh: Warehouse, target: Target, picked: Source) -> None:
         if runs.empty:
             st.info("No publish runs recorded in this warehouse yet.")
         else:
+            for column in runs.columns:
+                if column.endswith("_at"):
+                    runs[column] = runs[column].map(fmt.instant)
             st.dataframe(runs, hide_index=True, key="publish_history")
     st.subheader("Failed rows")
     st.caption(

@@ -211,11 +211,14 @@ def run_score(wh: Warehouse, registry: Registry, refs: list[str], **options: Any
     app_state.project().save(wh.url, output_table=result.table)
 
 
-def _why(reason: str) -> str:
-    """The scoring path's reason without the library's internals (kept in the details)."""
+def _why(model: dict[str, Any]) -> str:
+    """The scoring path in a few words; the library's full reason is in the details."""
+    reason = model["reason"]
+    if model["path"] == "warehouse":
+        return "in SQL, checked against scikit-learn"
     if reason.startswith("no SQL translation"):
-        return "no SQL translation for this estimator: scored in Python, in batches"
-    return reason
+        return "no SQL translation for this estimator"
+    return reason.split(";")[0]
 
 
 def show_result(wh: Warehouse, done: dict[str, Any]) -> None:
@@ -232,18 +235,16 @@ def show_result(wh: Warehouse, done: dict[str, Any]) -> None:
             "model": m["ref"],
             "columns": ", ".join(m["columns"]),
             "path": PATHS.get(m["path"], m["path"]),
-            "why": _why(m["reason"]),
+            "why": _why(m),
             "parity max |diff|": fmt.figure(m["parity_max_diff"], digits=2),
             "time": fmt.seconds(m["seconds"]),
         }
         for m in done["models"]
     ]
     st.dataframe(pd.DataFrame(models), hide_index=True, key="score_models_table")
-    internals = [m for m in done["models"] if _why(m["reason"]) != m["reason"]]
-    if internals:
-        with st.expander("Why a model was streamed (details)"):
-            for m in internals:
-                st.caption(f"{m['ref']}: {m['reason']}")
+    with st.expander("Each model's path in detail"):
+        for m in done["models"]:
+            st.caption(f"{m['ref']}: {m['reason']}")
     steps = " · ".join(f"{k} {fmt.seconds(v)}" for k, v in done["timings"].items())
     swap = "atomic swap" if done["atomic"] else "swap (not atomic on this engine)"
     st.caption(f"Timing: {steps} · {swap} · history in `{done['history_table']}`")

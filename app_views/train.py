@@ -10,6 +10,7 @@ needs, how a number reads) are :mod:`sqltraits_kit.workflows.training_setup`'s a
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from typing import Any
 
@@ -169,16 +170,32 @@ def _field(wh: Warehouse, name: str, proposal: MappingProposal, chosen: dict) ->
     chosen[name] = None if value == NONE else value
 
 
-def _save_mapping(mapping: TableMapping, horizon: int) -> None:
+def _save_mapping(mapping: TableMapping) -> None:
     wh = app_state.warehouse()
+    horizon = int(st.session_state.get("train_horizon") or 90)
     app_state.project().save(wh.url, mapping=mapping, horizon_days=horizon)
     st.session_state["train_map_flash"] = (
-        f"Mapping and horizon saved in `{app_state.project().path}` for this warehouse."
+        f"Mapping and horizon ({horizon} days) saved in `{app_state.project().path}` for this "
+        "warehouse: every page, `sqltraits train` and notebooks start from them."
     )
 
 
-def mapping_panel(wh: Warehouse, horizon: int) -> TableMapping | None:
-    """The mapping form; returns the mapping when it is usable, else None (and says why)."""
+def _reasons(proposal: MappingProposal, chosen: dict[str, str | None]) -> None:
+    """Why each table was proposed, for the fields still as guessed."""
+    lines = [
+        f"- **{MAPPING_FIELDS[name].label}** — {reason}"
+        for name, reason in proposal.reasons.items()
+        if name in MAPPING_FIELDS and (chosen.get(name) or None) == proposal.values.get(name)
+    ]
+    if lines:
+        st.caption("Why this guess:\n" + "\n".join(lines))
+
+
+def mapping_panel(wh: Warehouse) -> TableMapping | None:
+    """The mapping form; returns the mapping when it is usable, else None (and says why).
+
+    Confirming saves it, with the horizon chosen below, to the project file.
+    """
     _reset_mapping_widgets(wh)
     proposal = app_state.mapping_proposal(wh)
     label = {
@@ -186,7 +203,7 @@ def mapping_panel(wh: Warehouse, horizon: int) -> TableMapping | None:
         "guess": "Table mapping — guessed from names and types: check it, then confirm",
         "none": "Table mapping — choose the tables",
     }[proposal.source]
-    with st.expander(label, expanded=proposal.source != "project"):
+    with st.expander(label, expanded=proposal.source != "project", icon=":material/table_view:"):
         for problem in proposal.problems:
             st.warning(f"Guess: {problem}", icon=":material/help:")
         chosen: dict[str, str | None] = {}
@@ -195,15 +212,13 @@ def mapping_panel(wh: Warehouse, horizon: int) -> TableMapping | None:
             with left if i % 2 == 0 else right:
                 _field(wh, name, proposal, chosen)
         if proposal.source == "guess":
-            st.caption("Hover over a field's help for the reason it was proposed.")
+            _reasons(proposal, chosen)
         mapping, problems = _check(wh.url, wh, json.dumps(chosen, sort_keys=True))
-        saved_now = st.session_state.pop("train_map_flash", None)
-        if saved_now:
-            st.success(saved_now, icon=":material/check_circle:")
         for problem in problems:
             st.error(f"Mapping: {problem}", icon=":material/error:")
         if mapping is not None:
             current = app_state.choices(wh)
+            horizon = st.session_state.get("train_horizon") or current.horizon_days or 90
             is_saved = current.mapping == mapping and current.horizon_days == horizon
             st.button(
                 "Saved in the project" if is_saved else "Confirm and save to the project",
@@ -211,11 +226,14 @@ def mapping_panel(wh: Warehouse, horizon: int) -> TableMapping | None:
                 disabled=is_saved,
                 key="train_map_save",
                 on_click=_save_mapping,
-                args=(mapping, horizon),
+                args=(mapping,),
                 icon=":material/save:",
                 help="Keeps the mapping and the horizon in sqltraits.toml for this warehouse: "
                 "every page, `sqltraits train` and notebooks start from it.",
             )
+    saved_now = st.session_state.pop("train_map_flash", None)
+    if saved_now:
+        st.success(saved_now, icon=":material/check_circle:")
     return mapping
 
 
@@ -330,6 +348,13 @@ def last_result(registry: Registry, kind: str) -> None:
         st.json(result.card.to_dict())
 
 
+def _labelled(text: str) -> str:
+    """A card's sentence with the metric keys it names as the metrics table labels them."""
+    return re.sub(
+        r"\bon ([a-z_]+):", lambda m: f"on {fmt.metric_label(m.group(1))}:", text, count=1
+    )
+
+
 def show_result(result: Any, registry: Registry) -> None:
     card = result.card
     title = "BG/NBD + Gamma-Gamma" if card.estimator == "btyd" else card.estimator
@@ -340,13 +365,13 @@ def show_result(result: Any, registry: Registry) -> None:
         f"{card.horizon_days} days) · {fmt.seconds(result.seconds)}"
     )
     _save_section(result, registry)
-    for warning in card.warnings or []:
-        st.warning(warning, icon=":material/warning:")
+    if card.warnings:  # one box, in the table's words (ROC AUC, not auc)
+        st.warning("\n".join(f"- {_labelled(w)}" for w in card.warnings), icon=":material/warning:")
     table = metrics_frame(result.metrics, card.comparison)
     has_reference = any(k.startswith("reference_") for k in result.metrics)
     if not has_reference:
         table = table.drop(columns="reference")
-    st.dataframe(table, hide_index=True, key="train_metrics")
+    st.dataframe(table, hide_index=True, key="train_metrics", height="content")
     kinds = ("churn", "ltv") if card.kind == "btyd" else (card.kind,)
     rules = [
         f"{name}: {what}"
@@ -386,7 +411,7 @@ def _details(card: ModelCard) -> None:
         for column in candidates.columns:
             if column.startswith(("validation", "test")):
                 candidates[column] = candidates[column].map(fmt.figure)
-        st.dataframe(candidates, hide_index=True, key="train_candidates")
+        st.dataframe(candidates, hide_index=True, key="train_candidates", height="content")
     if card.feature_spec:
         spec = FeatureSpec.from_dict(card.feature_spec)
         st.caption(
@@ -408,7 +433,7 @@ def _details(card: ModelCard) -> None:
             if isinstance(values, dict)
             for name, value in values.items()
         ]
-        st.dataframe(pd.DataFrame(fitted), hide_index=True, key="train_params")
+        st.dataframe(pd.DataFrame(fitted), hide_index=True, key="train_params", height="content")
 
 
 # ------------------------------------------------------------------ saved versions
@@ -509,4 +534,6 @@ def versions_section(registry: Registry, wh: Warehouse) -> None:
             key="train_compare_b",
             persist_state="session",
         )
-    st.dataframe(_compare(by_ref[a], by_ref[b]), hide_index=True, key="train_compare")
+    st.dataframe(
+        _compare(by_ref[a], by_ref[b]), hide_index=True, key="train_compare", height="content"
+    )

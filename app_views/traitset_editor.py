@@ -205,9 +205,9 @@ def editor(wh: Warehouse, base: TraitSet, columns: list[str], *, new: bool) -> T
                 on_remove=on_remove,
                 drift_threshold=float(threshold),
             )
-        except SqlTraitsError as exc:
+        except SqlTraitsError as exc:  # an edit in progress: said, not alarmed
             edited = None
-            st.error(str(exc), icon=":material/error:")
+            st.warning(f"Not saved yet: {exc}", icon=":material/edit_note:")
         st.button(
             "Add a derived trait",
             key=f"preview_edit_{slug}_add",

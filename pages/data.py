@@ -90,7 +90,8 @@ with app_state.user_errors():
     )
     mapped = json.dumps(mapping.to_dict(), sort_keys=True)
     activity = app_state.activity(wh.url, wh, mapped, grain)
-    fig = px.line(activity, x="period", y="events", color="table", labels={"period": grain.title()})
+    labels = {"period": grain.title(), "events": f"rows per {grain}"}
+    fig = px.line(activity, x="period", y="events", color="table", labels=labels)
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=10, b=10))
     st.plotly_chart(fig, width="stretch")
     where = "saved in the project" if proposal.source == "project" else "guessed (not saved yet)"

@@ -33,6 +33,7 @@ with app_state.user_errors():
         st.stop()
     here, _elsewhere = models_by_warehouse(registry.list(), wh)
     view.guided_path(wh, here)
+    mapping = view.mapping_panel(wh)
 
     kind = st.radio(
         "Predict", ["churn", "ltv"], horizontal=True, key="train_kind", persist_state="session"
@@ -67,7 +68,6 @@ with app_state.user_errors():
                 key="train_churn_on",
                 persist_state="session",
             )
-    mapping = view.mapping_panel(wh, horizon)
     feature_spec = view.feature_spec_panel()
     with right:
         cutoff = None

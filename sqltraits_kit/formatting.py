@@ -66,7 +66,12 @@ def figure(x: Any, /, *, digits: int = 4) -> str:
         return DASH
     if isinstance(x, bool):
         return "yes" if x else "no"
-    x = float(x)
+    if isinstance(x, str | dt.date):  # a column's min or max need not be a number
+        return instant(x)
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return str(x)
     if x == 0:
         return "0"
     magnitude = math.floor(math.log10(abs(x)))

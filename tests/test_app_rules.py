@@ -48,6 +48,8 @@ from tests.support.traits import CHURN, LTV
         (float("nan"), "—"),
         (0, "0"),
         (-2.5, "-2.5"),
+        ("2024-11-01T05:36:12.884873", "2024-11-01 05:36 UTC"),  # a min that is a time
+        ("gold", "gold"),
     ],
 )
 def test_figures_have_significant_digits_separators_and_a_dash(value, text):

@@ -13,11 +13,17 @@ from tests.support.browser import (
     ARTIFACTS,
     CUSTOMERS,
     VIEWPORT,
+    alert,
+    assert_clean,
+    choose,
+    click,
     go_to,
+    keyed,
     open_app,
-    problems,
-    rerun,
+    pick,
     screenshot,
+    selected,
+    text_of,
     wait_for_app,
 )
 
@@ -35,49 +41,6 @@ def test_app_opens_on_the_data_page(page_, app_url):
     page_.locator(".js-plotly-plot").first.wait_for()
     ARTIFACTS.mkdir(exist_ok=True)
     page_.screenshot(path=str(ARTIFACTS / "data-page.png"), full_page=True)
-
-
-# ------------------------------------------------------------------ widgets, found by their key
-# Streamlit gives each keyed element the class ``st-key-<key>``: the page files' own names.
-
-
-def keyed(page, key: str):
-    return page.locator(f".st-key-{key}")
-
-
-def choose(page, key: str, option: str) -> None:
-    """Pick ``option`` in the selectbox ``key``."""
-    keyed(page, key).get_by_role("combobox").click()
-    rerun(page, page.get_by_role("option", name=option, exact=True).click)
-
-
-def selected(page, key: str) -> str:
-    return keyed(page, key).get_by_role("combobox").input_value()
-
-
-def pick(page, key: str, option: str) -> None:
-    """Pick ``option`` in the radio group ``key``."""
-    rerun(page, keyed(page, key).get_by_text(option, exact=True).click)
-
-
-def click(page, key: str) -> None:
-    rerun(page, keyed(page, key).get_by_role("button").click)
-
-
-def text_of(page, key: str) -> str:
-    return keyed(page, key).get_by_role("textbox").input_value()
-
-
-def assert_clean(page) -> None:
-    found = problems(page)
-    assert not found, f"errors on the page: {found}"
-
-
-def alert(page, kind: str, text: str):
-    """The visible alert box (success, info, warning, error) that contains ``text``."""
-    box = page.get_by_test_id(f"stAlertContent{kind.title()}").filter(has_text=text)
-    box.first.wait_for()
-    return box.first
 
 
 # ------------------------------------------------------------------ the journey

@@ -71,7 +71,9 @@ def test_scoring_writes_the_table_and_reports_paths(page, duckdb_wh, trained, tm
     models = at.dataframe[0].value
     assert models["model"].tolist() == ["churn@1", "btyd@1"]
     assert models["path"].tolist() == ["in the warehouse", "in the warehouse"]
-    assert models["why"].str.contains("max \\|SQL").all()
+    assert (models["why"] == "in SQL, checked against scikit-learn").all()
+    details = next(e for e in at.expander if e.label == "Each model's path in detail")
+    assert "max |SQL - scikit-learn|" in details.caption[0].value  # the figure, kept
     assert at.dataframe[1].value["current"].tolist() == [True]
     links = [(e.proto.page, e.proto.label) for e in at.get("page_link")]
     assert any(label.startswith("Preview the traits") for _, label in links), links

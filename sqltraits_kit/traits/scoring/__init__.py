@@ -153,7 +153,8 @@ def _plan(
     for m in resolved:
         if m.card.cutoff and when.date().isoformat() < m.card.cutoff:
             notes.append(f"{m.card.ref} was trained at cutoff {m.card.cutoff}, after as_of")
-        if m.features != list(m.card.features):
+        # a BTYD pair reads the RFM summary, not the feature table: its card's list is moot
+        if m.card.kind != "btyd" and m.features != list(m.card.features):
             notes.append(f"{m.card.ref}: its card lists the features in another order than the "
                          "model was fitted with; scored in the model's order")  # fmt: skip
     return _Plan(resolved, when, scored_at, run_id or new_run_id(scored_at), notes)
