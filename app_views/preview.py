@@ -18,6 +18,7 @@ from sqltraits_kit.traits.distributions import QUANTILES, summary_frame
 from sqltraits_kit.traits.traitset import TraitSet
 from sqltraits_kit.traits.traitset.editing import draft
 from sqltraits_kit.warehouse import Warehouse
+from sqltraits_kit.workflows.catalog import missing_columns
 from sqltraits_kit.workflows.preview import (
     CSV_ROWS,
     SAMPLE_RUN_ID,
@@ -38,6 +39,7 @@ from sqltraits_kit.workflows.preview import (
     segment_dialects,
     segment_sql,
 )
+from sqltraits_kit.workflows.training_setup import needed_models
 
 TTL = 600
 
@@ -176,6 +178,28 @@ def pick_trait_set(wh: Warehouse) -> TraitSet:
     return trait_set
 
 
+def missing_columns_state(wh: Warehouse, trait_set: TraitSet) -> None:
+    """A trait set reading columns its table lacks: which models write them, and the pages
+    that fix it (not a raw 'column not found'); stops the page."""
+    if trait_set.table is None:
+        return
+    columns = cached_columns(wh.url, wh, trait_set.table)
+    missing = missing_columns(trait_set, written=columns)
+    if not missing:
+        return
+    writers = [n.name for n in needed_models(trait_set, []) if set(n.columns) & set(missing)]
+    by = f" Written by: {', '.join(writers)}." if writers else ""
+    st.warning(
+        f"Trait set **{trait_set.name}** reads {', '.join(missing)}, which `{trait_set.table}` "
+        f"does not have.{by} Train what the trait set needs (the Train page sets each model up), "
+        "score again, or untick those traits in the editor above.",
+        icon=":material/warning:",
+    )
+    app_state.page_link("pages/train.py", "Train the models it needs", ":material/model_training:")
+    app_state.page_link("pages/score.py", "Score profiles", ":material/target:")
+    st.stop()
+
+
 def edit(wh: Warehouse, trait_set: TraitSet) -> TraitSet:
     """The editor: over a saved trait set (what the panels then preview, unsaved), or a new
     one drafted from the output table (saved, it becomes the Preview's trait set)."""
@@ -217,6 +241,12 @@ def controls(trait_set: TraitSet) -> tuple[float, int, int]:
         )
         sample_size = st.slider(
             "Sample profiles", 5, 100, 20, step=5, key="preview_sample", persist_state="session"
+        )
+        st.toggle(
+            "Histograms on a log scale",
+            key="preview_log_scale",
+            persist_state="session",
+            help="For skewed traits (lifetime value): the long tail's small bars become visible.",
         )
     return threshold, bins, sample_size
 
@@ -262,6 +292,8 @@ def _trait_tab(dists: Distributions, name: str) -> None:
     else:
         figure = charts.histogram_figure(summary)
     figure.update_layout(height=340)  # about as tall as the facts beside it
+    if st.session_state.get("preview_log_scale") and name not in dists.tiers:
+        figure.update_yaxes(type="log")
     chart.plotly_chart(figure, width="stretch", key=f"preview_hist_{name}")
     facts.metric(
         "Null rate",
@@ -355,8 +387,14 @@ def drift_panel(
                     key=f"preview_transition_{name}",
                 )
     if drift.movers is not None:
+        movers = drift.movers
+        if "change" in movers.columns:  # a mover that did not move is no mover
+            movers = movers[movers["change"].isna() | (movers["change"] != 0)]
         st.markdown(f"**Top movers** by absolute change of `{drift.movers_trait}`")
-        st.dataframe(drift.movers, hide_index=True, key="preview_movers")
+        if movers.empty:
+            st.caption("No profile's value changed since the baseline.")
+        else:
+            st.dataframe(movers, hide_index=True, key="preview_movers")
 
 
 def sample_panel(sample: SamplePayloads, ts: TraitSet) -> None:

@@ -116,11 +116,11 @@ def guided_path(wh: Warehouse, cards: list[ModelCard]) -> None:
         "Each button sets the form below; then press Train and save.",
         icon=":material/route:",
     )
-    for i, need in enumerate(todo):
+    for need in todo:
         left, right = st.columns([1, 3], vertical_alignment="center")
         left.button(
             f"Set up {need.name}",
-            key=f"train_prepare_{i}",
+            key=f"train_prepare_{need.name}",
             on_click=_prepare,
             args=(need,),
             icon=":material/arrow_downward:",

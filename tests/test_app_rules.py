@@ -239,3 +239,31 @@ def test_activity_is_counted_through_the_mapping_without_a_partial_last_period(d
     assert set(activity(duckdb_wh, no_activity, grain="month")["table"]) == {"order_completed"}
     groups = table_groups(duckdb_wh)
     assert "sample_truth" in groups["reference"] and "users" in groups["yours"]
+
+
+# ------------------------------------------------------------------ charts (17.11)
+
+
+def test_charts_label_every_bar_and_keep_labels_apart(duckdb_wh):
+    from sqltraits_kit.traits import charts
+    from sqltraits_kit.traits.distributions import summarize
+    from sqltraits_kit.traits.drift import compare
+
+    ids = [f"u{i}" for i in range(200)]
+    base = pd.DataFrame({"user_id": ids, "score": [i / 200 for i in range(200)],
+                         "flat": [1.0] * 200})  # fmt: skip
+    current = base.assign(score=[min(i / 150, 1.0) for i in range(200)])
+    b = duckdb_wh.con.create_table("drift_base", ibis.memtable(base))
+    c = duckdb_wh.con.create_table("drift_current", ibis.memtable(current))
+    report = compare(c, b, id_column="user_id", threshold=0.2)
+    fig = charts.psi_figure(report)
+    bars = fig.data[0]
+    assert list(bars.text) == [f"{v:.3f}" for v in bars.y]  # a near-zero bar still says so
+    assert fig.layout.yaxis.range[1] > report.threshold  # the threshold's label above the bars
+    # a skewed trait: p5 and p50 close together, each label on its own line
+    skewed = pd.DataFrame({"user_id": ids, "ltv": [0.0] * 150 + [float(i * 40) for i in range(50)]})
+    table = duckdb_wh.con.create_table("skewed", ibis.memtable(skewed))
+    hist = charts.histogram_figure(summarize(table, id_column="user_id")["ltv"])
+    labels = [(a.text.split()[0], a.y) for a in hist.layout.annotations]
+    assert [name for name, _ in labels] == ["p5", "p50", "p95"]
+    assert len({y for _, y in labels}) == 3

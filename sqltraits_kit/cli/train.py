@@ -133,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _number(value) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
+    from sqltraits_kit.formatting import figure  # the app's number format (issue 17 item 9)
+
+    return figure(value)
 
 
 def describe(card) -> list[str]:

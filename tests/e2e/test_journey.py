@@ -57,23 +57,25 @@ def test_main_journey(page_, app_url, fake_segment_server, tmp_path):
     assert_clean(page)
     screenshot(page, "journey-data")
 
-    # Train: a churn model (logistic, quick) and the BG/NBD pair the trait set also reads.
+    # Train: the guided path names the models churn.toml needs; a churn model (logistic,
+    # quick) and the BG/NBD pair the trait set reads p_alive from, set up by its button.
     go_to(page, "Train")
+    alert(page, "info", "Trait set churn needs 3 model(s); 3 to train")
     choose(page, "train_estimator_churn", "logistic regression (baseline)")
     assert text_of(page, "train_name_churn_logistic") == "churn"
     click(page, "train_run")
-    page.get_by_role("heading", name="churn model · logistic").wait_for()
+    page.get_by_role("heading", name="churn: churn model · logistic").wait_for()
     assert_clean(page)
     click(page, "train_save")
     alert(page, "success", "Saved as churn@1")
     screenshot(page, "journey-train-churn")
 
-    pick(page, "train_kind", "ltv")
-    choose(page, "train_estimator_ltv", "BG/NBD + Gamma-Gamma (buy-till-you-die)")
+    click(page, "train_prepare_btyd")
     # saved under the name traitsets/churn.toml scores it by, not as a version of "ltv"
+    assert selected(page, "train_estimator_ltv") == "BG/NBD + Gamma-Gamma (buy-till-you-die)"
     assert text_of(page, "train_name_ltv_btyd") == "btyd"
     click(page, "train_run")
-    page.get_by_role("heading", name="btyd model · btyd").wait_for()
+    page.get_by_role("heading", name="btyd: btyd model · BG/NBD + Gamma-Gamma").wait_for()
     click(page, "train_save")
     alert(page, "success", "Saved as btyd@1")
     assert_clean(page)

@@ -189,3 +189,17 @@ def test_one_million_profiles_render_without_shipping_rows(page, tmp_path):
     assert sum(sizes) < 80_000
     assert cold < 120 and warm < 5  # measured: ~13 s cold on 2 busy cores, ~0.4 s cached
     wh.close()
+
+
+def test_a_trait_set_reading_a_column_the_table_lacks_says_which_model_writes_it(page, duckdb_wh):
+    table = churn_traits_table(200).drop_columns(["p_alive"])  # churn and ltv, no BG/NBD pair
+    duckdb_wh.con.create_table(TABLE, obj=table)
+    at = open_preview(page)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    (warning,) = at.warning
+    assert "reads p_alive, which `churn_traits` does not have. Written by: btyd." in warning.value
+    links = [e.proto.label for e in at.get("page_link")]
+    assert links == ["Train the models it needs", "Score profiles"]
+    # the editor above lets the user drop the trait instead
+    assert any(e.label == "Edit this trait set" for e in at.expander)

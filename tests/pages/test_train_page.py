@@ -194,7 +194,7 @@ def test_the_guided_path_sets_up_exactly_the_models_the_trait_set_needs(page, du
     assert "Trait set **churn** needs 3 model(s); 3 to train" in at.info[0].value
     labels = [b.label for b in at.button if b.key.startswith("train_prepare_")]
     assert labels == ["Set up churn", "Set up ltv", "Set up btyd"]
-    at.button(key="train_prepare_2").click().run()  # btyd: the BG/NBD pair, p_alive
+    at.button(key="train_prepare_btyd").click().run()  # btyd: the BG/NBD pair, p_alive
     assert not at.exception, at.exception
     assert at.radio(key="train_kind").value == "ltv"
     assert at.selectbox(key="train_estimator_ltv").value == "btyd"

@@ -145,9 +145,25 @@ def keyed(page, key: str):
     return page.locator(f".st-key-{key}")
 
 
+def _open(page, key: str):
+    """Open the dropdown of the selectbox or multiselect ``key``.
+
+    A dropdown opened while the page still scrolls to the widget closes again: scroll first,
+    and click once more if no option shows.
+    """
+    box = keyed(page, key).get_by_role("combobox")
+    box.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    box.click()
+    try:
+        page.get_by_role("option").first.wait_for(timeout=5_000)
+    except Exception:  # playwright's TimeoutError: the click landed while it scrolled
+        box.click()
+
+
 def choose(page, key: str, option: str) -> None:
     """Pick ``option`` in the selectbox ``key``."""
-    keyed(page, key).get_by_role("combobox").click()
+    _open(page, key)
     rerun(page, page.get_by_role("option", name=option, exact=True).click)
 
 
@@ -194,7 +210,7 @@ def tick(page, key: str) -> None:
 
 def add_option(page, key: str, option: str) -> None:
     """Add ``option`` to the multiselect ``key``."""
-    keyed(page, key).get_by_role("combobox").click()
+    _open(page, key)
     rerun(page, page.get_by_role("option", name=option, exact=True).click)
     page.keyboard.press("Escape")
 
