@@ -203,3 +203,28 @@ def test_a_trait_set_reading_a_column_the_table_lacks_says_which_model_writes_it
     assert links == ["Train the models it needs", "Score profiles"]
     # the editor above lets the user drop the trait instead
     assert any(e.label == "Edit this trait set" for e in at.expander)
+
+
+def test_editing_a_saved_trait_set_previews_it_then_saves_keeping_comments(
+    page, duckdb_wh, project
+):
+    write_run(duckdb_wh, TABLE, run_rows(300, seed=1, run_id="r1", day=1))
+    path = project / "traitsets" / "churn.toml"
+    before = path.read_text()
+    at = open_preview(page)
+    slug = "preview_edit_file_churn_traits_user_id"
+    at.selectbox(key=f"{slug}_churn_probability_decimals").select(2).run()
+    assert not at.exception, at.exception
+    # the panels already show the edit, unsaved: probabilities with 2 decimals
+    sent = json.loads(at.json[0].value)
+    assert all(round(m["traits"]["churn_probability"], 2) == m["traits"]["churn_probability"]
+               for m in sent)  # fmt: skip
+    (diff,) = [c for c in at.code if c.language == "diff"]
+    assert "-churn_probability = 3" in diff.value and "+churn_probability = 2" in diff.value
+    assert path.read_text() == before  # nothing saved yet
+    at.button(key=f"{slug}_save").click().run()
+    assert not at.exception, at.exception
+    after = path.read_text()
+    assert "churn_probability = 2" in after
+    comments = [line for line in before.splitlines() if line.startswith("#")]
+    assert all(line in after.splitlines() for line in comments)
