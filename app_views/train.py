@@ -474,9 +474,10 @@ def _compare(a: ModelCard, b: ModelCard) -> pd.DataFrame:
     return pd.DataFrame({"": labels, a.ref: column(a), b.ref: column(b)})
 
 
-def _compare_defaults(cards: list[ModelCard]) -> tuple[str, str]:
+def _compare_defaults(cards: list[ModelCard]) -> tuple[str, str] | None:
     """Two versions of one model (the latest two of the first name that has two), else the
-    first two of the same kind, else the first two."""
+    first two of one kind; None when no two models are of one kind (their metrics differ:
+    a churn model beside an LTV one is a table of dashes)."""
     by_name: dict[str, list[ModelCard]] = {}
     for c in cards:
         by_name.setdefault(c.name, []).append(c)
@@ -488,7 +489,7 @@ def _compare_defaults(cards: list[ModelCard]) -> tuple[str, str]:
         same = [d for d in cards if d.kind == c.kind and d is not c]
         if same:
             return c.ref, same[0].ref
-    return cards[0].ref, cards[1].ref
+    return None
 
 
 def versions_section(registry: Registry, wh: Warehouse) -> None:
@@ -518,21 +519,27 @@ def versions_section(registry: Registry, wh: Warehouse) -> None:
         st.button(
             "Mark as active", key="train_activate", on_click=_activate, args=(registry, by_ref)
         )
-    if len(refs) < 2:
-        right.caption("Save a second version to compare two side by side.")
+    pair = _compare_defaults(here)
+    if pair is None:
+        right.caption("Save a second model of one kind to compare two side by side.")
         return
-    first, second = _compare_defaults(here)
+    comparable = [c.ref for c in here if any(d.kind == c.kind and d is not c for d in here)]
     with right:
         a = st.selectbox(
-            "Compare", refs, index=refs.index(first), key="train_compare_a", persist_state="session"
+            "Compare",
+            comparable,
+            index=comparable.index(pair[0]),
+            key="train_compare_a",
+            persist_state="session",
         )
-        rest = [r for r in refs if r != a]
+        rest = [r for r in comparable if r != a and by_ref[r].kind == by_ref[a].kind]
         b = st.selectbox(
             "with",
             rest,
-            index=rest.index(second) if second in rest else 0,
+            index=rest.index(pair[1]) if pair[1] in rest else 0,
             key="train_compare_b",
             persist_state="session",
+            help="Models of the same kind: their metrics are the same.",
         )
     st.dataframe(
         _compare(by_ref[a], by_ref[b]), hide_index=True, key="train_compare", height="content"
