@@ -31,6 +31,7 @@ from sqltraits_kit.publishing.segment.client import (
 )
 from sqltraits_kit.publishing.sync import diff as d
 from sqltraits_kit.publishing.sync import lease as lz
+from sqltraits_kit.publishing.sync import provenance as pv
 from sqltraits_kit.publishing.sync import runs as r
 from sqltraits_kit.publishing.sync import state as s
 from sqltraits_kit.publishing.sync.checks import verdicts as gate_verdicts
@@ -220,6 +221,8 @@ def sync(
             "event_seq": time.time_ns(),
         },
     )
+    if attempt == 1:  # which scores this run carries (a resumed run recorded them already)
+        pv.record(wh, src, run_id=run_id, destination=destination)
 
     seq = max(s.max_seq(wh, state_table), r.max_failed_seq(wh, src.sync_key, destination)) + 1
     pub = Publisher(
