@@ -31,6 +31,7 @@ COMMANDS = {
     "validate": "validate",
     "sync": "sync",
     "history": "history",
+    "rollback": "rollback",
     "run": "run",
     "verify": "verify",
     "standin": "standin",
