@@ -32,6 +32,7 @@ COMMANDS = {
     "sync": "sync",
     "history": "history",
     "rollback": "rollback",
+    "outcomes": "outcomes",
     "run": "run",
     "verify": "verify",
     "standin": "standin",

@@ -108,12 +108,21 @@ def _md5() -> Any:
     return md5
 
 
-def holdout_flag(identifier: ir.Value, /, *, share: float, salt: str) -> ir.BooleanValue:
-    """True for the profiles in the control group; null for a null identifier."""
+def holdout_flag(
+    identifier: ir.Value, /, *, share: float, salt: str | ir.StringValue
+) -> ir.BooleanValue:
+    """True for the profiles in the control group; null for a null identifier.
+
+    ``salt`` may be a string column (one control group per row's salt: for simulations)."""
     import ibis
 
-    Holdout(share=share, salt=salt)  # the same checks as a trait set's
-    digest = _md5()(ibis.literal(f"{salt}:") + identifier.cast("string"))
+    if isinstance(salt, str):
+        Holdout(share=share, salt=salt)  # the same checks as a trait set's
+        prefix = ibis.literal(f"{salt}:")
+    else:
+        Holdout(share=share, salt="column")
+        prefix = salt + ":"
+    digest = _md5()(prefix + identifier.cast("string"))
     hex_digits = ibis.literal("0123456789abcdef")
     number = ibis.literal(0, "int64")
     for i in range(_DIGITS):
