@@ -44,10 +44,10 @@ def _records(frame) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from sqltraits_kit.cli import env_settings
     from sqltraits_kit.errors import ConfigError
     from sqltraits_kit.publishing.sync import failed_rows, history
     from sqltraits_kit.publishing.sync.destination import display
-    from sqltraits_kit.settings import Settings
     from sqltraits_kit.warehouse import connect
 
     if args.limit < 1:
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.run_id and not args.failed:
         raise ConfigError("--run-id goes with --failed")
     try:
-        url = args.db or Settings.from_env().db_url
+        url = args.db or env_settings().db_url
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if not url:

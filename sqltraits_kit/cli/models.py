@@ -20,11 +20,11 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from sqltraits_kit.cli import env_settings
     from sqltraits_kit.errors import ConfigError
     from sqltraits_kit.modelling.registry import ModelCard, Registry, parse_ref
-    from sqltraits_kit.settings import Settings
 
-    registry = Registry(Path(args.models_dir or Settings.from_env().models_dir))
+    registry = Registry(Path(args.models_dir or env_settings().models_dir))
     if args.activate:
         name, version = parse_ref(args.activate)
         if version is None:

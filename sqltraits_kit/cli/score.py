@@ -46,12 +46,12 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
+    from sqltraits_kit.cli import env_settings
     from sqltraits_kit.modelling.registry import Registry
-    from sqltraits_kit.settings import Settings
     from sqltraits_kit.traits.scoring import score
     from sqltraits_kit.warehouse import connect
 
-    settings = Settings.from_env()
+    settings = env_settings()
     registry = Registry(args.models_dir or settings.models_dir)
 
     def progress(message: str, fraction: float) -> None:

@@ -78,14 +78,14 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from sqltraits_kit.cli import env_settings
     from sqltraits_kit.errors import ConfigError
     from sqltraits_kit.modelling.registry import Registry
     from sqltraits_kit.modelling.training import train_model
-    from sqltraits_kit.settings import Settings
     from sqltraits_kit.warehouse import connect
     from sqltraits_kit.workflows.project import Project
 
-    settings = Settings.from_env()
+    settings = env_settings()
     if args.max_rows < 0:
         raise ConfigError(f"--max-rows must be >= 0, got {args.max_rows}")
     registry = None if args.no_save else Registry(Path(args.models_dir or settings.models_dir))

@@ -17,21 +17,18 @@ need no artifact: their fitted parameters live in the card.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
-import io
 import json
 import os
 import re
-import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqltraits_kit.errors import ConfigError, ModelLoadError
 from sqltraits_kit.modelling import signing
+from sqltraits_kit.modelling.artifacts import TRUSTED_TYPES, artifact_types, check_types, sha256
+from sqltraits_kit.modelling.cards import KINDS, LoadedModel, ModelCard, library_versions, parse_ref
 from sqltraits_kit.modelling.integrity import check_structure, expected_features
 
 __all__ = [
@@ -41,238 +38,14 @@ __all__ = [
     "ModelCard",
     "Registry",
     "artifact_types",
+    "library_versions",
     "parse_ref",
 ]
 
-KINDS = ("churn", "ltv", "btyd")
 _CARD = "card.json"
 _ARTIFACT = "model.skops"
 _ACTIVE = "ACTIVE"
-_OPTIONAL_KEYS = (
-    "training_cutoffs",
-    "baselines",
-    "comparison",
-    "warnings",
-    "selection",
-    "refit",
-    "origin",
-    "feature_spec",
-)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-#: Every type a model artifact may contain: the candidates :mod:`sqltraits_kit.modelling.estimators`
-#: builds (logistic / Poisson / Tweedie GLMs with an arcsinh + scaling front, histogram gradient
-#: boosting, BTYD on features, blends of those) and the containers and numpy values inside them.
-#: Anything else is refused at load time.
-TRUSTED_TYPES: tuple[str, ...] = (
-    "builtins.bool",
-    "builtins.dict",
-    "builtins.float",
-    "builtins.int",
-    "builtins.list",
-    "builtins.NoneType",
-    "builtins.str",
-    "builtins.tuple",
-    "numpy.arcsinh",
-    "numpy.bool_",
-    "numpy.dtype",
-    "numpy.float32",
-    "numpy.float64",
-    "numpy.int32",
-    "numpy.int64",
-    "numpy.ndarray",
-    "numpy.random._generator.Generator",
-    "numpy.random._mt19937.MT19937",
-    "numpy.random._pcg64.PCG64",
-    "numpy.random.mtrand.RandomState",
-    "numpy.uint8",
-    "numpy.uint32",
-    "numpy.uint64",
-    "sklearn._loss._loss.CyHalfBinomialLoss",
-    "sklearn._loss._loss.CyHalfPoissonLoss",
-    "sklearn._loss._loss.CyHalfTweedieLoss",
-    "sklearn._loss.link.Interval",
-    "sklearn._loss.link.LogitLink",
-    "sklearn._loss.link.LogLink",
-    "sklearn._loss.loss.HalfBinomialLoss",
-    "sklearn._loss.loss.HalfPoissonLoss",
-    "sklearn._loss.loss.HalfTweedieLoss",
-    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
-    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.linear_model._glm.glm.PoissonRegressor",
-    "sklearn.linear_model._glm.glm.TweedieRegressor",
-    "sklearn.linear_model._logistic.LogisticRegression",
-    "sklearn.pipeline.Pipeline",
-    "sklearn.preprocessing._data.StandardScaler",
-    "sklearn.preprocessing._function_transformer.FunctionTransformer",
-    "sklearn.preprocessing._label.LabelEncoder",
-    # Reviewed for models registered from outside (Registry.register): forests and single trees
-    # (their node arrays are checked by integrity.check_structure), plain linear regressors, the
-    # imputer.
-    "sklearn.ensemble._forest.ExtraTreesClassifier",
-    "sklearn.ensemble._forest.ExtraTreesRegressor",
-    "sklearn.ensemble._forest.RandomForestClassifier",
-    "sklearn.ensemble._forest.RandomForestRegressor",
-    "sklearn.impute._base.SimpleImputer",
-    "sklearn.linear_model._base.LinearRegression",
-    "sklearn.linear_model._ridge.Ridge",
-    "sklearn.tree._classes.DecisionTreeClassifier",
-    "sklearn.tree._classes.DecisionTreeRegressor",
-    "sklearn.tree._classes.ExtraTreeClassifier",
-    "sklearn.tree._classes.ExtraTreeRegressor",
-    "sklearn.tree._tree.Tree",
-    # The kit's own candidates (modelling/estimators.py): plain attributes, fitted parameters
-    # as dicts of floats, members that are themselves checked type by type.
-    "sqltraits_kit.modelling.estimators.Blend",
-    "sqltraits_kit.modelling.estimators.BtydOnFeatures",
-)
-
-
-@dataclass(kw_only=True)
-class ModelCard:
-    """What a model is, what it was trained on, and how well it did out of time."""
-
-    name: str
-    kind: str  # churn | ltv | btyd
-    estimator: str
-    features: list[str]
-    mapping: dict[str, Any]
-    cutoff: str  # ISO date: the training cutoff (history before it, labels from it on)
-    horizon_days: int
-    metrics: dict[str, Any]
-    training_rows: int
-    data_fingerprint: str
-    version: int = 0  # assigned by Registry.save
-    test_cutoff: str | None = None  # ISO date of the out-of-time test set
-    test_rows: int = 0
-    windows: list[int] = field(default_factory=lambda: [7, 30, 90])
-    churn_on: str = "orders"
-    library_versions: dict[str, str] = field(default_factory=dict)
-    created_at: str = ""
-    warehouse: str = ""
-    params: dict[str, Any] | None = None  # BTYD: the fitted parameters
-    artifact: str | None = None  # file name of the skops artifact in the version folder
-    artifact_sha256: str | None = None
-    notes: list[str] = field(default_factory=list)
-    signature: str | None = None  # HMAC of the rest, when a signing key is configured
-    # Added by the champion/baseline training (absent from older cards, left out when None so
-    # an older card's signature still verifies):
-    training_cutoffs: list[str] | None = None  # the tested model's stacked snapshots
-    baselines: dict[str, dict[str, Any]] | None = None  # each baseline's test metrics
-    comparison: list[dict[str, Any]] | None = None  # per metric: model vs best baseline
-    warnings: list[str] | None = None  # where the model does not beat a baseline
-    selection: dict[str, Any] | None = None  # auto: every candidate's figures, why it won
-    refit: dict[str, Any] | None = None  # the saved model's refit on the latest window
-    origin: dict[str, Any] | None = None  # a model registered from outside the kit
-    feature_spec: dict[str, Any] | None = None  # features beyond the built-in set
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        for key in _OPTIONAL_KEYS:
-            if out.get(key) is None:
-                del out[key]
-        return out
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], /) -> ModelCard:
-        known = {f.name for f in dataclasses.fields(cls)}
-        # Cards from a newer version may carry more keys; the ones we know must be right.
-        kept = {k: v for k, v in values.items() if k in known}
-        try:
-            card = cls(**kept)
-        except TypeError as exc:
-            raise ModelLoadError(f"model card is incomplete: {exc}") from None
-        if card.kind not in KINDS:
-            raise ModelLoadError(f"model card has unknown kind {card.kind!r} (known: {KINDS})")
-        return card
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model ready to score with: the fitted object and its card."""
-
-    model: Any
-    card: ModelCard
-
-    @property
-    def features(self) -> list[str]:
-        """The feature columns in the order the fitted model takes them (not the card's order,
-        should the two differ); a card that lists other features is a :class:`ModelLoadError`."""
-        return expected_features(self.model, self.card) if self.card.kind != "btyd" else []
-
-
-def parse_ref(ref: str) -> tuple[str, int | None]:
-    """``NAME`` or ``NAME@VERSION`` -> (name, version or None)."""
-    name, _, version = ref.strip().partition("@")
-    if not version:
-        return name, None
-    try:
-        number = int(version.removeprefix("v"))
-    except ValueError:
-        raise ConfigError(f"model reference must be NAME@VERSION, got {ref!r}") from None
-    return name, number
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def artifact_types(data: bytes) -> set[str]:
-    """Every ``module.Class`` a skops artifact names, read from its schema without loading it."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            schema = json.loads(archive.read("schema.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise ModelLoadError(f"not a skops artifact: {type(exc).__name__}: {exc}") from None
-    found: set[str] = set()
-    stack: list[Any] = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            module, cls = node.get("__module__"), node.get("__class__")
-            if isinstance(module, str) and isinstance(cls, str):
-                found.add(f"{module}.{cls}")
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return found
-
-
-def _check_types(data: bytes, where: str, *, action: str = "loaded") -> None:
-    import skops.io as sio
-
-    untrusted = sorted(artifact_types(data) - set(TRUSTED_TYPES))
-    try:
-        untrusted += [t for t in sio.get_untrusted_types(data=data) if t not in TRUSTED_TYPES]
-    except Exception as exc:
-        raise ModelLoadError(f"{where}: cannot audit the artifact: {exc}") from None
-    if untrusted:
-        raise ModelLoadError(
-            f"{where} contains types that are not on the trusted list and was not {action}: "
-            f"{', '.join(sorted(set(untrusted)))}"
-        )
-
-
-def library_versions() -> dict[str, str]:
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    from sqltraits_kit import __version__
-
-    out = {"python": platform.python_version(), "sqltraits-kit": __version__}
-    for pkg in ("scikit-learn", "skops", "numpy", "scipy", "pandas", "ibis-framework"):
-        with contextlib.suppress(PackageNotFoundError):
-            out[pkg] = version(pkg)
-    return out
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -342,8 +115,8 @@ class Registry:
 
             payload = sio.dumps(model)
             # Refuse to write what we would refuse to read.
-            _check_types(payload, f"model {card.name!r}", action="saved")
-            card.artifact, card.artifact_sha256 = _ARTIFACT, _sha256(payload)
+            check_types(payload, f"model {card.name!r}", action="saved")
+            card.artifact, card.artifact_sha256 = _ARTIFACT, sha256(payload)
         (self.root / card.name).mkdir(parents=True, exist_ok=True)
         version = (self.versions(card.name) or [0])[-1] + 1
         while True:  # mkdir claims a version atomically, even with two writers at once
@@ -433,13 +206,13 @@ class Registry:
             data = path.read_bytes()
         except OSError as exc:
             raise ModelLoadError(f"model {card.ref}: cannot read {path}: {exc}") from None
-        digest = _sha256(data)
+        digest = sha256(data)
         if digest != card.artifact_sha256:
             raise ModelLoadError(
                 f"model {card.ref}: {path} does not match its card (sha256 {digest[:12]}… != "
                 f"{card.artifact_sha256[:12]}…); it was changed after saving and was not loaded"
             )
-        _check_types(data, f"model {card.ref}")
+        check_types(data, f"model {card.ref}")
         try:
             model = sio.loads(data, trusted=list(TRUSTED_TYPES))
         except Exception as exc:
@@ -475,7 +248,7 @@ class Registry:
 
         self._check_name(name)
         # Refuse what we could not load again before spending a warehouse query on it.
-        _check_types(sio.dumps(model), f"model {name!r}", action="registered")
+        check_types(sio.dumps(model), f"model {name!r}", action="registered")
         check_structure(model, name)
         fields = evaluate_outside_model(
             wh, model, kind=kind, trained_until=trained_until, **options

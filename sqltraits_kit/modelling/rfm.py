@@ -17,7 +17,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 if TYPE_CHECKING:
-    from sqltraits_kit.modelling.features import TableMapping
+    from sqltraits_kit.modelling.mapping import TableMapping
     from sqltraits_kit.warehouse import Warehouse
 
 __all__ = ["RFM_TIME_UNIT", "UNIT_DAYS", "rfm_as_of", "rfm_summary"]

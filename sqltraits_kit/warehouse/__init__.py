@@ -7,13 +7,12 @@ this package imports a stage above it (see ``docs/ARCHITECTURE.md``).
 from __future__ import annotations
 
 from sqltraits_kit.warehouse.connection import (
-    SAMPLE_TABLES,
     Warehouse,
     check_user_warehouse_url,
     connect,
-    copy_tables,
     redact_url,
 )
+from sqltraits_kit.warehouse.copying import SAMPLE_TABLES, copy_tables
 
 __all__ = [
     "SAMPLE_TABLES",

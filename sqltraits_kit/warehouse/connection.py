@@ -7,13 +7,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from sqltraits_kit.errors import (
     ConfigError,
     UnknownTableError,
     WarehouseConnectionError,
-    WarehouseLockedError,
 )
 from sqltraits_kit.settings import DEFAULT_SAMPLE_PATH, Settings
 from sqltraits_kit.warehouse.sandbox import (
@@ -26,6 +24,17 @@ from sqltraits_kit.warehouse.sandbox import (
     new_scratch_dir,
     setup_postgres,
 )
+from sqltraits_kit.warehouse.urls import (
+    check_user_warehouse_url,
+    connect_error,
+    duckdb_target,
+    missing_file,
+    options_refused,
+    redact_url,
+    scheme_of,
+    scrub,
+    url_secrets,
+)
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -33,81 +42,16 @@ if TYPE_CHECKING:
     from ibis.backends import BaseBackend
 
 __all__ = [
-    "SAMPLE_TABLES",
     "Warehouse",
     "check_user_warehouse_url",
     "connect",
-    "copy_tables",
+    "duckdb_cursor",
     "redact_url",
+    "scrub",
+    "url_secrets",
 ]
 
-#: The tables the demo sample holds, in a load order that keeps references valid.
-SAMPLE_TABLES = (
-    "accounts",
-    "users",
-    "order_completed",
-    "tracks",
-    "pages",
-    "sample_truth",
-    "sample_parameters",
-)
-
 _GRAINS = ("day", "week", "month")
-
-
-_MASK = "••••"
-# Query parameters that carry a credential (libpq's password, tokens of cloud warehouses).
-_SECRET_PARAMS = ("password", "pass", "pwd", "secret", "token", "key", "credential")
-
-
-def _secret_param(name: str) -> bool:
-    low = name.lower()
-    return any(word in low for word in _SECRET_PARAMS)
-
-
-def url_secrets(url: str) -> list[str]:
-    """The credential values in a URL (its password and secret-looking query parameters)."""
-    try:
-        parts = urlsplit(url)
-        found = [parts.password] if parts.password else []
-        found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if _secret_param(k)]
-    except ValueError:
-        return []
-    return [v for v in found if v]
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password and secret query parameters replaced, fit for logs and the UI."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-        query = parse_qsl(parts.query, keep_blank_values=True)
-    except ValueError:
-        return "<unreadable URL>"
-    out = url
-    if password is not None:
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        user = parts.username or ""
-        out = urlunsplit(parts._replace(netloc=f"{user}:{_MASK}@{host}"))
-    if any(_secret_param(k) for k, _ in query):
-        # Rebuild only the query part: urlunsplit would drop the empty host of duckdb:///...
-        base, _, rest = out.partition("?")
-        _, hash_sign, fragment = rest.partition("#")
-        masked = "&".join(
-            f"{quote(k)}={_MASK if _secret_param(k) else quote(v, safe='/:')}" for k, v in query
-        )
-        out = f"{base}?{masked}{hash_sign}{fragment}"
-    return out
-
-
-def scrub(text: str, url: str) -> str:
-    """``text`` (an engine's error message, say) with the URL and its credentials redacted."""
-    out = text.replace(url, redact_url(url))
-    for secret in url_secrets(url):
-        out = out.replace(secret, _MASK)
-    return out
 
 
 def _sample_url(path: Path) -> str:
@@ -243,12 +187,12 @@ class Warehouse:
             self.con.do_connect(database=self._file, read_only=read_only, **self._config)
         except Exception as exc:
             if LOCKED_MESSAGE not in str(exc):
-                raise _connect_error(exc, self.url, read_only=read_only) from None
+                raise connect_error(exc, self.url, read_only=read_only) from None
             try:
                 self.con.con = join_locked_duckdb(self._file, read_only=read_only)
                 self.con._record_batch_readers_consumed = {}
             except Exception as again:
-                raise _connect_error(again, self.url, read_only=read_only) from None
+                raise connect_error(again, self.url, read_only=read_only) from None
         self._mode = mode
         self._after_open()
 
@@ -310,132 +254,6 @@ class Warehouse:
         self._mode = None  # the scratch folder goes at process exit (shared, see sandbox)
 
 
-def _is_lock_error(exc: BaseException) -> bool:
-    text = str(exc)
-    return "lock" in text.lower() and ("Could not set lock" in text or "Conflicting lock" in text)
-
-
-def _connect_error(exc: BaseException, url: str, *, read_only: bool) -> Exception:
-    if "different configuration" in str(exc):
-        return WarehouseLockedError(
-            f"{redact_url(url)} is already open in this process in "
-            f"{'read-write' if read_only else 'read-only'} mode; close that connection first "
-            "(DuckDB allows one mode per file and process)."
-        )
-    if _is_lock_error(exc):
-        return WarehouseLockedError(
-            f"{redact_url(url)} is locked by another process (the app, a notebook or a "
-            "scheduled `sqltraits` run). DuckDB allows one writer per file: stop the other "
-            "process, or point one of them at a copy of the file."
-        )
-    scheme = _scheme(url)
-    if isinstance(exc, ModuleNotFoundError):
-        extra = _BACKEND_EXTRAS.get(scheme, scheme or "the backend")
-        return WarehouseConnectionError(
-            f"{redact_url(url)}: the {scheme or 'warehouse'} driver is not installed; install it "
-            f"with: pip install 'ibis-framework[{extra}]'"
-        )
-    if isinstance(exc, ValueError) and "know how to connect" in str(exc):
-        import difflib
-
-        near = difflib.get_close_matches(scheme, sorted(_BACKEND_EXTRAS), n=1)
-        hint = f"did you mean {near[0]}://? " if near else ""
-        return WarehouseConnectionError(
-            f"{redact_url(url)}: unknown warehouse type {scheme!r}; {hint}URLs start with "
-            "duckdb://, postgres://, snowflake://, bigquery://, pyspark://, ... (Ibis URLs)"
-        )
-    return WarehouseConnectionError(
-        f"could not connect to {redact_url(url)}: {type(exc).__name__}: {scrub(str(exc), url)}"
-    )
-
-
-#: URL scheme -> the ibis-framework extra that installs its driver.
-_BACKEND_EXTRAS = {
-    "duckdb": "duckdb",
-    "postgres": "postgres",
-    "postgresql": "postgres",
-    "snowflake": "snowflake",
-    "bigquery": "bigquery",
-    "mysql": "mysql",
-    "mssql": "mssql",
-    "trino": "trino",
-    "databricks": "databricks",
-    "pyspark": "pyspark",
-    "clickhouse": "clickhouse",
-    "risingwave": "risingwave",
-    "oracle": "oracle",
-}
-
-
-def _scheme(url: str) -> str:
-    return url.split("://", 1)[0].lower() if "://" in url else ""
-
-
-def _duckdb_target(url: str) -> tuple[Path | str, str]:
-    """The database a ``duckdb://`` URL names (a path, ``:memory:`` or ``md:...``) and options.
-
-    Read as Ibis reads it: ``duckdb:///abs/path.duckdb`` and ``duckdb://relative/path.duckdb``.
-    """
-    rest = url.split("://", 1)[1]
-    path_part, _, query = rest.partition("?")
-    if path_part in ("", "/", "/:memory:", ":memory:"):
-        return ":memory:", query
-    if path_part.startswith(("md:", "motherduck:")):
-        return path_part, query
-    if path_part.startswith("//"):  # duckdb:////abs/path: one leading slash is enough
-        path_part = "/" + path_part.lstrip("/")
-    return Path(path_part), query
-
-
-def _missing_file(file: Path) -> WarehouseConnectionError:
-    return WarehouseConnectionError(
-        f"no such warehouse file {file}; create one with `sqltraits sample` or pass create=True"
-    )
-
-
-def _options_refused(query: str) -> WarehouseConnectionError:
-    names = ", ".join(sorted({k for k, _ in parse_qsl(query, keep_blank_values=True)})) or query
-    return WarehouseConnectionError(
-        f"warehouse URL options ({names}) change what the engine may do and are turned off; "
-        "the operator can allow them with SQLTRAITS_ALLOW_WAREHOUSE_URL_OPTIONS=true"
-    )
-
-
-def check_user_warehouse_url(url: str, *, settings: Settings, local: bool | None = None) -> str:
-    """Check a warehouse URL a user typed (the app's Data page); returns it stripped.
-
-    Refused, with one line saying why: typed URLs when the operator turned them off
-    (``allow_user_warehouse_urls``; unset means allowed only when ``local``, the default),
-    engines other than DuckDB and PostgreSQL, URL options (``?...``) unless
-    ``allow_warehouse_url_options``, MotherDuck, and a DuckDB file that does not exist (a typo
-    must not create one).
-    """
-    if not settings.user_warehouse_urls_allowed(local=True if local is None else local):
-        raise ConfigError(
-            "typed warehouse URLs are turned off on this server; choose one of the warehouses "
-            "the operator configured (SQLTRAITS_ALLOW_USER_WAREHOUSE_URLS)"
-        )
-    if not isinstance(url, str) or not url.strip():
-        raise ConfigError("enter a warehouse URL, e.g. duckdb:///data/warehouse.duckdb")
-    url = url.strip()
-    scheme = _scheme(url)
-    if scheme not in ("duckdb", "postgres", "postgresql"):
-        raise ConfigError(
-            f"not a DuckDB or PostgreSQL URL: {redact_url(url)!r} (expected duckdb:///file.duckdb "
-            "or postgres://user@host:5432/db)"
-        )
-    query = urlsplit(url).query if scheme != "duckdb" else _duckdb_target(url)[1]
-    if query and not settings.allow_warehouse_url_options:
-        raise _options_refused(query)
-    if scheme == "duckdb":
-        target, _ = _duckdb_target(url)
-        if isinstance(target, str) and target != ":memory:":
-            raise ConfigError(f"{target.split(':', 1)[0]} databases are not offered here")
-        if isinstance(target, Path) and not target.is_file():
-            raise _missing_file(target)
-    return url
-
-
 def connect(
     url: str | None = None,
     *,
@@ -476,7 +294,7 @@ def connect(
             build_sample(path, customers=sample_customers, progress=progress)
         url = _sample_url(path)
     url = url.strip()
-    scheme = _scheme(url)
+    scheme = scheme_of(url)
     if not scheme:
         raise WarehouseConnectionError(
             f"not a warehouse URL: {redact_url(url)!r} (expected e.g. duckdb:///file.duckdb "
@@ -485,19 +303,19 @@ def connect(
     kwargs: dict[str, Any] = {}
     file: Path | None = None
     if scheme == "duckdb":
-        target, query = _duckdb_target(url)
+        target, query = duckdb_target(url)
         if query and not settings.allow_warehouse_url_options:
-            raise _options_refused(query)
+            raise options_refused(query)
         if isinstance(target, Path):
             file = target
             if not file.exists() and (read_only or not create):
-                raise _missing_file(file)
+                raise missing_file(file)
             kwargs["read_only"] = read_only
     try:
         con = ibis.connect(url, **kwargs)
     except Exception as exc:
         if file is None or LOCKED_MESSAGE not in str(exc):
-            raise _connect_error(exc, url, read_only=read_only) from None
+            raise connect_error(exc, url, read_only=read_only) from None
         con = _join(file, url, read_only=read_only)
     wh = Warehouse(
         con=con,
@@ -546,7 +364,7 @@ def _join(file: Path, url: str, *, read_only: bool) -> Any:
     try:
         raw = join_locked_duckdb(file, read_only=read_only)
     except Exception as exc:
-        raise _connect_error(exc, url, read_only=read_only) from None
+        raise connect_error(exc, url, read_only=read_only) from None
     from ibis.backends.duckdb import Backend
 
     backend = Backend()
@@ -565,39 +383,3 @@ def _duckdb_config(con: Any, file: Path | None) -> dict[str, Any]:
     for key in ("database", "read_only", "extensions"):
         kwargs.pop(key, None)
     return kwargs
-
-
-def copy_tables(
-    source: Warehouse,
-    dest: Warehouse,
-    *,
-    tables: Iterable[str] = SAMPLE_TABLES,
-    batch_rows: int = 250_000,
-    overwrite: bool = True,
-    progress: Callable[[str, float], None] | None = None,
-) -> dict[str, int]:
-    """Copy tables between warehouses in Arrow batches (bounded memory); returns rows per table.
-
-    Used to load the demo sample into PostgreSQL so the same code runs on both.
-    """
-    import pyarrow as pa
-
-    report = progress or (lambda _msg, _frac: None)
-    names = [n for n in tables if source.has_table(n)]
-    copied: dict[str, int] = {}
-    for i, name in enumerate(names):
-        expr = source.table(name)
-        total = int(expr.count().execute())
-        schema = expr.schema()
-        dest.con.create_table(name, schema=schema, overwrite=overwrite)
-        done = 0
-        for batch in expr.to_pyarrow_batches(chunk_size=batch_rows):
-            if batch.num_rows:
-                dest.con.insert(name, pa.Table.from_batches([batch]))
-                done += batch.num_rows
-            report(
-                f"copying {name}: {done:,}/{total:,} rows", (i + done / max(total, 1)) / len(names)
-            )
-        copied[name] = done
-    report("done", 1.0)
-    return copied

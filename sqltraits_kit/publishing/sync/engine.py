@@ -18,6 +18,7 @@ acknowledged-but-uncommitted rows: they stay unknown and the next run re-sends t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -164,30 +165,13 @@ def sync(
 
     # Before looking for a run to resume: a run found unfinished now is one that is not alive.
     lease = lz.hold(
-        wh,
-        sync_key=src.sync_key,
-        destination=destination,
-        wait=deadline.cap(wait),
-        ttl=lease_ttl,
+        wh, sync_key=src.sync_key, destination=destination, wait=deadline.cap(wait), ttl=lease_ttl
     )
     state_table = s.ensure_state(wh, src, destination)
-    previous = r.latest_run(wh, src.sync_key, destination)
-    now = utc_now()
-    if previous is not None and previous["status"] in r.UNFINISHED:
-        run_id = previous["run_id"]
-        earlier = r.run_rows(wh, run_id)
-        plan = earlier[0]
-        attempt = max(int(x["attempt"] or 1) for x in earlier) + 1
-        started_at = plan["started_at"]
-        prior_requests = sum(int(x["requests"] or 0) for x in earlier if x["status"] != "running")
-    else:
-        from sqltraits_kit.traits.output import new_run_id
-
-        run_id, plan, attempt, started_at, prior_requests = new_run_id(now), None, 1, now, 0
-
-    lease.run_id = run_id
+    run = _Run.start_or_resume(wh, src, destination)
+    lease.run_id = run.run_id
     lease.heartbeat()  # so that a run refused or waiting can name this one
-    phase("diffing", run_id)
+    phase("diffing", run.run_id)
     screen = verdicts.bad_identifiers  # the contract found missing, blank or duplicate ids
     diff = d.diff_table(src, s.latest_state(wh, state_table), screen=screen)
     if only_failed:
@@ -196,39 +180,16 @@ def sync(
     with time_limit(wh):  # the diff joins the user's SQL with the state: the query budget
         c = d.counts(diff)
         total = d.materialise(wh, pending_table, d.to_send(diff, src.on_remove))
-    if plan is None:
-        plan = {k: c[k] for k in ("rows", "new", "changed", "removed", "unchanged")}
-    base_row = {
-        "run_id": run_id,
-        "sync_key": src.sync_key,
-        "source": src.label,
-        "kind": src.kind,
-        "attempt": attempt,
-        "started_at": started_at,
-        "on_remove": src.on_remove,
-        "destination": destination,
-        **{k: int(plan[k] or 0) for k in ("rows", "new", "changed", "removed", "unchanged")},
-    }
-    r.record_run(
-        wh,
-        {
-            **base_row,
-            "status": "running",
-            "sent": 0,
-            "failed": 0,
-            "requests": 0,
-            "recorded_at": now,
-            "event_seq": time.time_ns(),
-        },
-    )
-    if attempt == 1:  # which scores this run carries (a resumed run recorded them already)
-        pv.record(wh, src, run_id=run_id, destination=destination)
+    run.plan_from(c)
+    run.record(wh, "running", sent=0, failed=0, requests=0)
+    if run.attempt == 1:  # which scores this run carries (a resumed run recorded them already)
+        pv.record(wh, src, run_id=run.run_id, destination=destination)
 
     seq = max(s.max_seq(wh, state_table), r.max_failed_seq(wh, src.sync_key, destination)) + 1
     pub = Publisher(
         wh,
         src,
-        run_id=run_id,
+        run_id=run.run_id,
         destination=destination,
         state_table=state_table,
         pending_table=pending_table,
@@ -243,81 +204,32 @@ def sync(
     if screen and not only_failed:
         pub.reject_identifiers(d.bad_identifiers(src))
     pub.report("sending")
-    stop: Stop | lz.RunStopped | None = None
     send_started = clock()
-    try:
-        try:
-            client.send_batches(
-                pack_batches(pub.messages(), max_messages=batch_size),
-                on_result=lz.guard(pub.on_result, lease.check, deadline.check),
-            )
-        except (Stop, lz.RunStopped) as exc:
-            stop = exc
-        send_seconds = clock() - send_started
-        pub.commit()
-    except BaseException as exc:
-        # Keep what was acknowledged, then mark the run for resumption by the next call.
-        with contextlib.suppress(Exception):
-            pub.commit()
-        with contextlib.suppress(Exception):
-            finished = utc_now()
-            r.record_run(
-                wh,
-                {
-                    **base_row,
-                    "status": "interrupted",
-                    "sent": pub.sent,
-                    "failed": pub.failed,
-                    "requests": pub.requests,
-                    "finished_at": finished,
-                    "duration_s": (finished - started_at).total_seconds(),
-                    "error": _safe_error(exc),
-                    "recorded_at": finished,
-                    "event_seq": time.time_ns(),
-                },
-            )
-        raise
+    stop = _send(wh, run, pub, client, batch_size=batch_size, checks=(lease.check, deadline.check))
+    send_seconds = clock() - send_started
 
     pub.report("finishing")
     state = wh.con.table(state_table)
-    sent = int(state.filter((state[s.RUN_ID] == run_id) & state[s.DELIVERED]).count().execute())
+    sent = int(state.filter((state[s.RUN_ID] == run.run_id) & state[s.DELIVERED]).count().execute())
     unsent = max(0, total - pub.sent - pub.failed)
     status = _status(sent, pub.failed, unsent)
     error = stop.reason if stop is not None else None
     s.compact(wh, state_table)
     d.drop(wh, pending_table)
-    finished = utc_now()
-    duration = (finished - started_at).total_seconds()
-    requests = prior_requests + pub.requests
-    r.record_run(
-        wh,
-        {
-            **base_row,
-            "status": status,
-            "sent": sent,
-            "failed": pub.failed,
-            "requests": requests,
-            "finished_at": finished,
-            "duration_s": duration,
-            "error": error,
-            "recorded_at": finished,
-            "event_seq": time.time_ns(),
-        },
+    requests = run.prior_requests + pub.requests
+    duration = run.record(
+        wh, status, sent=sent, failed=pub.failed, requests=requests, error=error, finished=True
     )
     pub.report("done")
     if stop is not None and stop.config:
-        raise ConfigError(f"{error} (run {run_id}: {sent:,} sent, {pub.failed:,} failed)")
+        raise ConfigError(f"{error} (run {run.run_id}: {sent:,} sent, {pub.failed:,} failed)")
     return SyncResult(
-        run_id=run_id,
+        run_id=run.run_id,
         sync_key=src.sync_key,
         source=src.label,
         kind=src.kind,
         status=status,
-        rows=int(plan["rows"] or 0),
-        new=int(plan["new"] or 0),
-        changed=int(plan["changed"] or 0),
-        removed=int(plan["removed"] or 0),
-        unchanged=int(plan["unchanged"] or 0),
+        **{k: int(run.plan[k] or 0) for k in _PLAN_KEYS},
         uncertain=c["uncertain"],
         destination=destination,
         sent=sent,
@@ -326,11 +238,116 @@ def sync(
         duration_s=duration,
         unsent=unsent,
         send_seconds=send_seconds,
-        attempt=attempt,
+        attempt=run.attempt,
         error=error,
         errors=tuple(pub.errors),
         verdicts=verdicts,
     )
+
+
+_PLAN_KEYS = ("rows", "new", "changed", "removed", "unchanged")
+
+
+@dataclasses.dataclass
+class _Run:
+    """One run's record in the run history: new, or the unfinished run this call resumes."""
+
+    base_row: dict[str, Any]
+    plan: dict[str, Any] | None
+    prior_requests: int
+
+    @property
+    def run_id(self) -> str:
+        return str(self.base_row["run_id"])
+
+    @property
+    def attempt(self) -> int:
+        return int(self.base_row["attempt"])
+
+    @classmethod
+    def start_or_resume(cls, wh: Warehouse, src: Any, destination: str) -> _Run:
+        previous = r.latest_run(wh, src.sync_key, destination)
+        now = utc_now()
+        plan: dict[str, Any] | None = None
+        if previous is not None and previous["status"] in r.UNFINISHED:
+            run_id = previous["run_id"]
+            earlier = r.run_rows(wh, run_id)
+            plan = earlier[0]
+            attempt = max(int(x["attempt"] or 1) for x in earlier) + 1
+            started_at = plan["started_at"]
+            prior = sum(int(x["requests"] or 0) for x in earlier if x["status"] != "running")
+        else:
+            from sqltraits_kit.traits.output import new_run_id
+
+            run_id, attempt, started_at, prior = new_run_id(now), 1, now, 0
+        base_row = {
+            "run_id": run_id,
+            "sync_key": src.sync_key,
+            "source": src.label,
+            "kind": src.kind,
+            "attempt": attempt,
+            "started_at": started_at,
+            "on_remove": src.on_remove,
+            "destination": destination,
+        }
+        return cls(base_row=base_row, plan=plan, prior_requests=prior)
+
+    def plan_from(self, counts: dict[str, int]) -> None:
+        """The counts planned at the run's first attempt (a resumed run keeps its own)."""
+        if self.plan is None:
+            self.plan = {k: counts[k] for k in _PLAN_KEYS}
+        self.base_row.update({k: int(self.plan[k] or 0) for k in _PLAN_KEYS})
+
+    def record(self, wh: Warehouse, status: str, *, finished: bool = False, **fields: Any) -> float:
+        """Append the run's row with ``status``; returns the run's duration in seconds."""
+        at = utc_now()
+        duration = (at - self.base_row["started_at"]).total_seconds()
+        row = {**self.base_row, "status": status, **fields, "recorded_at": at}
+        if finished:
+            row.update(finished_at=at, duration_s=duration)
+        r.record_run(wh, {**row, "event_seq": time.time_ns()})
+        return duration
+
+
+def _send(
+    wh: Warehouse,
+    run: _Run,
+    pub: Publisher,
+    client: SegmentClient,
+    *,
+    batch_size: int,
+    checks: tuple[Callable[[], None], ...],
+) -> Stop | lz.RunStopped | None:
+    """Send the pending rows; returns why the run stopped early, or None.
+
+    Whatever ends the send (an exception, Ctrl-C), what was acknowledged is committed first;
+    on an exception the run is then recorded ``interrupted`` for the next call to resume.
+    """
+    stop: Stop | lz.RunStopped | None = None
+    try:
+        try:
+            client.send_batches(
+                pack_batches(pub.messages(), max_messages=batch_size),
+                on_result=lz.guard(pub.on_result, *checks),
+            )
+        except (Stop, lz.RunStopped) as exc:
+            stop = exc
+        pub.commit()
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            pub.commit()
+        with contextlib.suppress(Exception):
+            run.record(
+                wh,
+                "interrupted",
+                sent=pub.sent,
+                failed=pub.failed,
+                requests=pub.requests,
+                error=_safe_error(exc),
+                finished=True,
+            )
+        raise
+    return stop
 
 
 def source_summary(wh: Warehouse, source: SourceLike, /, **options: Any) -> dict[str, Any]:

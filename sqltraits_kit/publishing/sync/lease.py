@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing.sync.destination import client_destination, destination_key
+from sqltraits_kit.publishing.sync.limits import Deadline, RunStopped, guard
 from sqltraits_kit.warehouse.transactions import execute
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TTL",
     "LEASE_TABLE",
+    "Deadline",
     "Lease",
     "LeaseHeld",
     "RunStopped",
@@ -56,6 +58,7 @@ __all__ = [
     "client_destination",
     "current_holder",
     "destination_key",
+    "guard",
     "hold",
     "scoped",
 ]
@@ -85,16 +88,6 @@ class LeaseHeld(ConfigError):
     def __init__(self, message: str, *, holder: dict[str, Any]) -> None:
         super().__init__(message)
         self.holder = holder
-
-
-class RunStopped(Exception):
-    """Raised between batches to stop a run cleanly: deadline reached or lease lost."""
-
-    config = False  # read like the engine's own stop reasons: not a configuration error
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -416,41 +409,3 @@ def hold(wh: Warehouse, **options: Any) -> Lease:
     stack.callback(lease.release)
     lease.start()
     return lease
-
-
-class Deadline:
-    """A run's time limit, checked between batches (``max_duration`` seconds, None = none)."""
-
-    def __init__(self, max_duration: float | None, *, clock: Callable[[], float] = time.monotonic):
-        if max_duration is not None and not max_duration > 0:
-            raise ConfigError(f"max_duration must be > 0 seconds, got {max_duration}")
-        self.max_duration, self.clock = max_duration, clock
-        self.started = clock()
-
-    def cap(self, wait: float | bool) -> float | bool:
-        """``wait`` shortened to the time this run has left (waiting counts towards it)."""
-        if self.max_duration is None or not wait:
-            return wait
-        left = max(0.0, self.max_duration - (self.clock() - self.started))
-        return left if wait is True else min(float(wait), left)
-
-    def check(self) -> None:
-        if self.max_duration is None:
-            return
-        elapsed = self.clock() - self.started
-        if elapsed >= self.max_duration:
-            raise RunStopped(
-                f"stopped at the run's time limit (--max-duration {self.max_duration:g} s, "
-                f"{elapsed:.1f} s elapsed); the rows not sent are sent by the next run"
-            )
-
-
-def guard(on_result: Callable[[Any], None], *checks: Callable[[], None]) -> Callable[[Any], None]:
-    """``on_result`` followed by ``checks``: a result is recorded before the run may stop."""
-
-    def wrapped(result: Any) -> None:
-        on_result(result)
-        for check in checks:
-            check()
-
-    return wrapped

@@ -176,9 +176,9 @@ def _features(
     if tables:
         ids = next(iter(tables.values())).select("profile_id")
     else:
-        from sqltraits_kit.modelling.features import _profiles
+        from sqltraits_kit.modelling.features import profiles_as_of
 
-        profiles = _profiles(wh, plan.models[0].mapping, plan.when)
+        profiles = profiles_as_of(wh, plan.models[0].mapping, plan.when)
         ids = scratch.table(profiles.select("profile_id"))
     total = int(ids.count().execute())
     if total == 0:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 from collections.abc import Mapping
@@ -10,70 +9,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sqltraits_kit.settings.console import (
+    CONSOLE_FIELDS,
+    Destination,
+    console_from_env,
+    console_from_mapping,
+)
+from sqltraits_kit.settings.secret import Secret, as_secret
+
 __all__ = ["DEFAULT_SAMPLE_PATH", "Destination", "Secret", "Settings"]
 
 #: Where the demo warehouse lives, relative to the working directory (the repository root).
 DEFAULT_SAMPLE_PATH = Path("sample_data") / "sample.duckdb"
-
-
-class Secret:
-    """A credential (write key, token) that never shows itself in ``repr``, ``str`` or logs.
-
-    Only :meth:`reveal` returns the value, at the one place that builds a request header.
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError("a secret (write key or token) must be a non-empty string")
-        self._value = value.strip()
-
-    @classmethod
-    def of(cls, value: Any) -> Secret:
-        """Accept a `Secret`, a plain string, or an object with ``get_secret_value()``."""
-        if isinstance(value, Secret):
-            return value
-        if hasattr(value, "get_secret_value"):  # pydantic.SecretStr and similar
-            return cls(value.get_secret_value())
-        return cls(value)
-
-    def reveal(self) -> str:
-        """The real value: call this only where it is handed to the wire."""
-        return self._value
-
-    def masked(self) -> str:
-        """A hint to recognise which key is configured: the last 4 characters of a long key."""
-        tail = self._value[-4:] if len(self._value) >= 12 else ""
-        return f"••••{tail}"
-
-    def redact(self, text: str) -> str:
-        """``text`` with this secret (and its HTTP Basic form) replaced by ``***``."""
-        basic = base64.b64encode(f"{self._value}:".encode()).decode()
-        return text.replace(self._value, "***").replace(basic, "***")
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __format__(self, spec: str) -> str:
-        return repr(self)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __reduce__(self) -> Any:  # never pickle a credential into a cache or a file
-        raise TypeError("Secret values are not picklable")
-
-
-def _secret(value: object) -> Secret | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    return Secret(str(value))
 
 
 _ENV = {
@@ -181,10 +128,10 @@ class Settings:
     def _coerce(cls, picked: dict[str, Any]) -> Settings:
         out: dict[str, Any] = {}
         for name, value in picked.items():
-            if name in _CONSOLE_FIELDS:  # parsed by the console block below
+            if name in CONSOLE_FIELDS:  # parsed by the console block below
                 out[name] = value
             elif name in ("segment_write_key", "profile_api_token"):
-                out[name] = _secret(value)
+                out[name] = as_secret(value)
             elif name == "models_dir":
                 out[name] = Path(str(value))
             elif name in _BOOLS:
@@ -254,7 +201,7 @@ def _pick_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
             if key in flat and flat[key] not in (None, ""):
                 picked[name] = flat[key]
                 break
-    picked.update(_console_from_mapping(values, flat))
+    picked.update(console_from_mapping(values, flat))
     return picked
 
 
@@ -262,155 +209,5 @@ def _pick_env(env: Mapping[str, str]) -> dict[str, Any]:
     picked: dict[str, Any] = {
         name: env[var] for name, var in _ENV.items() if env.get(var, "").strip()
     }
-    picked.update(_console_from_env(env))
+    picked.update(console_from_env(env))
     return picked
-
-
-# ---------------------------------------------------------------- console (issue 12)
-# Where a publish may go, who may publish, and the model-signing key: operator settings, read
-# from secrets.toml or the environment, never from what a page's user types.
-
-_DESTINATION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-_CONSOLE_FIELDS = (
-    "destinations",
-    "auth_configured",
-    "auth_providers",
-    "publishers",
-    "publisher_claim",
-    "model_signing_key",
-)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Destination:
-    """One Segment workspace (or Segment-compatible collector) the operator configured.
-
-    ``production`` is the default; another destination keeps its own sync state (its sync keys
-    end in ``@<name>``), so a publish to a test server never counts as delivered to production.
-    """
-
-    name: str
-    region: str = "us"
-    endpoint: str | None = None  # overrides the region (a proxy or a local test server)
-    write_key: Secret | None = field(default=None, repr=False)
-    label: str = ""  # what the Publish page shows; default: name and region or host
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _DESTINATION_NAME.match(self.name):
-            raise ValueError(
-                f"destination name {self.name!r} must be 1-32 lower-case letters, digits, '_' or "
-                "'-'"
-            )
-        if self.region not in ("us", "eu"):
-            raise ValueError(
-                f"destination {self.name!r}: region must be 'us' or 'eu', got {self.region!r}"
-            )
-        if self.endpoint is not None and not re.match(r"^https?://[^\s/?#]+", self.endpoint):
-            raise ValueError(
-                f"destination {self.name!r}: endpoint must be an http(s):// URL, got "
-                f"{self.endpoint!r}"
-            )
-        if not self.label:
-            where = self.region.upper()
-            if self.endpoint:
-                where = self.endpoint.split("://", 1)[1].split("/", 1)[0]
-            object.__setattr__(self, "label", f"{self.name} ({where})")
-
-    def sync_key(self, base: str) -> str:
-        """The sync key of ``base`` (a source's own key) for publishes to this destination."""
-        return base if self.name == "production" else f"{base}@{self.name}"
-
-    @classmethod
-    def parse(cls, name: str, values: Mapping[str, Any], /) -> Destination:
-        known = {"region", "endpoint", "write_key", "label"}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"destination {name!r}: unknown setting(s) {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(known))})"
-            )
-        endpoint = str(values.get("endpoint") or "").strip() or None
-        return cls(
-            name=str(name).strip().lower(),
-            region=str(values.get("region") or "us").strip().lower(),
-            endpoint=endpoint,
-            write_key=_secret(values.get("write_key")),
-            label=str(values.get("label") or ""),
-        )
-
-
-def _emails(value: Any) -> tuple[str, ...]:
-    items = value.split(",") if isinstance(value, str) else list(value or ())
-    out = tuple(str(v).strip().lower() for v in items if str(v).strip())
-    bad = [e for e in out if "@" not in e]
-    if bad:
-        raise ValueError(f"publishers must be e-mail addresses, got {', '.join(bad)}")
-    return out
-
-
-def _claim(value: Any) -> str | None:
-    text = str(value or "").strip()
-    if not text:
-        return None
-    claim, sep, wanted = text.partition("=")
-    if not sep or not claim.strip() or not wanted.strip():
-        raise ValueError(f"publisher_claim must be CLAIM=VALUE (e.g. groups=publishers): {text!r}")
-    return f"{claim.strip()}={wanted.strip()}"
-
-
-def _console_from_mapping(values: Mapping[str, Any], flat: Mapping[str, Any]) -> dict[str, Any]:
-    """The console's settings from ``st.secrets``: ``[auth]`` (Streamlit's own OIDC section),
-    ``publishers``/``publisher_claim``/``model_signing_key`` in ``[sqltraits]``, and
-    ``[segment.destinations.<name>]`` tables."""
-    out: dict[str, Any] = {}
-    auth = values.get("auth")
-    if isinstance(auth, Mapping):
-        out["auth_configured"] = True
-        out["auth_providers"] = tuple(k for k, v in auth.items() if isinstance(v, Mapping))
-    for key in ("publishers", "sqltraits_publishers"):
-        if flat.get(key):
-            out["publishers"] = _emails(flat[key])
-            break
-    for key in ("publisher_claim", "sqltraits_publisher_claim"):
-        if flat.get(key):
-            out["publisher_claim"] = _claim(flat[key])
-            break
-    for key in ("model_signing_key", "sqltraits_model_signing_key"):
-        if flat.get(key):
-            out["model_signing_key"] = _secret(flat[key])
-            break
-    table = flat.get("destinations")
-    if isinstance(table, Mapping) and table:
-        out["destinations"] = tuple(
-            Destination.parse(name, sub if isinstance(sub, Mapping) else {})
-            for name, sub in table.items()
-        )
-    return out
-
-
-def _console_from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    """The same from the environment: ``SQLTRAITS_PUBLISHERS`` (comma-separated),
-    ``SQLTRAITS_PUBLISHER_CLAIM``, ``SQLTRAITS_MODEL_SIGNING_KEY`` and
-    ``SQLTRAITS_DESTINATIONS=test,staging`` with ``SEGMENT_DESTINATION_TEST_WRITE_KEY``,
-    ``..._REGION``, ``..._ENDPOINT``, ``..._LABEL`` per name. Login (``[auth]``) is only in
-    secrets.toml: Streamlit reads it there."""
-    out: dict[str, Any] = {}
-    if env.get("SQLTRAITS_PUBLISHERS", "").strip():
-        out["publishers"] = _emails(env["SQLTRAITS_PUBLISHERS"])
-    if env.get("SQLTRAITS_PUBLISHER_CLAIM", "").strip():
-        out["publisher_claim"] = _claim(env["SQLTRAITS_PUBLISHER_CLAIM"])
-    if env.get("SQLTRAITS_MODEL_SIGNING_KEY", "").strip():
-        out["model_signing_key"] = _secret(env["SQLTRAITS_MODEL_SIGNING_KEY"])
-    names = [n.strip() for n in env.get("SQLTRAITS_DESTINATIONS", "").split(",") if n.strip()]
-    if names:
-        found = []
-        for name in names:
-            prefix = f"SEGMENT_DESTINATION_{name.upper().replace('-', '_')}_"
-            sub = {
-                key: env[prefix + key.upper()]
-                for key in ("region", "endpoint", "write_key", "label")
-                if env.get(prefix + key.upper(), "").strip()
-            }
-            found.append(Destination.parse(name, sub))
-        out["destinations"] = tuple(found)
-    return out

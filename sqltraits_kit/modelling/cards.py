@@ -1,0 +1,129 @@
+"""The model card: what a model is, what it was trained on, how well it did out of time."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqltraits_kit.errors import ConfigError, ModelLoadError
+from sqltraits_kit.modelling.integrity import expected_features
+
+KINDS = ("churn", "ltv", "btyd")
+_OPTIONAL_KEYS = (
+    "training_cutoffs",
+    "baselines",
+    "comparison",
+    "warnings",
+    "selection",
+    "refit",
+    "origin",
+    "feature_spec",
+)
+
+
+@dataclass(kw_only=True)
+class ModelCard:
+    """What a model is, what it was trained on, and how well it did out of time."""
+
+    name: str
+    kind: str  # churn | ltv | btyd
+    estimator: str
+    features: list[str]
+    mapping: dict[str, Any]
+    cutoff: str  # ISO date: the training cutoff (history before it, labels from it on)
+    horizon_days: int
+    metrics: dict[str, Any]
+    training_rows: int
+    data_fingerprint: str
+    version: int = 0  # assigned by Registry.save
+    test_cutoff: str | None = None  # ISO date of the out-of-time test set
+    test_rows: int = 0
+    windows: list[int] = field(default_factory=lambda: [7, 30, 90])
+    churn_on: str = "orders"
+    library_versions: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    warehouse: str = ""
+    params: dict[str, Any] | None = None  # BTYD: the fitted parameters
+    artifact: str | None = None  # file name of the skops artifact in the version folder
+    artifact_sha256: str | None = None
+    notes: list[str] = field(default_factory=list)
+    signature: str | None = None  # HMAC of the rest, when a signing key is configured
+    # Added by the champion/baseline training (absent from older cards, left out when None so
+    # an older card's signature still verifies):
+    training_cutoffs: list[str] | None = None  # the tested model's stacked snapshots
+    baselines: dict[str, dict[str, Any]] | None = None  # each baseline's test metrics
+    comparison: list[dict[str, Any]] | None = None  # per metric: model vs best baseline
+    warnings: list[str] | None = None  # where the model does not beat a baseline
+    selection: dict[str, Any] | None = None  # auto: every candidate's figures, why it won
+    refit: dict[str, Any] | None = None  # the saved model's refit on the latest window
+    origin: dict[str, Any] | None = None  # a model registered from outside the kit
+    feature_spec: dict[str, Any] | None = None  # features beyond the built-in set
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key in _OPTIONAL_KEYS:
+            if out.get(key) is None:
+                del out[key]
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], /) -> ModelCard:
+        known = {f.name for f in dataclasses.fields(cls)}
+        # Cards from a newer version may carry more keys; the ones we know must be right.
+        kept = {k: v for k, v in values.items() if k in known}
+        try:
+            card = cls(**kept)
+        except TypeError as exc:
+            raise ModelLoadError(f"model card is incomplete: {exc}") from None
+        if card.kind not in KINDS:
+            raise ModelLoadError(f"model card has unknown kind {card.kind!r} (known: {KINDS})")
+        return card
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to score with: the fitted object and its card."""
+
+    model: Any
+    card: ModelCard
+
+    @property
+    def features(self) -> list[str]:
+        """The feature columns in the order the fitted model takes them (not the card's order,
+        should the two differ); a card that lists other features is a :class:`ModelLoadError`."""
+        return expected_features(self.model, self.card) if self.card.kind != "btyd" else []
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """``NAME`` or ``NAME@VERSION`` -> (name, version or None)."""
+    name, _, version = ref.strip().partition("@")
+    if not version:
+        return name, None
+    try:
+        number = int(version.removeprefix("v"))
+    except ValueError:
+        raise ConfigError(f"model reference must be NAME@VERSION, got {ref!r}") from None
+    return name, number
+
+
+def library_versions() -> dict[str, str]:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from sqltraits_kit import __version__
+
+    out = {"python": platform.python_version(), "sqltraits-kit": __version__}
+    for pkg in ("scikit-learn", "skops", "numpy", "scipy", "pandas", "ibis-framework"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[pkg] = version(pkg)
+    return out
