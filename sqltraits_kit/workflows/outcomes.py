@@ -407,7 +407,11 @@ def _evaluate_run(
         out.reason = f"no as-of date recorded for scoring run {main['score_run_id']}"
         return out
     out.as_of = _day(record["as_of"])
-    table, published, columns = _population(ctx.wh, ts, sync_key, run, main)
+    try:
+        table, published, columns = _population(ctx.wh, ts, sync_key, run, main)
+    except ConfigError as exc:  # the scores or the ledger are gone: this run cannot be judged
+        out.reason = str(exc)
+        return out
     sources = set(ts.trait_map(columns)) | {d.column for d in ts.derived}
     models = [m for m in record["models"] if set(m.get("columns", [])) & sources]
     if not models:
