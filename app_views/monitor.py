@@ -73,7 +73,10 @@ def show_over_time(report: OutcomeReport) -> None:
         st.info("No run has reached its horizon yet: the charts fill in as outcomes arrive.")
         return
     metric = st.selectbox(
-        "Metric", metrics, format_func=METRIC_LABELS.__getitem__, key="monitor_metric"
+        "Metric",
+        metrics,
+        format_func=METRIC_LABELS.__getitem__,
+        key="monitor_metric",
     )
     st.plotly_chart(metric_figure(report, metric), key="monitor_metric_chart")
 

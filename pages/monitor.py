@@ -30,8 +30,15 @@ files = [p.name for p in trait_set_files(app_state.TRAITSETS)]
 if not files:
     st.info(f"No trait-set files in {app_state.TRAITSETS}.")
     st.stop()
-name = st.selectbox("Trait set", files, key="monitor_traitset")
-limit = st.number_input("Latest runs", min_value=1, max_value=200, value=20, key="monitor_limit")
+name = st.selectbox("Trait set", files, key="monitor_traitset", persist_state="session")
+limit = st.number_input(
+    "Latest runs",
+    min_value=1,
+    max_value=200,
+    value=20,
+    key="monitor_limit",
+    persist_state="session",
+)
 
 if st.session_state.get("monitor_for") != name:  # another trait set: the old report is stale
     st.session_state.pop("monitor_report", None)
