@@ -305,7 +305,7 @@ FAKE_WRITE_KEY = "bench-write-key"
 
 
 class FakeSegment:
-    """The project's strict fake Segment server (``sqltraits_kit/publishing/standin.py``) in its own
+    """The project's strict fake Segment server (``sqltraits_kit/publishing/standin/``) in its own
     process, as Segment would be: it does not compete with the client for the GIL."""
 
     def __init__(self, *, write_key: str = FAKE_WRITE_KEY, sink: bool = False) -> None:

@@ -2,7 +2,7 @@
 
     python -m benchmarks._sink --port 0 --write-key KEY   # prints FAKE_SEGMENT_URL=http://...
 
-The strict stand-in (``sqltraits_kit/publishing/standin.py``) validates every message in Python
+The strict stand-in (``sqltraits_kit/publishing/standin/``) validates every message in Python
 (it re-serialises each one to measure it), which costs about as much CPU per message as a fast
 client spends building it: at high rates the fake, not the client, sets the pace. This sink does
 only what counting needs — Basic auth, one ``json.loads`` per request, a set of messageIds — so

@@ -168,7 +168,7 @@ def kit_sync(
         # duckdb_options: DuckDB settings as URL query parameters ("memory_limit=256MB")
         wh = connect(
             f"duckdb://{work}" + (f"?{duckdb_options}" if duckdb_options else ""),
-            settings=Settings.from_env().with_(allow_warehouse_url_options=True),
+            settings=Settings.from_env().for_publishing().with_(allow_warehouse_url_options=True),
         )
         client = SegmentClient(
             write_key,
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     server_text = (
-        "sqltraits_kit/publishing/standin.py in its own process (validates every message; keeps no "
+        "sqltraits_kit/publishing/standin/ in its own process (validates every message; keeps no "
         "message bodies)"
         if args.server == "fake"
         else "benchmarks/_sink.py in its own process (auth, one json.loads per request, distinct "

@@ -7,7 +7,12 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="build the demo DuckDB warehouse (Segment-shaped tables)")
-    p.add_argument("--db", required=True, help="path of the DuckDB file to write")
+    p.add_argument(
+        "--db",
+        required=True,
+        help="the DuckDB warehouse to write: a URL like every other command's "
+        "(duckdb:///data/sample.duckdb) or a plain file path",
+    )
     p.add_argument("--customers", type=int, default=50_000, help="number of customers (50000)")
     p.add_argument("--seed", type=int, default=7, help="random seed (7)")
     p.add_argument(
@@ -27,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.customers < 1:
         raise ConfigError(f"--customers must be at least 1, got {args.customers}")
-    path = args.db.removeprefix("duckdb://") if args.db.startswith("duckdb://") else args.db
+    path = _duckdb_file(args.db)
 
     def progress(message: str, fraction: float) -> None:
         if not args.quiet:
@@ -43,3 +48,27 @@ def run(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{name} {rows:,}" for name, rows in report.row_counts.items())
     print(f"wrote {report.path} in {report.seconds:.1f} s: {counts}")
     return 0
+
+
+def _duckdb_file(db: str) -> str:
+    """The file a ``--db`` names: a ``duckdb://`` URL read as every command reads it, or a path."""
+    from pathlib import Path
+
+    from sqltraits_kit.errors import ConfigError
+    from sqltraits_kit.warehouse.urls import duckdb_target, scheme_of
+
+    scheme = scheme_of(db)
+    if not scheme:
+        return db
+    if scheme != "duckdb":
+        raise ConfigError(
+            f"sample builds a DuckDB file, not a {scheme} warehouse: build it with "
+            "--db duckdb:///sample.duckdb, then copy it with "
+            "`sqltraits load --from duckdb:///sample.duckdb --to <URL>`"
+        )
+    target, query = duckdb_target(db)
+    if not isinstance(target, Path) or query:
+        raise ConfigError(
+            f"--db must name a DuckDB file, e.g. duckdb:///data/sample.duckdb: {db!r}"
+        )
+    return str(target)

@@ -137,46 +137,6 @@ def add_run_limits(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _print_dry_run(report, out) -> None:
-    from sqltraits_kit.publishing.sync.destination import display
-
-    print(f"dry run of {report.source} (sync key {report.sync_key}): nothing sent", file=out)
-    if report.destination:
-        print(f"  compared with what {display(report.destination)} acknowledged", file=out)
-    if report.uncertain:
-        print(
-            f"  {report.uncertain:,} profiles would be re-sent: an earlier delivery was never "
-            "acknowledged",
-            file=out,
-        )
-    print(
-        f"  {report.rows:,} rows: {report.new:,} new, {report.changed:,} changed, "
-        f"{report.removed:,} removed, {report.unchanged:,} unchanged",
-        file=out,
-    )
-    approx = "" if report.requests_exact else "about "
-    print(
-        f"  would send {report.to_send:,} messages in {approx}{report.requests:,} requests "
-        f"({report.payload_bytes / 1e6:.1f} MB)",
-        file=out,
-    )
-    if report.expected_seconds is not None:
-        print(
-            f"  expected duration {report.expected_seconds:,.1f} s at "
-            f"{report.max_requests_per_second or 'unlimited'} requests/s, "
-            f"{report.max_events_per_second or 'unlimited'} events/s",
-            file=out,
-        )
-    if report.rejected:
-        print(f"  {report.rejected:,} rows would be rejected, e.g.:", file=out)
-        for ident, reason in report.rejections[:5]:
-            print(f"    {ident}: {reason}", file=out)
-    for problem in report.problems():
-        print(f"  REFUSED: {problem}", file=out)
-    for payload in report.sample:
-        print(f"  {payload}", file=out)
-
-
 def _configured_destination(settings, args: argparse.Namespace) -> str | None:
     """Where a publish with these settings would go (None without a write key): no network."""
     from sqltraits_kit.errors import ConfigError
@@ -193,15 +153,33 @@ def _configured_destination(settings, args: argparse.Namespace) -> str | None:
         client.close()
 
 
-def run(args: argparse.Namespace) -> int:
-    import json
+def _progress_printer(*, quiet: bool):
+    """A progress callback printing one line every 2 s to an interactive stderr."""
     import sys
     import time
 
+    shown = {"at": 0.0}
+    interactive = sys.stderr.isatty() and not quiet
+
+    def progress(p) -> None:
+        now = time.monotonic()
+        if interactive and (now - shown["at"] >= 2 or p.phase == "done"):
+            shown["at"] = now
+            print(
+                f"[{p.fraction:4.0%}] {p.phase}: {p.sent:,} sent, {p.failed:,} failed of "
+                f"{p.total:,} ({p.requests:,} requests)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return progress
+
+
+def run(args: argparse.Namespace) -> int:
+
     from sqltraits_kit.cli import env_settings, required_db_url
     from sqltraits_kit.publishing.sync import Query, dry_run, make_client, sync
-    from sqltraits_kit.publishing.sync.destination import display
-    from sqltraits_kit.warehouse import connect, redact_url
+    from sqltraits_kit.warehouse import connect
     from sqltraits_kit.workflows.pipeline import publish_exit_code
 
     settings = env_settings()
@@ -240,10 +218,7 @@ def run(args: argparse.Namespace) -> int:
             )
         finally:
             wh.close()
-        if args.json:
-            print(json.dumps(report.to_dict(), ensure_ascii=False, default=str))
-        else:
-            _print_dry_run(report, sys.stdout)
+        print(report.to_json() if args.json else report.to_text())
         return publish_exit_code(
             report, allow_drift=args.allow_drift, allow_invalid=args.allow_invalid
         )
@@ -255,21 +230,7 @@ def run(args: argparse.Namespace) -> int:
         max_requests_per_second=rps,
         max_events_per_second=eps,
     )
-    shown = {"at": 0.0}
-    interactive = sys.stderr.isatty() and not args.json
-
-    def progress(p) -> None:
-        now = time.monotonic()
-        if interactive and (now - shown["at"] >= 2 or p.phase == "done"):
-            shown["at"] = now
-            print(
-                f"[{p.fraction:4.0%}] {p.phase}: {p.sent:,} sent, {p.failed:,} failed of "
-                f"{p.total:,} ({p.requests:,} requests)",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    wh = connect(url)
+    wh = connect(url, settings=settings.for_publishing())
     try:
         result = sync(
             wh,
@@ -278,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
             allow_drift=args.allow_drift,
             allow_invalid=args.allow_invalid,
             commit_seconds=args.commit_interval,
-            progress=progress,
+            progress=_progress_printer(quiet=args.json),
             wait=args.wait,
             max_duration=args.max_duration or None,
             **options,
@@ -286,32 +247,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         client.close()
         wh.close()
-    if args.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
-    else:
-        print(
-            f"published {result.source} (sync key {result.sync_key}) to "
-            f"{display(result.destination) if result.destination else redact_url(client.url)}: "
-            f"run {result.run_id} {result.status}"
-            + (f" (resumed, attempt {result.attempt})" if result.resumed else "")
-        )
-        print(
-            f"  {result.rows:,} rows: {result.new:,} new, {result.changed:,} changed, "
-            f"{result.removed:,} removed, {result.unchanged:,} unchanged"
-        )
-        if result.uncertain:
-            print(
-                f"  {result.uncertain:,} of them re-sent because an earlier send was never "
-                "acknowledged, or never reached (Segment may hold either value)"
-            )
-        print(
-            f"  sent {result.sent:,}, failed {result.failed:,} in {result.requests:,} requests, "
-            f"{result.duration_s:.1f} s ({result.messages_per_second:,.0f} messages/s)"
-        )
-        for error in result.errors:
-            print(f"  failed: {error}")
-        if result.error:
-            print(f"  {result.error}")
-        if result.failed:
-            print("  see `sqltraits history --failed`; the next run sends the failed rows again")
+    print(result.to_json() if args.json else result.to_text())
     return publish_exit_code(result)

@@ -117,70 +117,8 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         wh.close()
-    card = result.card
     if args.json:
-        print(json.dumps(card.to_dict(), allow_nan=False))
-        return 0
-    where = f"saved as {card.ref} in {registry.root}" if result.saved else "not saved"
-    print(f"{card.kind} model ({card.estimator}) {where}, trained in {result.seconds:.1f} s")
-    print(f"  cutoff {card.cutoff} -> test {card.test_cutoff}, horizon {card.horizon_days} days")
-    print(f"  rows: {card.training_rows:,} training, {card.test_rows:,} test")
-    if card.training_cutoffs:
-        print(f"  training snapshots: {', '.join(card.training_cutoffs)}")
-    for line in describe(card):
-        print(line)
+        print(json.dumps(result.card.to_dict(), allow_nan=False))
+    else:
+        print(result.to_text(saved_in=str(registry.root) if registry else None))
     return 0
-
-
-def _number(value) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
-
-
-def describe(card) -> list[str]:
-    """The card's figures as text: each metric beside the best baseline and the reference, the
-    candidates (auto), the warnings and the refit."""
-    import json
-
-    lines = []
-    compared = {row["metric"]: row for row in card.comparison or []}
-    has_reference = any(k.startswith("reference_") for k in card.metrics)
-    header = f"  {'metric':<18} {'model':>9}   {'best baseline':<32}"
-    lines.append((header + ("  reference" if has_reference else "")).rstrip())
-    for key, value in card.metrics.items():
-        if key.startswith("reference_") or key.endswith("_rows"):
-            continue
-        row = compared.get(key)
-        base = ""
-        if row is not None:
-            mark = "" if row["beats"] else "  <- not beaten"
-            base = f"{_number(row['baseline'])} ({row['best_baseline']}){mark}"
-        line = f"  {key:<18} {_number(value):>9}   {base:<32}"
-        ref = card.metrics.get(f"reference_{key}")
-        if ref is not None:
-            line += f"  {_number(ref)}"
-        lines.append(line.rstrip())
-    selection = card.selection or {}
-    if selection:
-        metric = selection["selected_by"]
-        lines.append(
-            f"  champion {selection['champion']}: {selection['reason']} "
-            f"(validation at {selection['validation_cutoff']})"
-        )
-        lines.append(f"  {'candidate':<12} {'validation ' + metric:>16} {'test ' + metric:>12}")
-        for name, figures in selection["candidates"].items():
-            val = figures.get("validation", {}).get(metric)
-            test = figures.get("test", {}).get(metric)
-            star = "*" if name == selection["champion"] else " "
-            lines.append(f"  {star}{name:<11} {_number(val):>16} {_number(test):>12}")
-    for warning in card.warnings or []:
-        lines.append(f"  WARNING: {warning}")
-    if card.refit:
-        lines.append(
-            f"  saved model refit on {', '.join(card.refit['cutoffs'])} "
-            f"({card.refit['training_rows']:,} rows) after testing"
-        )
-    if card.params:
-        lines.append(f"  parameters: {json.dumps(card.params)}")
-    for note in card.notes:
-        lines.append(f"  note: {note}")
-    return lines

@@ -76,6 +76,39 @@ class ModelCard:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False)
 
+    def to_text(self) -> list[str]:
+        """The card's figures as lines of text: each metric beside the best baseline and the
+        reference, the candidates (auto), the warnings, the refit, parameters and notes."""
+        lines = []
+        compared = {row["metric"]: row for row in self.comparison or []}
+        has_reference = any(k.startswith("reference_") for k in self.metrics)
+        header = f"  {'metric':<18} {'model':>9}   {'best baseline':<32}"
+        lines.append((header + ("  reference" if has_reference else "")).rstrip())
+        for key, value in self.metrics.items():
+            if key.startswith("reference_") or key.endswith("_rows"):
+                continue
+            row = compared.get(key)
+            base = ""
+            if row is not None:
+                mark = "" if row["beats"] else "  <- not beaten"
+                base = f"{_number(row['baseline'])} ({row['best_baseline']}){mark}"
+            line = f"  {key:<18} {_number(value):>9}   {base:<32}"
+            ref = self.metrics.get(f"reference_{key}")
+            if ref is not None:
+                line += f"  {_number(ref)}"
+            lines.append(line.rstrip())
+        lines += _selection_lines(self.selection or {})
+        lines += [f"  WARNING: {warning}" for warning in self.warnings or []]
+        if self.refit:
+            lines.append(
+                f"  saved model refit on {', '.join(self.refit['cutoffs'])} "
+                f"({self.refit['training_rows']:,} rows) after testing"
+            )
+        if self.params:
+            lines.append(f"  parameters: {json.dumps(self.params)}")
+        lines += [f"  note: {note}" for note in self.notes]
+        return lines
+
     @classmethod
     def from_dict(cls, values: dict[str, Any], /) -> ModelCard:
         known = {f.name for f in dataclasses.fields(cls)}
@@ -127,3 +160,25 @@ def library_versions() -> dict[str, str]:
         with contextlib.suppress(PackageNotFoundError):
             out[pkg] = version(pkg)
     return out
+
+
+def _number(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _selection_lines(selection: dict[str, Any]) -> list[str]:
+    """The champion and every candidate's validation and test figure (``--estimator auto``)."""
+    if not selection:
+        return []
+    metric = selection["selected_by"]
+    lines = [
+        f"  champion {selection['champion']}: {selection['reason']} "
+        f"(validation at {selection['validation_cutoff']})",
+        f"  {'candidate':<12} {'validation ' + metric:>16} {'test ' + metric:>12}",
+    ]
+    for name, figures in selection["candidates"].items():
+        val = figures.get("validation", {}).get(metric)
+        test = figures.get("test", {}).get(metric)
+        star = "*" if name == selection["champion"] else " "
+        lines.append(f"  {star}{name:<11} {_number(val):>16} {_number(test):>12}")
+    return lines

@@ -105,30 +105,9 @@ def train_candidates(
         names = [champion]
     elif estimator == "auto":
         report(f"fitting {len(names)} candidates for the validation window", 0.45)
-        v_fitted, v_failed = sel.fit_candidates(kind, names, val_snaps, features, **fit)
-        y_val = validation.frame[target].to_numpy(dtype=float)
-        v_pred, unusable = sel.predict_all(kind, v_fitted, validation.frame)
-        v_failed.update(unusable)
-        v_metrics = {n: sel.evaluate(kind, y_val, p) for n, p in v_pred.items()}
-        members = sel.blend_members(kind, v_metrics)
-        if len(members) >= 2:
-            v_metrics["blend"] = sel.evaluate(
-                kind, y_val, np.mean([v_pred[m] for m in members], axis=0)
-            )
-        champion, reason = sel.choose(kind, v_metrics, [*names, "blend"])
-        val_pair = pair_or_none(stack(val_snaps[:1]), notes)
-        selection = {
-            "selected_by": sel.SELECT_BY[kind][0],
-            "validation_cutoff": validation.cutoff.date().isoformat(),
-            "validation_fit_cutoffs": iso(val_snaps),
-            "candidates": {n: {"validation": m} for n, m in v_metrics.items()},
-            "failed": v_failed,
-            "blend_members": members if len(members) >= 2 else [],
-            "champion": champion,
-            "reason": reason,
-            "baselines_validation": judge(kind, validation.frame, val_pair, horizon_days)[0],
-        }
-        names = [n for n in names if n in v_pred]
+        champion, members, selection, names = _select(
+            kind, names, validation, val_snaps, features, notes, fit=fit
+        )
 
     tested_snaps = [snaps[j] for j in stages.tested]
     report(f"fitting {', '.join(names)} on {stack(tested_snaps).shape[0]:,} rows", 0.6)
@@ -181,25 +160,19 @@ def train_candidates(
 
     model, refit = tested_model, None
     if stages.refit:
-        refit_snaps = [snaps[j] for j in stages.refit]
         report(f"refitting {champion} on the latest snapshots", 0.88)
-        again, why = sel.fit_candidates(kind, needed, refit_snaps, features, **fit)
-        _, broken = sel.predict_all(kind, again, test)  # a sanity check: finite predictions
-        why.update(broken)
-        if all(m in again and m not in broken for m in needed):
-            model = (
-                sel.blend(kind, again, members) if champion == "blend" else again[champion].model
-            )
-            refit_data = pd.concat([again[m].data for m in needed], axis=1)
-            refit = {
-                "cutoffs": iso(refit_snaps),
-                "training_rows": max(again[m].rows for m in needed),
-                "data_fingerprint": fingerprint(
-                    refit_data.loc[:, ~refit_data.columns.duplicated()]
-                ),
-            }
-        else:
-            notes.append(f"refit failed, the tested model is saved: {why}")
+        model, refit = _refit(
+            kind,
+            champion,
+            members,
+            needed,
+            [snaps[j] for j in stages.refit],
+            features,
+            test,
+            notes,
+            fit=fit,
+            tested_model=tested_model,
+        )
     return {
         "estimator": champion,
         "features": cols,
@@ -214,3 +187,74 @@ def train_candidates(
         "refit": refit,
         "notes": notes,
     }
+
+
+def _select(
+    kind: str,
+    names: list[str],
+    validation: Snapshot,
+    val_snaps: list[Snapshot],
+    features: list[str],
+    notes: list[str],
+    *,
+    fit: dict[str, Any],
+) -> tuple[str, list[str], dict[str, Any], list[str]]:
+    """Fit every candidate before the validation window and choose the champion on it (never
+    on the test window); returns the champion, the blend's members, the card's selection record
+    and the candidates that could predict."""
+    target = "churned" if kind == "churn" else "ltv"
+    v_fitted, v_failed = sel.fit_candidates(kind, names, val_snaps, features, **fit)
+    y_val = validation.frame[target].to_numpy(dtype=float)
+    v_pred, unusable = sel.predict_all(kind, v_fitted, validation.frame)
+    v_failed.update(unusable)
+    v_metrics = {n: sel.evaluate(kind, y_val, p) for n, p in v_pred.items()}
+    members = sel.blend_members(kind, v_metrics)
+    if len(members) >= 2:
+        v_metrics["blend"] = sel.evaluate(
+            kind, y_val, np.mean([v_pred[m] for m in members], axis=0)
+        )
+    champion, reason = sel.choose(kind, v_metrics, [*names, "blend"])
+    val_pair = pair_or_none(stack(val_snaps[:1]), notes)
+    selection = {
+        "selected_by": sel.SELECT_BY[kind][0],
+        "validation_cutoff": validation.cutoff.date().isoformat(),
+        "validation_fit_cutoffs": iso(val_snaps),
+        "candidates": {n: {"validation": m} for n, m in v_metrics.items()},
+        "failed": v_failed,
+        "blend_members": members if len(members) >= 2 else [],
+        "champion": champion,
+        "reason": reason,
+        "baselines_validation": judge(kind, validation.frame, val_pair, fit["horizon_days"])[0],
+    }
+    return champion, members, selection, [n for n in names if n in v_pred]
+
+
+def _refit(
+    kind: str,
+    champion: str,
+    members: list[str],
+    needed: list[str],
+    refit_snaps: list[Snapshot],
+    features: list[str],
+    test: pd.DataFrame,
+    notes: list[str],
+    *,
+    fit: dict[str, Any],
+    tested_model: Any,
+) -> tuple[Any, dict[str, Any] | None]:
+    """The champion fitted again on the latest snapshots after testing, with the facts the card
+    keeps; the tested model (and a note) when the refit fails or predicts non-finite values."""
+    again, why = sel.fit_candidates(kind, needed, refit_snaps, features, **fit)
+    _, broken = sel.predict_all(kind, again, test)  # a sanity check: finite predictions
+    why.update(broken)
+    if not all(m in again and m not in broken for m in needed):
+        notes.append(f"refit failed, the tested model is saved: {why}")
+        return tested_model, None
+    model = sel.blend(kind, again, members) if champion == "blend" else again[champion].model
+    refit_data = pd.concat([again[m].data for m in needed], axis=1)
+    refit = {
+        "cutoffs": iso(refit_snaps),
+        "training_rows": max(again[m].rows for m in needed),
+        "data_fingerprint": fingerprint(refit_data.loc[:, ~refit_data.columns.duplicated()]),
+    }
+    return model, refit

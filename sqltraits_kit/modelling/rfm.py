@@ -71,6 +71,9 @@ def rfm_summary(
     Timestamps with a time zone are read in UTC: Ibis pins DuckDB and PostgreSQL sessions to UTC.
     Rows with a NULL customer id or timestamp are not purchases. An Ibis table gives an Ibis
     expression back; a pandas DataFrame is run on DuckDB and gives a DataFrame back.
+
+    Its length is mostly this docstring: the definitions above are the contract the BTYD papers'
+    figures are checked against.
     """
     if isinstance(table, pd.DataFrame):
         expr = rfm_summary(

@@ -105,6 +105,20 @@ class TrainResult:
     seconds: float = 0.0
     tested_model: Any = None
 
+    def to_text(self, *, saved_in: str | None = None) -> str:
+        """What was trained and how well it did, for a person (the CLI's output)."""
+        card = self.card
+        where = f"saved as {card.ref}" + (f" in {saved_in}" if saved_in else "")
+        lines = [
+            f"{card.kind} model ({card.estimator}) {where if self.saved else 'not saved'}, "
+            f"trained in {self.seconds:.1f} s",
+            f"  cutoff {card.cutoff} -> test {card.test_cutoff}, horizon {card.horizon_days} days",
+            f"  rows: {card.training_rows:,} training, {card.test_rows:,} test",
+        ]
+        if card.training_cutoffs:
+            lines.append(f"  training snapshots: {', '.join(card.training_cutoffs)}")
+        return "\n".join(lines + card.to_text())
+
 
 def _day(when: dt.datetime) -> dt.datetime:
     return dt.datetime(when.year, when.month, when.day)
@@ -166,6 +180,10 @@ def train_model(
     your own features to the built-in set, or replaces it. With ``registry`` the model is saved
     as the next version of ``name`` (default: the kind). ``progress(message, fraction)`` hears
     about each step.
+
+    Longer than ~80 lines on purpose: it reads top to bottom as the recipe (checks, cutoffs,
+    snapshots in the warehouse, candidates, reference, baselines, card, save), each step one
+    call; the card's ~25 fields are most of the rest.
     """
     started = time.perf_counter()
     report = progress or (lambda _msg, _frac: None)
@@ -183,42 +201,25 @@ def train_model(
 
     report("checking the table mapping", 0.0)
     mapping.validate(wh)
-    end = data_end(wh, mapping)
-    train_cutoff = _day(end) - dt.timedelta(days=2 * horizon_days)
-    if cutoff is not None:
-        train_cutoff = _day(to_instant(cutoff))
-    test_cutoff = train_cutoff + dt.timedelta(days=horizon_days)
-    test_end = test_cutoff + dt.timedelta(days=horizon_days)
-    if test_end > end:
-        latest = (_day(end) - dt.timedelta(days=2 * horizon_days)).date()
-        raise ConfigError(
-            f"cutoff {train_cutoff.date()} is too late for a {horizon_days}-day horizon: the "
-            f"out-of-time test needs labels until {test_end.date()}, but the data end at "
-            f"{end:%Y-%m-%d %H:%M}. Choose a cutoff on or before {latest}."
-        )
+    train_cutoff, test_cutoff = _cutoffs(data_end(wh, mapping), cutoff, horizon_days)
 
     auto = estimator == "auto"
     stages = plan(1 if kind == "btyd" else snapshots, validate=auto, refit=refit)
     needed = sorted({stages.test, *stages.tested, *stages.validation_fit, *stages.refit})
     if stages.validation is not None:
         needed = sorted({*needed, stages.validation})
-    snaps: dict[int, Snapshot] = {}
-    notes: list[str] = []
-    for i, j in enumerate(needed):
-        when = test_cutoff - dt.timedelta(days=j * horizon_days)
-        report(f"building rows at {when.date()} in the warehouse", 0.02 + 0.4 * i / len(needed))
-        snaps[j] = pull(
-            wh,
-            mapping,
-            cutoff=when,
-            horizon_days=horizon_days,
-            windows=windows,
-            churn_on=churn_on,
-            max_rows=max_rows,
-            spec=spec,
-        )
-        if snaps[j].step > 1:
-            notes.append(f"rows at {when.date()}: every {snaps[j].step}th profile by id")
+    snaps, notes = _pull_snapshots(
+        wh,
+        mapping,
+        needed,
+        test_cutoff=test_cutoff,
+        horizon_days=horizon_days,
+        windows=windows,
+        churn_on=churn_on,
+        max_rows=max_rows,
+        spec=spec,
+        report=report,
+    )
     tested_snaps = [snaps[j] for j in stages.tested]
     test = snaps[stages.test]
     if not any(s.rows for s in tested_snaps):
@@ -242,15 +243,8 @@ def train_model(
         out = train_candidates(kind, estimator, snaps, stages, features, report=report, **common)
     notes += out.pop("notes")
 
-    truth = reference_parameters(wh)
-    metrics = out["metrics"]
-    tables = out["tables"]
-    if truth is not None:
-        report("scoring the reference predictor (true sample parameters)", 0.9)
-        ref_metrics, ref_tables, ref_note = reference_predictions(truth, kind, test.frame, **common)
-        metrics.update(ref_metrics)
-        tables.update(ref_tables)
-        notes.append(ref_note)
+    metrics, tables = out["metrics"], out["tables"]
+    notes += _add_reference(wh, kind, test, metrics, tables, report=report, **common)
     metrics["train_rows"] = out["training_rows"]
     metrics["test_rows"] = test.rows
     comparison, warnings = [], []
@@ -302,6 +296,70 @@ def train_model(
         seconds=time.perf_counter() - started,
         tested_model=out["tested_model"],
     )
+
+
+def _cutoffs(
+    end: dt.datetime, cutoff: dt.date | dt.datetime | str | None, horizon_days: int
+) -> tuple[dt.datetime, dt.datetime]:
+    """The training and test cutoffs: by default two horizons before the data end, so that the
+    out-of-time test has a full horizon of labels; a given cutoff must leave room for it."""
+    train_cutoff = _day(end) - dt.timedelta(days=2 * horizon_days)
+    if cutoff is not None:
+        train_cutoff = _day(to_instant(cutoff))
+    test_cutoff = train_cutoff + dt.timedelta(days=horizon_days)
+    test_end = test_cutoff + dt.timedelta(days=horizon_days)
+    if test_end > end:
+        latest = (_day(end) - dt.timedelta(days=2 * horizon_days)).date()
+        raise ConfigError(
+            f"cutoff {train_cutoff.date()} is too late for a {horizon_days}-day horizon: the "
+            f"out-of-time test needs labels until {test_end.date()}, but the data end at "
+            f"{end:%Y-%m-%d %H:%M}. Choose a cutoff on or before {latest}."
+        )
+    return train_cutoff, test_cutoff
+
+
+def _pull_snapshots(
+    wh: Warehouse,
+    mapping: TableMapping,
+    needed: Sequence[int],
+    *,
+    test_cutoff: dt.datetime,
+    horizon_days: int,
+    report: Progress,
+    **options: Any,
+) -> tuple[dict[int, Snapshot], list[str]]:
+    """The snapshots ``j`` horizons before the test cutoff, built in the warehouse; and notes."""
+    snaps: dict[int, Snapshot] = {}
+    notes: list[str] = []
+    for i, j in enumerate(needed):
+        when = test_cutoff - dt.timedelta(days=j * horizon_days)
+        report(f"building rows at {when.date()} in the warehouse", 0.02 + 0.4 * i / len(needed))
+        snaps[j] = pull(wh, mapping, cutoff=when, horizon_days=horizon_days, **options)
+        if snaps[j].step > 1:
+            notes.append(f"rows at {when.date()}: every {snaps[j].step}th profile by id")
+    return snaps, notes
+
+
+def _add_reference(
+    wh: Warehouse,
+    kind: str,
+    test: Snapshot,
+    metrics: dict[str, Any],
+    tables: dict[str, Any],
+    *,
+    report: Progress,
+    **common: Any,
+) -> list[str]:
+    """On the kit's sample, whose true parameters are known: the reference predictor's figures
+    beside the model's (``reference_*`` metrics); returns its note."""
+    truth = reference_parameters(wh)
+    if truth is None:
+        return []
+    report("scoring the reference predictor (true sample parameters)", 0.9)
+    ref_metrics, ref_tables, ref_note = reference_predictions(truth, kind, test.frame, **common)
+    metrics.update(ref_metrics)
+    tables.update(ref_tables)
+    return [ref_note]
 
 
 def _train_btyd(

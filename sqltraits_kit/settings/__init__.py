@@ -40,6 +40,7 @@ _ENV = {
     # -- sandbox and limits (issue 12): what user SQL and user-typed URLs may do
     "query_timeout_s": "SQLTRAITS_QUERY_TIMEOUT_S",
     "query_memory_limit": "SQLTRAITS_QUERY_MEMORY_LIMIT",
+    "sync_memory_limit": "SQLTRAITS_SYNC_MEMORY_LIMIT",
     "allow_user_warehouse_urls": "SQLTRAITS_ALLOW_USER_WAREHOUSE_URLS",
     "allow_warehouse_url_options": "SQLTRAITS_ALLOW_WAREHOUSE_URL_OPTIONS",
 }
@@ -73,6 +74,9 @@ class Settings:
     # syntax ("2GB"; DuckDB only: PostgreSQL's memory is the server's work_mem).
     query_timeout_s: float = 120.0
     query_memory_limit: str = "2GB"
+    # The cap on the connection `sqltraits sync` publishes with: a publish is paced by Segment,
+    # so its checks and diff may spill to disk rather than grow with the table.
+    sync_memory_limit: str = "512MB"
     # May a page offer a free-text warehouse URL? None: only when the app is local and
     # single-user (no login configured); the operator sets it for a team.
     allow_user_warehouse_urls: bool | None = None
@@ -97,11 +101,11 @@ class Settings:
             raise ValueError("max_request_seconds must be > 0 and max_rate_limit_wait >= 0")
         if not self.query_timeout_s >= 0:
             raise ValueError("query_timeout_s must be >= 0 seconds (0 = no time limit)")
-        if not _MEMORY.match(str(self.query_memory_limit).strip()):
-            raise ValueError(
-                f"query_memory_limit must be a size such as '2GB' or '512MB', "
-                f"got {self.query_memory_limit!r}"
-            )
+        for name in ("query_memory_limit", "sync_memory_limit"):
+            if not _MEMORY.match(str(getattr(self, name)).strip()):
+                raise ValueError(
+                    f"{name} must be a size such as '2GB' or '512MB', got {getattr(self, name)!r}"
+                )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], /) -> Settings:
@@ -152,6 +156,11 @@ class Settings:
         if self.allow_user_warehouse_urls is None:
             return local
         return self.allow_user_warehouse_urls
+
+    def for_publishing(self) -> Settings:
+        """These settings for the connection a publish runs on: DuckDB capped at
+        ``sync_memory_limit`` (it spills to the database's temporary folder beyond it)."""
+        return replace(self, query_memory_limit=self.sync_memory_limit)
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed (the UI edits settings this way)."""

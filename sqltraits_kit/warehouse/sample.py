@@ -136,6 +136,12 @@ def _exp(seed: int, *parts: str) -> str:
 
 
 def _statements(seed: int, params: SampleParameters, n_accounts: int) -> list[tuple[str, str]]:
+    """The sample's tables as (name, CREATE TABLE ... AS SELECT) pairs, run by DuckDB in order.
+
+    Longer than ~80 lines on purpose: it is one SQL statement per table of the generative
+    process (customers, accounts, orders, tracks, pages, truth), each a page of SQL that reads
+    best in one place; splitting them would scatter the shared seed and draw helpers.
+    """
     today = SAMPLE_TODAY.strftime("%Y-%m-%d %H:%M:%S")
     start = f"(TIMESTAMP '{today}' - INTERVAL {HISTORY_DAYS} DAY)"
     week_us = 7 * 86400 * 1_000_000
@@ -236,21 +242,24 @@ def _statements(seed: int, params: SampleParameters, n_accounts: int) -> list[tu
             """,
         ),
         (
+            "pages (ordering)",
+            "CREATE TEMP TABLE _visits_sorted AS SELECT uid, k, ts FROM _visits ORDER BY uid, k",
+        ),
+        (
             "pages",
             f"""
             CREATE TABLE pages AS
-            SELECT 'pg_' || lpad(row_number() OVER (ORDER BY v.uid, v.k)::VARCHAR, 11, '0') AS id,
-                   'u' || lpad(v.uid::VARCHAR, 8, '0') AS user_id,
-                   {_pick(_PATHS, s, "v.uid", "v.k", "4")} AS path,
-                   v.ts AS "timestamp"
-            FROM _visits v
-            ORDER BY v.uid, v.k
+            SELECT 'pg_' || lpad(row_number() OVER ()::VARCHAR, 11, '0') AS id,
+                   'u' || lpad(uid::VARCHAR, 8, '0') AS user_id,
+                   {_pick(_PATHS, s, "uid", "k", "4")} AS path,
+                   ts AS "timestamp"
+            FROM _visits_sorted
             """,
         ),
         (
-            "tracks",
+            "tracks (ordering)",
             f"""
-            CREATE TABLE tracks AS
+            CREATE TEMP TABLE _tracks_sorted AS
             WITH ev AS (
                 SELECT v.uid, v.k, v.ts, unnest(range(CAST(4 * {_u(s, "v.uid", "v.k", "5")}
                                                         AS BIGINT))) AS j
@@ -262,16 +271,21 @@ def _statements(seed: int, params: SampleParameters, n_accounts: int) -> list[tu
                       FROM order_completed) o
                 JOIN _truth t ON t.user_id = o.user_id
             )
-            SELECT 'trk_' || lpad(row_number() OVER (ORDER BY uid, ts, k, j)::VARCHAR, 11, '0')
-                       AS id,
+            SELECT uid, ts, k, j FROM ev ORDER BY uid, ts, k, j
+            """,
+        ),
+        (
+            "tracks",
+            f"""
+            CREATE TABLE tracks AS
+            SELECT 'trk_' || lpad(row_number() OVER ()::VARCHAR, 11, '0') AS id,
                    'u' || lpad(uid::VARCHAR, 8, '0') AS user_id,
                    CASE WHEN j < 0 THEN 'Order Completed'
                         ELSE {_pick(_EVENTS, s, "uid", "k", "j", "6")}
                    END AS event,
                    least(ts + to_microseconds(CAST(greatest(j, 0) * 45e6 AS BIGINT)),
                          TIMESTAMP '{today}' - INTERVAL 1 SECOND) AS "timestamp"
-            FROM ev
-            ORDER BY uid, ts, k, j
+            FROM _tracks_sorted
             """,
         ),
         (

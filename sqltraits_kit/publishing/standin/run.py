@@ -12,7 +12,8 @@ from sqltraits_kit.publishing.standin.server import FakeSegmentServer
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="A local stand-in for Segment's Tracking API and Profile API"
+        prog="python -m sqltraits_kit.publishing.standin",
+        description="A local stand-in for Segment's Tracking API and Profile API",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

@@ -255,10 +255,17 @@ def _index(wh: Warehouse, name: str) -> None:
 
 
 def materialise(wh: Warehouse, name: str, rows: ir.Table) -> int:
-    """Write ``rows`` numbered ``_row`` = 0..n-1 (by identifier) to ``name``; returns n."""
+    """Write ``rows`` numbered ``_row`` = 0..n-1 to ``name``; returns n.
+
+    Numbered in scan order, not by identifier: a message's id never depends on its row number
+    (only on the ledger position it replaces, the identifier and the values), and the row
+    number only pages the send and names acknowledged rows within one attempt. Ordering by
+    identifier made the warehouse sort every row to send (at 5M rows: 25 s and +450 MB in
+    DuckDB, against 1.4 s and no sort without the order).
+    """
     import ibis
 
-    numbered = rows.mutate(_row=ibis.row_number().over(order_by=rows["_id"]))
+    numbered = rows.mutate(_row=ibis.row_number())
     table = wh.con.create_table(name, numbered, overwrite=True)
     _index(wh, name)
     return int(table.count().execute())

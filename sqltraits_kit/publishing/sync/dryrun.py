@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from sqltraits_kit.publishing.segment.batching import (
@@ -138,34 +138,11 @@ def _dry_run(
     sample = tuple(m.data.decode() for m in sample_msgs[:sample_size])
     exact = n <= EXACT_DRY_RUN_ROWS
     if exact:
-        requests = payload = 0
-
-        def all_messages() -> Iterator[EncodedMessage]:
-            # Nothing is written while this iterates, so streaming is safe here.
-            for batch in rows.to_pyarrow_batches(chunk_size=page_rows):
-                import pyarrow as pa
-
-                yield from encode_page(
-                    pa.Table.from_batches([batch]),
-                    src,
-                    scope=scope,
-                    base_row=0,
-                    on_error=on_error,
-                )
-
-        for batch in pack_batches(all_messages(), max_messages=batch_size):
-            if batch.messages:
-                requests += 1
-                payload += batch.body_bytes
-            for rej in batch.rejected:
-                on_error(0, identifier_of(rej.message), rej.reason)
+        requests, payload = _count_exactly(
+            rows, src, scope=scope, batch_size=batch_size, page_rows=page_rows, on_error=on_error
+        )
     else:
-        sizes = [m.size for m in sample_msgs] or [300]
-        mean = sum(sizes) / len(sizes)
-        room = DEFAULT_MAX_BATCH_BYTES - ENVELOPE_BYTES
-        per_request = max(1, min(batch_size, int(room // (mean + 1))))
-        requests = math.ceil(n / per_request)
-        payload = int(n * (mean + 1) + requests * ENVELOPE_BYTES)
+        requests, payload = _estimate(n, [m.size for m in sample_msgs], batch_size=batch_size)
     rps, eps = rate(max_requests_per_second), rate(max_events_per_second)
     expected = None
     if rps or eps:
@@ -195,3 +172,41 @@ def _dry_run(
         uncertain=c["uncertain"],
         destination=destination,
     )
+
+
+def _count_exactly(
+    rows: Any,
+    src: Any,
+    *,
+    scope: str,
+    batch_size: int,
+    page_rows: int,
+    on_error: Callable[[int, Any, str], None],
+) -> tuple[int, int]:
+    """Requests and body bytes of the publish, by encoding and packing every message as the
+    publish would (nothing is written while this streams, so streaming is safe here)."""
+    import pyarrow as pa
+
+    def all_messages() -> Iterator[EncodedMessage]:
+        for batch in rows.to_pyarrow_batches(chunk_size=page_rows):
+            table = pa.Table.from_batches([batch])
+            yield from encode_page(table, src, scope=scope, base_row=0, on_error=on_error)
+
+    requests = payload = 0
+    for batch in pack_batches(all_messages(), max_messages=batch_size):
+        if batch.messages:
+            requests += 1
+            payload += batch.body_bytes
+        for rej in batch.rejected:
+            on_error(0, identifier_of(rej.message), rej.reason)
+    return requests, payload
+
+
+def _estimate(n: int, sizes: list[int], *, batch_size: int) -> tuple[int, int]:
+    """Requests and body bytes estimated from the sample's mean message size (large publishes)."""
+    sizes = sizes or [300]
+    mean = sum(sizes) / len(sizes)
+    room = DEFAULT_MAX_BATCH_BYTES - ENVELOPE_BYTES
+    per_request = max(1, min(batch_size, int(room // (mean + 1))))
+    requests = math.ceil(n / per_request)
+    return requests, int(n * (mean + 1) + requests * ENVELOPE_BYTES)

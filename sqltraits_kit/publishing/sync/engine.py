@@ -122,6 +122,9 @@ def sync(
     :class:`~.lease.LeaseHeld` naming the live run that holds it, unless ``wait`` (True, or at
     most that many seconds). ``max_duration`` (seconds, from the call) stops sending between
     batches; the rows not sent are left for the next run and the result says so in ``error``.
+
+    Longer than ~80 lines because of its 23 options and this text; the body is the run's steps in
+    order (checks, lease, run record, diff, send, ledger, record), each one call.
     """
     if dry_run:
         return _dry_run(
@@ -223,25 +226,45 @@ def sync(
     pub.report("done")
     if stop is not None and stop.config:
         raise ConfigError(f"{error} (run {run.run_id}: {sent:,} sent, {pub.failed:,} failed)")
+    return _result(
+        run,
+        src,
+        c,
+        pub,
+        sent=sent,
+        unsent=unsent,
+        status=status,
+        error=error,
+        requests=requests,
+        duration=duration,
+        send_seconds=send_seconds,
+        verdicts=verdicts,
+    )
+
+
+def _result(
+    run: _Run, src: Any, counts: dict[str, int], pub: Publisher, **figures: Any
+) -> SyncResult:
+    """The run's result from its record, the diff's counts and the publisher's tallies."""
     return SyncResult(
         run_id=run.run_id,
         sync_key=src.sync_key,
         source=src.label,
         kind=src.kind,
-        status=status,
+        status=figures["status"],
         **{k: int(run.plan[k] or 0) for k in _PLAN_KEYS},
-        uncertain=c["uncertain"],
-        destination=destination,
-        sent=sent,
+        uncertain=counts["uncertain"],
+        destination=run.base_row["destination"],
+        sent=figures["sent"],
         failed=pub.failed,
-        requests=requests,
-        duration_s=duration,
-        unsent=unsent,
-        send_seconds=send_seconds,
+        requests=figures["requests"],
+        duration_s=figures["duration"],
+        unsent=figures["unsent"],
+        send_seconds=figures["send_seconds"],
         attempt=run.attempt,
-        error=error,
+        error=figures["error"],
         errors=tuple(pub.errors),
-        verdicts=verdicts,
+        verdicts=figures["verdicts"],
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -194,6 +195,38 @@ class SyncResult:
         )
         return out
 
+    def to_json(self) -> str:
+        """One line of JSON (the CLI's ``--json``)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
+
+    def to_text(self) -> str:
+        """What the run did, for a person (the CLI's output)."""
+        where = display(self.destination) if self.destination else "Segment"
+        lines = [
+            f"published {self.source} (sync key {self.sync_key}) to {where}: "
+            f"run {self.run_id} {self.status}"
+            + (f" (resumed, attempt {self.attempt})" if self.resumed else ""),
+            f"  {self.rows:,} rows: {self.new:,} new, {self.changed:,} changed, "
+            f"{self.removed:,} removed, {self.unchanged:,} unchanged",
+        ]
+        if self.uncertain:
+            lines.append(
+                f"  {self.uncertain:,} of them re-sent because an earlier send was never "
+                "acknowledged, or never reached (Segment may hold either value)"
+            )
+        lines.append(
+            f"  sent {self.sent:,}, failed {self.failed:,} in {self.requests:,} requests, "
+            f"{self.duration_s:.1f} s ({self.messages_per_second:,.0f} messages/s)"
+        )
+        lines += [f"  failed: {error}" for error in self.errors]
+        if self.error:
+            lines.append(f"  {self.error}")
+        if self.failed:
+            lines.append(
+                "  see `sqltraits history --failed`; the next run sends the failed rows again"
+            )
+        return "\n".join(lines)
+
 
 @dataclass(frozen=True)
 class DryRunReport:
@@ -260,3 +293,37 @@ class DryRunReport:
             verdicts=self.verdicts.to_dict() if self.verdicts else None,
         )
         return out
+
+    def to_json(self) -> str:
+        """One line of JSON (the CLI's ``--json``)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
+
+    def to_text(self) -> str:
+        """What a publish would do, for a person (the CLI's output)."""
+        lines = [f"dry run of {self.source} (sync key {self.sync_key}): nothing sent"]
+        if self.destination:
+            lines.append(f"  compared with what {display(self.destination)} acknowledged")
+        if self.uncertain:
+            lines.append(
+                f"  {self.uncertain:,} profiles would be re-sent: an earlier delivery was never "
+                "acknowledged"
+            )
+        approx = "" if self.requests_exact else "about "
+        lines += [
+            f"  {self.rows:,} rows: {self.new:,} new, {self.changed:,} changed, "
+            f"{self.removed:,} removed, {self.unchanged:,} unchanged",
+            f"  would send {self.to_send:,} messages in {approx}{self.requests:,} requests "
+            f"({self.payload_bytes / 1e6:.1f} MB)",
+        ]
+        if self.expected_seconds is not None:
+            lines.append(
+                f"  expected duration {self.expected_seconds:,.1f} s at "
+                f"{self.max_requests_per_second or 'unlimited'} requests/s, "
+                f"{self.max_events_per_second or 'unlimited'} events/s"
+            )
+        if self.rejected:
+            lines.append(f"  {self.rejected:,} rows would be rejected, e.g.:")
+            lines += [f"    {ident}: {reason}" for ident, reason in self.rejections[:5]]
+        lines += [f"  REFUSED: {problem}" for problem in self.problems()]
+        lines += [f"  {payload}" for payload in self.sample]
+        return "\n".join(lines)
