@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             report, allow_drift=args.allow_drift, allow_invalid=args.allow_invalid
         )
     client = make_client(settings, region=args.region, endpoint=args.endpoint)
-    wh = connect(url)
+    wh = connect(url, settings=settings.for_publishing())  # as `sqltraits sync` publishes
     try:
         result = rollback(
             wh,
