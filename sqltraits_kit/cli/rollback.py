@@ -50,13 +50,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    import sys
-
     from sqltraits_kit.cli import env_settings, required_db_url
-    from sqltraits_kit.cli.sync import _configured_destination, _print_dry_run
+    from sqltraits_kit.cli.sync import _configured_destination
     from sqltraits_kit.publishing.sync import make_client, rollback
-    from sqltraits_kit.publishing.sync.destination import display
     from sqltraits_kit.warehouse import connect
     from sqltraits_kit.workflows.pipeline import publish_exit_code
 
@@ -82,10 +78,7 @@ def run(args: argparse.Namespace) -> int:
             )
         finally:
             wh.close()
-        if args.json:
-            print(json.dumps(report.to_dict(), ensure_ascii=False, default=str))
-        else:
-            _print_dry_run(report, sys.stdout)
+        print(report.to_json() if args.json else report.to_text())
         return publish_exit_code(
             report, allow_drift=args.allow_drift, allow_invalid=args.allow_invalid
         )
@@ -106,16 +99,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         client.close()
         wh.close()
-    if args.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
-    else:
-        print(
-            f"{result.source} (sync key {result.sync_key}) to {display(result.destination)}: "
-            f"run {result.run_id} {result.status}"
-        )
-        print(
-            f"  sent {result.sent:,} profiles that differ ({result.changed:,} changed, "
-            f"{result.new:,} back, {result.removed:,} set to null), {result.unchanged:,} "
-            f"unchanged, {result.failed:,} failed"
-        )
+    print(result.to_json() if args.json else result.to_text())
     return publish_exit_code(result)
