@@ -17,6 +17,7 @@ PAGES = [
     st.Page("pages/score.py", title="Score", icon=":material/target:"),
     st.Page("pages/preview.py", title="Preview", icon=":material/bar_chart:"),
     st.Page("pages/publish.py", title="Publish", icon=":material/send:"),
+    st.Page("pages/monitor.py", title="Monitor", icon=":material/monitoring:"),
 ]
 
 # First, before any slow import: until the navigation is set, the browser lists the files of

@@ -443,3 +443,53 @@ def show_result(done: dict[str, Any]) -> None:
     else:
         error = f" — {done['error']}" if done.get("error") else ""
         st.warning(summary + error, icon=":material/warning:")
+
+
+def rollback_panel(wh: Warehouse, target: Target, picked: Source) -> None:
+    """Re-publish what an earlier run of this source left in Segment: a dry run, then the
+    rollback itself, through the same sync (gates, ledger, only the profiles that differ)."""
+    from sqltraits_kit.publishing.sync import published_runs, rollback
+    from sqltraits_kit.publishing.sync.client import destination_of
+
+    if picked.sync_key is None:
+        return
+    with app_state.user_errors():
+        runs = published_runs(wh, picked.sync_key, destination=destination_of(target.destination))
+    if len(runs) < 2:
+        return  # nothing earlier than what Segment holds now
+    st.subheader("Roll back")
+    labels = {
+        r["run_id"]: f"{r['run_id']} — {r['source']}, {r['sent']:,} sent ({r['status']})"
+        for r in runs[1:]
+    }
+    run_id = st.selectbox(
+        "Restore the version an earlier run left",
+        list(labels),
+        format_func=labels.__getitem__,
+        key="publish_rollback_run",
+        help="Sends only the profiles whose values differ from that version; profiles "
+        "published since get null traits. History shows it as a rollback of that run.",
+    )
+    source = picked.source if isinstance(picked.source, TraitSet) else picked.sync_key
+    allow_drift = bool(target.access) and st.session_state.get("publish_allow_drift", False)
+    options = {"sync_key": picked.sync_key, "allow_drift": allow_drift}
+    left, right = st.columns(2)
+    if left.button("Dry run the rollback", key="publish_rollback_dry"):
+        with app_state.user_errors():
+            dest = destination_of(target.destination)
+            report = rollback(wh, source, run_id, dry_run=True, destination=dest, **options)
+            show_dry_run(report)
+    if right.button(
+        f"Roll back to run {run_id}", disabled=not target.can_send, key="publish_rollback"
+    ):
+        with app_state.user_errors():
+            if not target.access:
+                raise ConfigError(f"not rolled back: {target.access.reason}")
+            d = target.destination
+            client = make_client(write_key=d.write_key, region=d.region, endpoint=d.endpoint)
+            try:
+                result = rollback(wh, source, run_id, client=client, **options)
+            finally:
+                client.close()
+            st.session_state["publish_result"] = result.to_dict()
+            st.rerun()

@@ -50,6 +50,7 @@ from sqltraits_kit.traits.output import (
     check_output_target,
     check_table_name,
     new_run_id,
+    record_score_run,
     write_output,
 )
 from sqltraits_kit.traits.scoring.btyd_path import score_btyd
@@ -271,6 +272,18 @@ def _output(ids: ir.Table, results: list[ir.Table], plan: _Plan, id_column: str)
     )
 
 
+def _model_record(m: ScoredModel) -> dict[str, object]:
+    card = m.card
+    return {
+        "ref": card.ref,
+        "name": card.name,
+        "version": card.version,
+        "kind": card.kind,
+        "columns": list(m.columns),
+        "horizon_days": int(card.horizon_days),
+    }
+
+
 def score(
     wh: Warehouse,
     *,
@@ -326,6 +339,15 @@ def score(
             progress=sub_progress(report, 0.85, 1.0),
         )
         timings["write"] = time.perf_counter() - t_write
+        # What an outcome needs later: the as-of date and the models (with their horizons).
+        record_score_run(
+            wh,
+            table=table,
+            run_id=plan.run_id,
+            as_of=plan.when,
+            scored_at=plan.scored_at,
+            models=[_model_record(m) for m in plan.models],
+        )
     finally:
         scratch.drop_all()
     report(f"wrote {written.rows:,} rows to {table}", 1.0)
