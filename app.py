@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="SQL Traits Kit", page_icon=":material/insights:", layout="wide")
+# A file, not ":material/...": Streamlit draws a Material favicon from fonts.gstatic.com, an
+# error on every page offline (issue 17 item 14); the app loads nothing from another host.
+ICON = Path(__file__).resolve().parent / "docs" / "icon.png"
+st.set_page_config(page_title="SQL Traits Kit", page_icon=str(ICON), layout="wide")
 
 PAGES = [
     st.Page("pages/data.py", title="Data", icon=":material/database:", default=True),
@@ -12,6 +17,7 @@ PAGES = [
     st.Page("pages/score.py", title="Score", icon=":material/target:"),
     st.Page("pages/preview.py", title="Preview", icon=":material/bar_chart:"),
     st.Page("pages/publish.py", title="Publish", icon=":material/send:"),
+    st.Page("pages/monitor.py", title="Monitor", icon=":material/monitoring:"),
 ]
 
 # First, before any slow import: until the navigation is set, the browser lists the files of

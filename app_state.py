@@ -10,7 +10,9 @@ the script, and a build running inside the script would be interrupted and start
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,10 +33,12 @@ from sqltraits_kit.errors import ConfigError, SqlTraitsError
 from sqltraits_kit.settings import DEFAULT_SAMPLE_PATH, Settings
 from sqltraits_kit.warehouse import Warehouse, connect
 from sqltraits_kit.workflows.catalog import TRAIT_SET_FOLDER
+from sqltraits_kit.workflows.project import PROJECT_FILE, Project, WarehouseChoices
 
 _LOG = logging.getLogger("sqltraits_app")
-#: The project's trait-set folder (``sqltraits_kit.workflows.catalog`` lists it).
-TRAITSETS = Path(__file__).resolve().parent / TRAIT_SET_FOLDER
+#: Where the app keeps the project (``sqltraits.toml`` and ``traitsets/``) unless
+#: ``SQLTRAITS_PROJECT_DIR`` names another folder: the app's own, as cloned.
+APP_DIR = Path(__file__).resolve().parent
 # What the pages keep of their last action; it belongs to the warehouse it ran on.
 RESULT_KEYS = ("train_result", "score_result", "publish_dry", "publish_result")
 
@@ -51,6 +55,40 @@ def settings() -> Settings:
         except ValueError as exc:  # a bad setting: the operator's to fix, said in one line
             raise ConfigError(f"settings (secrets.toml or the environment): {exc}") from None
     return st.session_state["settings"]
+
+
+def project_dir() -> Path:
+    """The project folder: ``SQLTRAITS_PROJECT_DIR``, else the app's folder. The CLI run from
+    that folder reads the same ``sqltraits.toml`` and ``traitsets/``."""
+    return Path(os.environ.get("SQLTRAITS_PROJECT_DIR") or APP_DIR)
+
+
+def traitsets_dir() -> Path:
+    """The project's trait-set folder (``sqltraits_kit.workflows.catalog`` lists it)."""
+    return project_dir() / TRAIT_SET_FOLDER
+
+
+def project() -> Project:
+    """The project file, read again on every run: a save in another tab shows on reload."""
+    return Project(project_dir() / PROJECT_FILE)
+
+
+def choices(wh: Warehouse) -> WarehouseChoices:
+    """What the project chose for this warehouse (mapping, horizon, output table, trait sets)."""
+    return project().choices(wh.url)
+
+
+def trait_sets(wh: Warehouse, *, scored_only: bool = False) -> list:
+    """The trait sets in use on ``wh`` (``sqltraits_kit.workflows.defaults``), default first."""
+    from sqltraits_kit.workflows.defaults import trait_sets_in_use
+
+    return trait_sets_in_use(
+        wh,
+        traitsets_dir(),
+        listed=choices(wh).trait_sets,
+        project_dir=project_dir(),
+        scored_only=scored_only,
+    )
 
 
 def current_user() -> User:
@@ -232,9 +270,28 @@ def table_overview(url: str, _wh: Warehouse) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@st.cache_data(ttl=300, show_spinner="Reading the tables to propose a mapping…")
+def _proposal(url: str, _wh: Warehouse, saved: str):
+    from sqltraits_kit.modelling.features import TableMapping
+    from sqltraits_kit.workflows.training_setup import propose_mapping
+
+    mapping = TableMapping.from_dict(json.loads(saved)) if saved else None
+    return propose_mapping(_wh, saved=mapping)
+
+
+def mapping_proposal(wh: Warehouse):
+    """The mapping pages start from: the project's for ``wh`` when it still fits, else a guess
+    from names and types (``MappingProposal``; cached per warehouse and saved mapping)."""
+    saved = choices(wh).mapping
+    return _proposal(wh.url, wh, json.dumps(saved.to_dict(), sort_keys=True) if saved else "")
+
+
 @st.cache_data(ttl=300, show_spinner="Counting events per period in the warehouse…")
-def activity(url: str, _wh: Warehouse, grain: str) -> pd.DataFrame:
-    return _wh.activity_over_time(grain=grain)
+def activity(url: str, _wh: Warehouse, mapping: str, grain: str) -> pd.DataFrame:
+    from sqltraits_kit.modelling.features import TableMapping
+    from sqltraits_kit.workflows.data_overview import activity as counted
+
+    return counted(_wh, TableMapping.from_dict(json.loads(mapping)), grain=grain)
 
 
 @st.cache_data(ttl=300, show_spinner="Reading the first rows…")

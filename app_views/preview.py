@@ -10,12 +10,15 @@ import time
 import streamlit as st
 
 import app_state
+from app_views import traitset_editor as editor
+from sqltraits_kit import formatting as fmt
 from sqltraits_kit.traits import charts
 from sqltraits_kit.traits.contract import ContractReport, validate_trait_set
 from sqltraits_kit.traits.distributions import QUANTILES, summary_frame
 from sqltraits_kit.traits.traitset import TraitSet
+from sqltraits_kit.traits.traitset.editing import draft
 from sqltraits_kit.warehouse import Warehouse
-from sqltraits_kit.workflows.catalog import trait_set_files
+from sqltraits_kit.workflows.catalog import missing_columns
 from sqltraits_kit.workflows.preview import (
     CSV_ROWS,
     SAMPLE_RUN_ID,
@@ -32,13 +35,12 @@ from sqltraits_kit.workflows.preview import (
     frozen_cut_points,
     identifier_kind,
     load_trait_set_or_table,
-    output_tables,
     sample_payloads,
     segment_dialects,
     segment_sql,
 )
+from sqltraits_kit.workflows.training_setup import needed_models
 
-DEFAULT_TABLE = "churn_traits"
 TTL = 600
 
 
@@ -103,53 +105,112 @@ def empty_state(what: str) -> None:
     st.stop()
 
 
+def _pick_file(wh: Warehouse, sets: list[TraitSet], name_col, id_col) -> TraitSet:
+    if not sets:
+        st.info(
+            "No trait set for this warehouse yet: choose *Output table*, then save its traits "
+            "as a trait set (names, rounding, tolerance, tiers).",
+            icon=":material/info:",
+        )
+        st.stop()
+    files = [ts.path.name for ts in sets if ts.path is not None]
+    chosen = name_col.selectbox("Trait set", files, key="preview_traitset", persist_state="session")
+    trait_set = sets[files.index(chosen)] if chosen in files else sets[0]
+    id_col.caption(trait_set.description or f"Trait set `{trait_set.name}`")
+    id_col.caption(
+        f"{trait_set.kind} traits from {trait_set.source_label}, identifier "
+        f"`{trait_set.identifier}`"
+    )
+    st.session_state["carried_source"] = ("Trait set", chosen)
+    return trait_set
+
+
+def _pick_table(wh: Warehouse, name_col, id_col) -> TraitSet:
+    any_table = name_col.toggle(
+        "Any table (advanced)",
+        key="preview_any_table",
+        persist_state="session",
+        help="Lists every table of the warehouse, not only the output tables the Score page "
+        "writes. Input tables (users with e-mails, ...) are rarely traits.",
+    )
+    tables = app_state.output_tables(wh, any_table=any_table)
+    if not tables:
+        empty_state("This warehouse has no output table to preview yet.")
+    saved = app_state.choices(wh).output_table
+    default = tables.index(saved) if saved in tables else 0
+    table = name_col.selectbox(
+        "Output table", tables, index=default, key="preview_table", persist_state="session"
+    )
+    columns = cached_columns(wh.url, wh, table)
+    id_column = id_col.selectbox(
+        "Identifier column",
+        columns,
+        index=columns.index(default_identifier(columns)),
+        key="preview_id_column",
+        persist_state="session",
+        help="group_id makes them account traits (group calls); any other: user traits.",
+    )
+    st.session_state["carried_source"] = ("Table", table, id_column)
+    return load_trait_set_or_table(table, id_column=id_column, kind=identifier_kind(id_column))
+
+
 def pick_trait_set(wh: Warehouse) -> TraitSet:
-    """A trait-set file, or an output table with its identifier; stops on an empty state."""
+    """A trait set in use on this warehouse, or an output table with its identifier; stops on
+    an empty state. The choice is carried to the Publish page."""
+    sets = app_state.trait_sets(wh)
     pick, name_col, id_col = st.columns([1, 2, 2])
     mode = pick.radio(
-        "Source", ["Trait set", "Output table"], key="preview_mode", persist_state="session"
+        "Source",
+        ["Trait set", "Output table"],
+        index=0 if sets else 1,
+        key="preview_mode",
+        persist_state="session",
     )
     if mode == "Trait set":
-        files = [p.name for p in trait_set_files(app_state.TRAITSETS)]
-        if not files:
-            st.info(
-                f"No trait-set file in `{app_state.TRAITSETS}`: add one, or preview an output "
-                "table."
-            )
-            st.stop()
-        chosen = name_col.selectbox(
-            "Trait set", files, key="preview_traitset", persist_state="session"
-        )
-        trait_set = load_trait_set_or_table(app_state.TRAITSETS / chosen)
-        id_col.caption(trait_set.description or f"Trait set `{trait_set.name}`")
-        id_col.caption(
-            f"{trait_set.kind} traits from {trait_set.source_label}, identifier "
-            f"`{trait_set.identifier}`"
-        )
+        trait_set = _pick_file(wh, sets, name_col, id_col)
     else:
-        tables = output_tables(wh)
-        if not tables:
-            empty_state("This warehouse has no table to preview yet.")
-        default = tables.index(DEFAULT_TABLE) if DEFAULT_TABLE in tables else 0
-        table = name_col.selectbox(
-            "Output table", tables, index=default, key="preview_table", persist_state="session"
-        )
-        columns = cached_columns(wh.url, wh, table)
-        id_column = id_col.selectbox(
-            "Identifier column",
-            columns,
-            index=columns.index(default_identifier(columns)),
-            key="preview_id_column",
-            persist_state="session",
-            help="group_id makes them account traits (group calls); any other: user traits.",
-        )
-        kind = identifier_kind(id_column)
-        trait_set = load_trait_set_or_table(table, id_column=id_column, kind=kind)
+        trait_set = _pick_table(wh, name_col, id_col)
     if trait_set.table is not None and not wh.has_table(trait_set.table):
         empty_state(
             f"The table `{trait_set.table}` that trait set **{trait_set.name}** reads does not "
             "exist in this warehouse yet."
         )
+    return trait_set
+
+
+def missing_columns_state(wh: Warehouse, trait_set: TraitSet) -> None:
+    """A trait set reading columns its table lacks: which models write them, and the pages
+    that fix it (not a raw 'column not found'); stops the page."""
+    if trait_set.table is None:
+        return
+    columns = cached_columns(wh.url, wh, trait_set.table)
+    missing = missing_columns(trait_set, written=columns)
+    if not missing:
+        return
+    writers = [n.name for n in needed_models(trait_set, []) if set(n.columns) & set(missing)]
+    by = f" Written by: {', '.join(writers)}." if writers else ""
+    st.warning(
+        f"Trait set **{trait_set.name}** reads {', '.join(missing)}, which `{trait_set.table}` "
+        f"does not have.{by} Train what the trait set needs (the Train page sets each model up), "
+        "score again, or untick those traits in the editor above.",
+        icon=":material/warning:",
+    )
+    app_state.page_link("pages/train.py", "Train the models it needs", ":material/model_training:")
+    app_state.page_link("pages/score.py", "Score profiles", ":material/target:")
+    st.stop()
+
+
+def edit(wh: Warehouse, trait_set: TraitSet) -> TraitSet:
+    """The editor: over a saved trait set (what the panels then preview, unsaved), or a new
+    one drafted from the output table (saved, it becomes the Preview's trait set)."""
+    editor.flash()
+    if trait_set.table is None:  # a query: edited in its file
+        return trait_set
+    columns = cached_columns(wh.url, wh, trait_set.table)
+    if trait_set.path is not None:
+        return editor.editor(wh, trait_set, columns, new=False)
+    base = draft(wh, trait_set.table, id_column=trait_set.id_column, kind=trait_set.kind)
+    editor.editor(wh, base, columns, new=True)
     return trait_set
 
 
@@ -180,6 +241,12 @@ def controls(trait_set: TraitSet) -> tuple[float, int, int]:
         )
         sample_size = st.slider(
             "Sample profiles", 5, 100, 20, step=5, key="preview_sample", persist_state="session"
+        )
+        st.toggle(
+            "Histograms on a log scale",
+            key="preview_log_scale",
+            persist_state="session",
+            help="For skewed traits (lifetime value): the long tail's small bars become visible.",
         )
     return threshold, bins, sample_size
 
@@ -225,6 +292,8 @@ def _trait_tab(dists: Distributions, name: str) -> None:
     else:
         figure = charts.histogram_figure(summary)
     figure.update_layout(height=340)  # about as tall as the facts beside it
+    if st.session_state.get("preview_log_scale") and name not in dists.tiers:
+        figure.update_yaxes(type="log")
     chart.plotly_chart(figure, width="stretch", key=f"preview_hist_{name}")
     facts.metric(
         "Null rate",
@@ -236,7 +305,7 @@ def _trait_tab(dists: Distributions, name: str) -> None:
     if summary.kind == "numeric":
         for q in ("p5", "p50", "p95"):
             value = summary.quantiles.get(q)
-            facts.metric(q, "—" if value is None else f"{value:.4g}")
+            facts.metric(q, fmt.figure(value))
     elif summary.distinct is not None:
         facts.metric("Distinct values", f"{summary.distinct:,}")
     if name in dists.tiers:
@@ -245,12 +314,20 @@ def _trait_tab(dists: Distributions, name: str) -> None:
 
 def distributions_panel(dists: Distributions) -> None:
     frame = summary_frame(dists.summaries)
-    shown = ["trait", "kind", "nulls", "null_rate", "distinct", "min", *QUANTILES, "max", "mean"]
+    # The figures a reader compares, in one format (no sideways scroll, "—" where moot).
+    quantiles = [q for q in ("p5", "p50", "p95") if q in QUANTILES]
+    shown = frame[["trait", "kind", "nulls", "null_rate", "distinct", "min", *quantiles, "max",
+                   "mean"]].copy()  # fmt: skip
+    for column in ("min", *quantiles, "max", "mean"):
+        shown[column] = shown[column].map(fmt.figure)
+    shown["nulls"] = shown["nulls"].map(fmt.count)
+    shown["distinct"] = shown["distinct"].map(fmt.count)
+    shown["null_rate"] = shown["null_rate"].map(fmt.percent)
     st.dataframe(
-        frame[shown],
+        shown.rename(columns={"null_rate": "null rate"}),
         hide_index=True,
-        column_config={"null_rate": st.column_config.NumberColumn("null rate", format="percent")},
         key="preview_summary",
+        height="content",
     )
     for tab, name in zip(st.tabs(list(dists.traits) or ["(none)"]), dists.traits, strict=False):
         with tab:
@@ -310,8 +387,14 @@ def drift_panel(
                     key=f"preview_transition_{name}",
                 )
     if drift.movers is not None:
+        movers = drift.movers
+        if "change" in movers.columns:  # a mover that did not move is no mover
+            movers = movers[movers["change"].isna() | (movers["change"] != 0)]
         st.markdown(f"**Top movers** by absolute change of `{drift.movers_trait}`")
-        st.dataframe(drift.movers, hide_index=True, key="preview_movers")
+        if movers.empty:
+            st.caption("No profile's value changed since the baseline.")
+        else:
+            st.dataframe(movers, hide_index=True, key="preview_movers")
 
 
 def sample_panel(sample: SamplePayloads, ts: TraitSet) -> None:
@@ -327,7 +410,7 @@ def sample_panel(sample: SamplePayloads, ts: TraitSet) -> None:
     if sample.messages:
         st.dataframe(sample.to_frame(), hide_index=True, key="preview_sample_frame")
         with st.expander(f"The {len(sample.messages)} messages as JSON"):
-            st.json(list(sample.messages), expanded=2)
+            st.json(list(sample.messages), expanded=3)  # the traits too, not {...}
 
 
 def export_panel(key: tuple, rows: int, ts: TraitSet) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 import app_state
+from sqltraits_kit import formatting as fmt
 from sqltraits_kit.access import Decision
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing import local
@@ -27,9 +28,8 @@ from sqltraits_kit.publishing.sync import (
     sync,
 )
 from sqltraits_kit.settings import Settings
-from sqltraits_kit.traits.traitset import TraitSet
+from sqltraits_kit.traits.traitset import ACCOUNT_IDENTIFIER, USER_IDENTIFIERS, TraitSet
 from sqltraits_kit.warehouse import Warehouse
-from sqltraits_kit.workflows.catalog import trait_set_files
 from sqltraits_kit.workflows.preview import default_identifier
 
 REMOVE_LABELS = {"null": "set their traits to null (Segment's rule)", "keep": "leave them alone"}
@@ -105,6 +105,7 @@ def destination_settings(settings: Settings, access: Decision) -> Target:
             "Max requests/s (0 = no limit)",
             min_value=0.0,
             value=float(settings.max_requests_per_second),
+            format="%g",
             key="publish_rps",
             persist_state="session",
         )
@@ -112,14 +113,14 @@ def destination_settings(settings: Settings, access: Decision) -> Target:
             "Max events/s (0 = no limit)",
             min_value=0.0,
             value=float(settings.max_events_per_second),
+            format="%g",
             key="publish_eps",
             persist_state="session",
         )
     return Target(destination, access, bool(access) and key is not None)
 
 
-def _trait_set_source(name: str, wh: Warehouse) -> TraitSet | None:
-    source = TraitSet.load(app_state.TRAITSETS / name)
+def _trait_set_source(source: TraitSet, wh: Warehouse) -> TraitSet | None:
     # The threshold chosen on the Preview page for this trait set is the one in use.
     chosen = st.session_state.get("preview_thresholds", {}).get(source.name)
     threshold = f"drift threshold {source.drift_threshold:g}"
@@ -144,7 +145,9 @@ def _trait_set_source(name: str, wh: Warehouse) -> TraitSet | None:
     return source
 
 
-def _table_options(wh: Warehouse, table: str) -> dict[str, Any]:
+def _table_options(wh: Warehouse, table: str) -> dict[str, Any] | None:
+    """The calls and the identifier of a bare table; None when the identifier is not one
+    Segment knows (a blocking error: it would be sent as a user id of the wrong kind)."""
     columns = list(wh.table(table).columns)
     left, right = st.columns(2)
     kind = left.radio(
@@ -157,14 +160,44 @@ def _table_options(wh: Warehouse, table: str) -> dict[str, Any]:
         key="publish_id_column",
         persist_state="session",
     )
+    allowed = (ACCOUNT_IDENTIFIER,) if kind == "group" else USER_IDENTIFIERS
+    if id_column not in allowed:
+        st.error(
+            f"`{id_column}` is not a Segment identifier ({', '.join(allowed)} for "
+            f"{kind} calls): a table is published under its own column names. Save it as a "
+            "trait set on the Preview page to send this column as the user id.",
+            icon=":material/block:",
+        )
+        app_state.page_link("pages/preview.py", "Create a trait set", ":material/edit:")
+        return None
     return {"kind": kind, "id_column": id_column}
 
 
+def _carry_from_preview(wh: Warehouse, files: list[str]) -> None:
+    """The source last chosen on the Preview becomes this page's choice, once per change."""
+    carried = st.session_state.get("carried_source")
+    if carried is None or carried == st.session_state.get("publish_carried"):
+        return
+    st.session_state["publish_carried"] = carried
+    if carried[0] == "Trait set" and carried[1] in files:
+        st.session_state["publish_source_kind"] = "Trait set"
+        st.session_state["publish_traitset"] = carried[1]
+    elif carried[0] == "Table":
+        st.session_state["publish_source_kind"] = "Table"
+        st.session_state["publish_table"] = carried[1]
+        st.session_state["publish_id_column"] = carried[2]
+        if carried[1] not in app_state.output_tables(wh):  # chosen as "any table" there too
+            st.session_state["publish_any_table"] = True
+
+
 def pick_source(wh: Warehouse, target: Target) -> Source:
-    """A trait-set file, or an output table (any table for a publisher who asks) with its calls
-    and identifier; then what happens to profiles that left, and the sync key."""
+    """A trait set in use, or an output table (any table for a publisher who asks) with its
+    calls and identifier; then what happens to profiles that left, and the sync key. The
+    source chosen on the Preview comes first."""
     access = target.access
-    files = [p.name for p in trait_set_files(app_state.TRAITSETS)]
+    sets = {ts.path.name: ts for ts in app_state.trait_sets(wh) if ts.path is not None}
+    files = list(sets)
+    _carry_from_preview(wh, files)
     left, right = st.columns([3, 2])
     kind_of_source = left.radio(
         "Source",
@@ -189,19 +222,30 @@ def pick_source(wh: Warehouse, target: Target) -> Source:
     with app_state.user_errors():
         if kind_of_source == "Trait set" and files:
             name = st.selectbox("Trait set", files, key="publish_traitset", persist_state="session")
-            picked.source = _trait_set_source(name, wh)
+            picked.source = _trait_set_source(sets.get(name) or sets[files[0]], wh)
         elif kind_of_source == "Table" and tables:
+            if st.session_state.get("publish_table") not in tables:
+                st.session_state.pop("publish_table", None)
             picked.source = st.selectbox(
                 "Table", tables, key="publish_table", persist_state="session"
             )
-            picked.options = _table_options(wh, picked.source)
+            options = _table_options(wh, picked.source)
+            if options is None:
+                picked.source = None
+            else:
+                picked.options = options
         elif kind_of_source == "Trait set":
-            st.info(f"No trait-set files in {app_state.TRAITSETS}.")
+            st.info(
+                "No trait set for this warehouse yet: save one from an output table on the "
+                "Preview page, or publish a table."
+            )
+            app_state.page_link("pages/preview.py", "Create a trait set", ":material/edit:")
         else:
             st.info(
                 "No output table to publish yet: the Score page writes one."
                 + ("" if any_table and access else " Other tables: *Any table (advanced)*.")
             )
+            app_state.page_link("pages/score.py", "Score profiles", ":material/target:")
         if picked.source is not None:
             source = picked.source
             default_remove = source.on_remove if isinstance(source, TraitSet) else "null"
@@ -277,6 +321,9 @@ def show_history(wh: Warehouse, target: Target, picked: Source) -> None:
         if runs.empty:
             st.info("No publish runs recorded in this warehouse yet.")
         else:
+            for column in runs.columns:
+                if column.endswith("_at"):
+                    runs[column] = runs[column].map(fmt.instant)
             st.dataframe(runs, hide_index=True, key="publish_history")
     st.subheader("Failed rows")
     st.caption(
@@ -396,3 +443,53 @@ def show_result(done: dict[str, Any]) -> None:
     else:
         error = f" — {done['error']}" if done.get("error") else ""
         st.warning(summary + error, icon=":material/warning:")
+
+
+def rollback_panel(wh: Warehouse, target: Target, picked: Source) -> None:
+    """Re-publish what an earlier run of this source left in Segment: a dry run, then the
+    rollback itself, through the same sync (gates, ledger, only the profiles that differ)."""
+    from sqltraits_kit.publishing.sync import published_runs, rollback
+    from sqltraits_kit.publishing.sync.client import destination_of
+
+    if picked.sync_key is None:
+        return
+    with app_state.user_errors():
+        runs = published_runs(wh, picked.sync_key, destination=destination_of(target.destination))
+    if len(runs) < 2:
+        return  # nothing earlier than what Segment holds now
+    st.subheader("Roll back")
+    labels = {
+        r["run_id"]: f"{r['run_id']} — {r['source']}, {r['sent']:,} sent ({r['status']})"
+        for r in runs[1:]
+    }
+    run_id = st.selectbox(
+        "Restore the version an earlier run left",
+        list(labels),
+        format_func=labels.__getitem__,
+        key="publish_rollback_run",
+        help="Sends only the profiles whose values differ from that version; profiles "
+        "published since get null traits. History shows it as a rollback of that run.",
+    )
+    source = picked.source if isinstance(picked.source, TraitSet) else picked.sync_key
+    allow_drift = bool(target.access) and st.session_state.get("publish_allow_drift", False)
+    options = {"sync_key": picked.sync_key, "allow_drift": allow_drift}
+    left, right = st.columns(2)
+    if left.button("Dry run the rollback", key="publish_rollback_dry"):
+        with app_state.user_errors():
+            dest = destination_of(target.destination)
+            report = rollback(wh, source, run_id, dry_run=True, destination=dest, **options)
+            show_dry_run(report)
+    if right.button(
+        f"Roll back to run {run_id}", disabled=not target.can_send, key="publish_rollback"
+    ):
+        with app_state.user_errors():
+            if not target.access:
+                raise ConfigError(f"not rolled back: {target.access.reason}")
+            d = target.destination
+            client = make_client(write_key=d.write_key, region=d.region, endpoint=d.endpoint)
+            try:
+                result = rollback(wh, source, run_id, client=client, **options)
+            finally:
+                client.close()
+            st.session_state["publish_result"] = result.to_dict()
+            st.rerun()

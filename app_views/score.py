@@ -11,14 +11,21 @@ import pandas as pd
 import streamlit as st
 
 import app_state
+from sqltraits_kit import formatting as fmt
 from sqltraits_kit.errors import SqlTraitsError
 from sqltraits_kit.modelling.features import TableMapping
 from sqltraits_kit.modelling.registry import ModelCard, Registry
 from sqltraits_kit.traits.output import METADATA_COLUMNS, is_output_table, runs
-from sqltraits_kit.traits.scoring import DEFAULT_OUTPUT_TABLE, default_as_of, score, trait_columns
+from sqltraits_kit.traits.scoring import default_as_of, score, trait_columns
 from sqltraits_kit.traits.traitset import TraitSet
 from sqltraits_kit.warehouse import Warehouse
-from sqltraits_kit.workflows.catalog import DEFAULT_TRAIT_SET, missing_columns, model_names
+from sqltraits_kit.workflows.catalog import missing_columns, model_names
+from sqltraits_kit.workflows.defaults import (
+    SCORE_IDENTIFIERS,
+    default_output_table,
+    default_score_identifier,
+    models_by_warehouse,
+)
 
 PATHS = {"warehouse": "in the warehouse", "streamed": "streamed"}
 
@@ -28,14 +35,45 @@ def latest_as_of(url: str, _wh: Warehouse, mapping: str) -> dt.date:
     return default_as_of(_wh, TableMapping.from_dict(json.loads(mapping)))
 
 
+def usable_cards(wh: Warehouse, registry: Registry) -> list[ModelCard]:
+    """The saved models of this warehouse; those of another one only when the user asks
+    (and the page says so). Stops with a way forward when there is none."""
+    here, elsewhere = models_by_warehouse(registry.list(), wh)
+    other = False
+    if elsewhere:
+        other = st.toggle(
+            f"Also list {len(elsewhere)} model(s) trained on another warehouse",
+            key="score_other_warehouses",
+            persist_state="session",
+            help="Their mapping names tables this warehouse does not have: scoring with one "
+            "is a deliberate choice.",
+        )
+    if other:
+        st.warning(
+            "Models from another warehouse are listed: "
+            + ", ".join(f"{c.ref} (trained on `{c.warehouse or 'unknown'}`)" for c in elsewhere),
+            icon=":material/warning:",
+        )
+        return here + elsewhere
+    if not here:
+        settings = app_state.settings()
+        st.warning(
+            f"No model trained on this warehouse in `{settings.models_dir}` yet: train and save "
+            "one first."
+        )
+        app_state.page_link("pages/train.py", "Train a model", ":material/model_training:")
+        st.stop()
+    return here
+
+
 def pick_models(registry: Registry, cards: list[ModelCard], sets: list[TraitSet]) -> list[Any]:
-    """The models to score (by default the ones the default trait set names) and a version of
-    each; returns the chosen versions' cards."""
+    """The models to score (by default the ones the first trait set in use names) and a
+    version of each; returns the chosen versions' cards."""
     by_name: dict[str, dict[int, Any]] = {}
     for card in cards:
         by_name.setdefault(card.name, {})[card.version] = card
     names = list(by_name)
-    wanted = model_names(sets[0]) if sets else ["churn"]
+    wanted = model_names(sets[0]) if sets else []
     chosen = st.multiselect(
         "Models",
         names,
@@ -43,7 +81,7 @@ def pick_models(registry: Registry, cards: list[ModelCard], sets: list[TraitSet]
         key="score_models",
         persist_state="session",
         help="Several models are joined on the profile into one output table."
-        + (f" Trait set {sets[0].name!r} expects {', '.join(wanted)}." if sets else ""),
+        + (f" Trait set {sets[0].name!r} expects {', '.join(wanted)}." if wanted else ""),
     )
     picked = []
     for column, name in zip(st.columns(max(len(chosen), 1)), chosen, strict=False):
@@ -68,8 +106,11 @@ def pick_models(registry: Registry, cards: list[ModelCard], sets: list[TraitSet]
     return picked
 
 
-def run_options(wh: Warehouse, picked: list[Any]) -> tuple[dt.date, str, str, str]:
-    """(as of, output table, where to score, identifier column)."""
+def run_options(
+    wh: Warehouse, picked: list[Any], sets: list[TraitSet]
+) -> tuple[dt.date, str, str, str]:
+    """(as of, output table, where to score, identifier column); the defaults come from the
+    project, the trait sets in use and what the warehouse holds."""
     if picked:
         latest = latest_as_of(wh.url, wh, json.dumps(picked[0].mapping, sort_keys=True))
     else:
@@ -82,8 +123,16 @@ def run_options(wh: Warehouse, picked: list[Any]) -> tuple[dt.date, str, str, st
         persist_state="session",
         help=f"Profiles and events before this date count. Latest data: the day before {latest}.",
     )
+    suggested = default_output_table(
+        wh, choices=app_state.choices(wh), trait_sets=sets, models=[c.name for c in picked]
+    )
     table = right.text_input(
-        "Output table", value=DEFAULT_OUTPUT_TABLE, key="score_table", persist_state="session"
+        "Output table",
+        value=suggested,
+        key="score_table",
+        persist_state="session",
+        help="The project's output table for this warehouse when one was used before; a new "
+        "name creates the table.",
     )
     with st.expander("Options"):
         method = st.radio(
@@ -95,10 +144,17 @@ def run_options(wh: Warehouse, picked: list[Any]) -> tuple[dt.date, str, str, st
             help="auto: in the warehouse when the model translates to SQL and matches "
             "scikit-learn within 1e-9 on a sample, else streamed.",
         )
-        id_column = st.text_input(
-            "Identifier column", value="user_id", key="score_id_column", persist_state="session"
+        identifier = default_score_identifier(wh, table.strip())
+        id_column = st.selectbox(
+            "Identifier column",
+            SCORE_IDENTIFIERS,
+            index=SCORE_IDENTIFIERS.index(identifier),
+            key="score_id_column",
+            persist_state="session",
+            help="The profile id is written under Segment's name for it, so a trait set sends it "
+            "as is: user_id for users, group_id for accounts.",
         )
-    return as_of, table.strip(), method, id_column.strip()
+    return as_of, table.strip(), method, id_column
 
 
 def check_target(wh: Warehouse, target: str, picked: list[Any], sets: list[TraitSet]) -> bool:
@@ -123,7 +179,7 @@ def check_target(wh: Warehouse, target: str, picked: list[Any], sets: list[Trait
             continue
         models = ", ".join(model_names(ts))
         notes.append(f"**{ts.name}** needs {', '.join(missing)} (its models: {models})")
-        if ts.path is not None and ts.path.name == DEFAULT_TRAIT_SET:
+        if ts is sets[0]:
             st.warning(
                 f"Trait set {ts.name!r} reads {', '.join(missing)} from `{target}`, which no "
                 f"chosen model writes: add {models}, or its checks fail.",
@@ -151,38 +207,59 @@ def run_score(wh: Warehouse, registry: Registry, refs: list[str], **options: Any
             expanded=False,
         )
     st.session_state["score_result"] = result.to_dict()
+    # The project remembers where this warehouse's scores go: the page's next default.
+    app_state.project().save(wh.url, output_table=result.table)
+
+
+def _why(model: dict[str, Any]) -> str:
+    """The scoring path in a few words; the library's full reason is in the details."""
+    reason = model["reason"]
+    if model["path"] == "warehouse":
+        return "in SQL, checked against scikit-learn"
+    if reason.startswith("no SQL translation"):
+        return "no SQL translation for this estimator"
+    return reason.split(";")[0]
 
 
 def show_result(wh: Warehouse, done: dict[str, Any]) -> None:
     """The last scoring run of this session: counts, each model's path, timings, the runs."""
-    st.success(f"Wrote {done['rows']:,} rows to `{done['table']}` (run `{done['run_id']}`).")
+    st.success(
+        f"Wrote {fmt.count(done['rows'])} rows to `{done['table']}` (run `{done['run_id']}`)."
+    )
     a, b, c = st.columns(3)
-    a.metric("Profiles scored", f"{done['rows']:,}")
-    b.metric("Time", f"{done['seconds']:.1f} s")
-    c.metric("As of", done["as_of"])
+    a.metric("Profiles scored", fmt.count(done["rows"]))
+    b.metric("Time", fmt.seconds(done["seconds"]))
+    c.metric("As of", fmt.instant(done["as_of"]))
     models = [
         {
             "model": m["ref"],
             "columns": ", ".join(m["columns"]),
             "path": PATHS.get(m["path"], m["path"]),
-            "why": m["reason"],
-            "parity max |diff|": m["parity_max_diff"],
-            "seconds": round(m["seconds"], 2),
+            "why": _why(m),
+            "parity max |diff|": fmt.figure(m["parity_max_diff"], digits=2),
+            "time": fmt.seconds(m["seconds"]),
         }
         for m in done["models"]
     ]
     st.dataframe(pd.DataFrame(models), hide_index=True, key="score_models_table")
-    steps = " · ".join(f"{k} {v:.1f} s" for k, v in done["timings"].items())
+    with st.expander("Each model's path in detail"):
+        for m in done["models"]:
+            st.caption(f"{m['ref']}: {m['reason']}")
+    steps = " · ".join(f"{k} {fmt.seconds(v)}" for k, v in done["timings"].items())
     swap = "atomic swap" if done["atomic"] else "swap (not atomic on this engine)"
     st.caption(f"Timing: {steps} · {swap} · history in `{done['history_table']}`")
     for note in done["notes"]:
         st.warning(note)
     app_state.page_link(
-        "pages/preview.py", "Preview and validate the traits", ":material/bar_chart:"
+        "pages/preview.py",
+        "Preview the traits, then save them as a trait set",
+        ":material/bar_chart:",
     )
     history = runs(wh, done["table"]) if done["history_table"] else []
     if history:
         st.subheader("Runs")
-        st.dataframe(
-            pd.DataFrame([r.to_dict() for r in history]), hide_index=True, key="score_runs"
-        )
+        frame = pd.DataFrame([r.to_dict() for r in history])
+        for column in frame.columns:
+            if column.endswith("_at"):
+                frame[column] = frame[column].map(fmt.instant)
+        st.dataframe(frame, hide_index=True, key="score_runs")

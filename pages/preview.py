@@ -29,7 +29,8 @@ st.caption(
 wh = app_state.warehouse()
 
 with app_state.user_errors():
-    ts = view.pick_trait_set(wh)
+    ts = view.edit(wh, view.pick_trait_set(wh))
+    view.missing_columns_state(wh, ts)
     threshold, bins, sample_size = view.controls(ts)
     key = view.cache_key(wh, ts)
     started = time.perf_counter()

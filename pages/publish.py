@@ -100,5 +100,6 @@ done = st.session_state.get("publish_result")
 if done:
     view.show_result(done)
 view.show_local_holdings(target)
+view.rollback_panel(wh, target, picked)
 
 view.show_history(wh, target, picked)

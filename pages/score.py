@@ -11,7 +11,6 @@ import streamlit as st
 import app_state
 from app_views import score as view
 from sqltraits_kit.modelling.registry import Registry
-from sqltraits_kit.workflows.catalog import load_trait_sets
 
 st.title("Score")
 st.caption(
@@ -23,17 +22,11 @@ st.caption(
 wh = app_state.warehouse()
 settings = app_state.settings()
 registry = Registry(settings.models_dir, signing_key=settings.model_signing_key)
-
 with app_state.user_errors():
-    cards = registry.list()
-    if not cards:
-        st.warning(f"No saved model in `{settings.models_dir}` yet: train and save one first.")
-        app_state.page_link("pages/train.py", "Train a model", ":material/model_training:")
-        st.stop()
-
-    sets = load_trait_sets(app_state.TRAITSETS, scored_only=True)
+    cards = view.usable_cards(wh, registry)
+    sets = app_state.trait_sets(wh, scored_only=True)
     picked = view.pick_models(registry, cards, sets)
-    as_of, target, method, id_column = view.run_options(wh, picked)
+    as_of, target, method, id_column = view.run_options(wh, picked, sets)
     blocked = view.check_target(wh, target, picked, sets)
 
     if st.button(

@@ -31,6 +31,8 @@ COMMANDS = {
     "validate": "validate",
     "sync": "sync",
     "history": "history",
+    "rollback": "rollback",
+    "outcomes": "outcomes",
     "run": "run",
     "verify": "verify",
     "standin": "standin",

@@ -163,7 +163,9 @@ def library_versions() -> dict[str, str]:
 
 
 def _number(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
+    from sqltraits_kit.formatting import figure  # the app's number format (issue 17 item 9)
+
+    return figure(value)
 
 
 def _selection_lines(selection: dict[str, Any]) -> list[str]:

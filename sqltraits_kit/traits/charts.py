@@ -78,15 +78,21 @@ def histogram_figure(
             marker_color=_CURRENT,
             name=summary.name,
         )
-        for name in quantiles:
+        # Each label on a line of its own: p5 and p50 sit close together on a skewed trait.
+        for row, name in enumerate(quantiles):
             value = summary.quantiles.get(name)
             if value is not None:
-                fig.add_vline(
+                fig.add_vline(x=value, line_dash="dot", line_color=_BASE)
+                fig.add_annotation(
                     x=value,
-                    line_dash="dot",
-                    line_color=_BASE,
-                    annotation_text=name,
-                    annotation_position="top",
+                    y=1.0 - 0.08 * row,
+                    xref="x",
+                    yref="paper",
+                    text=f"{name} {value:.4g}",
+                    showarrow=False,
+                    xanchor="left",
+                    font={"size": 11},
+                    bgcolor="rgba(255,255,255,0.8)",
                 )
         return _layout(fig, title, xaxis_title=summary.name, yaxis_title="rows")
     fig.add_bar(
@@ -139,6 +145,9 @@ def psi_figure(report: DriftReport, /, *, title: str = "Population stability (PS
     fig.add_bar(
         x=[t for t, _ in items],
         y=[v for _, v in items],
+        # the value on each bar: a PSI near zero is a bar too thin to see
+        text=[f"{v:.3f}" for _, v in items],
+        textposition="outside",
         marker_color=[_ALERT if v > report.threshold else _CURRENT for _, v in items],
         hovertemplate="%{x}: PSI %{y:.3f}<extra></extra>",
     )
@@ -147,8 +156,11 @@ def psi_figure(report: DriftReport, /, *, title: str = "Population stability (PS
         line_dash="dash",
         line_color=_ALERT,
         annotation_text=f"threshold {report.threshold:g}",
+        annotation_position="top right",  # beside the line, above the bars (the y range)
+        annotation_bgcolor="rgba(255,255,255,0.8)",
     )
-    return _layout(fig, title, yaxis_title="PSI", xaxis_type="category")
+    top = max([report.threshold, *(v for _, v in items)]) * 1.3
+    return _layout(fig, title, yaxis_title="PSI", xaxis_type="category", yaxis_range=[0, top])
 
 
 def psi_bins_figure(psi: TraitPSI, /, *, title: str | None = None) -> go.Figure:

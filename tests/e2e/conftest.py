@@ -83,23 +83,10 @@ def app_workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("app")
 
 
-@pytest.fixture(scope="session")
-def app_url(app_workdir, fake_segment_server):
-    """`streamlit run app.py` in an empty working directory: the app builds its own sample."""
-    workdir = app_workdir
+def _serve(workdir: Path, env: dict[str, str], log_name: str):
+    """`streamlit run app.py` in ``workdir`` with ``env``; yields its URL, stops it after."""
     port = _free_port()
-    env = {
-        **os.environ,
-        "SQLTRAITS_SAMPLE_CUSTOMERS": str(CUSTOMERS),
-        "SQLTRAITS_MODELS_DIR": str(workdir / "models"),
-        "SEGMENT_WRITE_KEY": WRITE_KEY,
-        "SEGMENT_ENDPOINT": fake_segment_server.url,
-        "SQLTRAITS_MAX_REQUESTS_PER_SECOND": "0",
-        "SQLTRAITS_MAX_EVENTS_PER_SECOND": "0",
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("SQLTRAITS_DB_URL", None)
-    log = open(workdir / "streamlit.log", "w")  # noqa: SIM115 - closed at teardown
+    log = open(workdir / log_name, "w")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -138,7 +125,7 @@ def app_url(app_workdir, fake_segment_server):
         proc.kill()
     if proc.poll() is not None:
         log.close()
-        pytest.fail("streamlit did not start:\n" + (workdir / "streamlit.log").read_text()[-3000:])
+        pytest.fail("streamlit did not start:\n" + (workdir / log_name).read_text()[-3000:])
     yield url
     proc.terminate()
     try:
@@ -147,7 +134,59 @@ def app_url(app_workdir, fake_segment_server):
         proc.kill()
     log.close()
     ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copyfile(workdir / "streamlit.log", ARTIFACTS / "streamlit.log")
+    shutil.copyfile(workdir / log_name, ARTIFACTS / log_name)
+
+
+def _project(workdir: Path, *, traitsets: bool) -> Path:
+    """The app's project folder (SQLTRAITS_PROJECT_DIR): never the checkout, which a journey
+    would otherwise change (sqltraits.toml, a new trait set)."""
+    folder = workdir / "project"
+    (folder / "traitsets").mkdir(parents=True)
+    if traitsets:
+        for path in (ROOT / "traitsets").glob("*.toml"):
+            shutil.copyfile(path, folder / "traitsets" / path.name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def app_url(app_workdir, fake_segment_server):
+    """`streamlit run app.py` in an empty working directory: the app builds its own sample."""
+    env = {
+        **os.environ,
+        "SQLTRAITS_SAMPLE_CUSTOMERS": str(CUSTOMERS),
+        "SQLTRAITS_MODELS_DIR": str(app_workdir / "models"),
+        "SQLTRAITS_PROJECT_DIR": str(_project(app_workdir, traitsets=True)),
+        "SEGMENT_WRITE_KEY": WRITE_KEY,
+        "SEGMENT_ENDPOINT": fake_segment_server.url,
+        "SQLTRAITS_MAX_REQUESTS_PER_SECOND": "0",
+        "SQLTRAITS_MAX_EVENTS_PER_SECOND": "0",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("SQLTRAITS_DB_URL", None)
+    yield from _serve(app_workdir, env, "streamlit.log")
+
+
+@pytest.fixture(scope="session")
+def crm_app(tmp_path_factory):
+    """The app on a warehouse that is not the demo (``tests.support.crm``: other names,
+    integer ids, no activity tables), with no Segment write key: the local test server is
+    the destination. Yields (the app's URL, its project folder, the warehouse URL)."""
+    from tests.support.crm import build_crm
+
+    workdir = tmp_path_factory.mktemp("crm_app")
+    crm = build_crm(workdir / "crm.duckdb")
+    project = _project(workdir, traitsets=False)
+    env = {
+        **os.environ,
+        "SQLTRAITS_DB_URL": f"duckdb:///{crm}",
+        "SQLTRAITS_MODELS_DIR": str(workdir / "models"),
+        "SQLTRAITS_PROJECT_DIR": str(project),
+        "PYTHONPATH": str(ROOT),
+    }
+    for name in ("SEGMENT_WRITE_KEY", "SEGMENT_ENDPOINT"):
+        env.pop(name, None)
+    for url in _serve(workdir, env, "streamlit-crm.log"):
+        yield url, project, env["SQLTRAITS_DB_URL"]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -155,7 +194,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        page = item.funcargs.get("page_")
+        page = item.funcargs.get("page_") or item.funcargs.get("crm_page")
         if page is not None:
             try:
                 screenshot(page, item.name)
@@ -165,6 +204,16 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def page_(browser, app_url):
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = context.new_page()
+    watch_runs(page)
+    page.set_default_timeout(60_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def crm_page(browser, crm_app):
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     page = context.new_page()
     watch_runs(page)

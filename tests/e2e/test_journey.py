@@ -13,11 +13,17 @@ from tests.support.browser import (
     ARTIFACTS,
     CUSTOMERS,
     VIEWPORT,
+    alert,
+    assert_clean,
+    choose,
+    click,
     go_to,
+    keyed,
     open_app,
-    problems,
-    rerun,
+    pick,
     screenshot,
+    selected,
+    text_of,
     wait_for_app,
 )
 
@@ -37,49 +43,6 @@ def test_app_opens_on_the_data_page(page_, app_url):
     page_.screenshot(path=str(ARTIFACTS / "data-page.png"), full_page=True)
 
 
-# ------------------------------------------------------------------ widgets, found by their key
-# Streamlit gives each keyed element the class ``st-key-<key>``: the page files' own names.
-
-
-def keyed(page, key: str):
-    return page.locator(f".st-key-{key}")
-
-
-def choose(page, key: str, option: str) -> None:
-    """Pick ``option`` in the selectbox ``key``."""
-    keyed(page, key).get_by_role("combobox").click()
-    rerun(page, page.get_by_role("option", name=option, exact=True).click)
-
-
-def selected(page, key: str) -> str:
-    return keyed(page, key).get_by_role("combobox").input_value()
-
-
-def pick(page, key: str, option: str) -> None:
-    """Pick ``option`` in the radio group ``key``."""
-    rerun(page, keyed(page, key).get_by_text(option, exact=True).click)
-
-
-def click(page, key: str) -> None:
-    rerun(page, keyed(page, key).get_by_role("button").click)
-
-
-def text_of(page, key: str) -> str:
-    return keyed(page, key).get_by_role("textbox").input_value()
-
-
-def assert_clean(page) -> None:
-    found = problems(page)
-    assert not found, f"errors on the page: {found}"
-
-
-def alert(page, kind: str, text: str):
-    """The visible alert box (success, info, warning, error) that contains ``text``."""
-    box = page.get_by_test_id(f"stAlertContent{kind.title()}").filter(has_text=text)
-    box.first.wait_for()
-    return box.first
-
-
 # ------------------------------------------------------------------ the journey
 
 
@@ -94,23 +57,25 @@ def test_main_journey(page_, app_url, fake_segment_server, tmp_path):
     assert_clean(page)
     screenshot(page, "journey-data")
 
-    # Train: a churn model (logistic, quick) and the BG/NBD pair the trait set also reads.
+    # Train: the guided path names the models churn.toml needs; a churn model (logistic,
+    # quick) and the BG/NBD pair the trait set reads p_alive from, set up by its button.
     go_to(page, "Train")
+    alert(page, "info", "Trait set churn needs 3 model(s); 3 to train")
     choose(page, "train_estimator_churn", "logistic regression (baseline)")
     assert text_of(page, "train_name_churn_logistic") == "churn"
     click(page, "train_run")
-    page.get_by_role("heading", name="churn model · logistic").wait_for()
+    page.get_by_role("heading", name="churn: churn model · logistic").wait_for()
     assert_clean(page)
     click(page, "train_save")
     alert(page, "success", "Saved as churn@1")
     screenshot(page, "journey-train-churn")
 
-    pick(page, "train_kind", "ltv")
-    choose(page, "train_estimator_ltv", "BG/NBD + Gamma-Gamma (buy-till-you-die)")
+    click(page, "train_prepare_btyd")
     # saved under the name traitsets/churn.toml scores it by, not as a version of "ltv"
+    assert selected(page, "train_estimator_ltv") == "BG/NBD + Gamma-Gamma (buy-till-you-die)"
     assert text_of(page, "train_name_ltv_btyd") == "btyd"
     click(page, "train_run")
-    page.get_by_role("heading", name="btyd model · btyd").wait_for()
+    page.get_by_role("heading", name="btyd: btyd model · BG/NBD + Gamma-Gamma").wait_for()
     click(page, "train_save")
     alert(page, "success", "Saved as btyd@1")
     assert_clean(page)

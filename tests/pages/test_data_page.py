@@ -31,3 +31,25 @@ def test_bad_url_is_a_message_not_a_traceback(page):
     at.button[0].click().run()
     assert not at.exception
     assert any("could not connect" in e.value for e in at.error)
+
+
+def test_the_kit_tables_are_folded_away_from_the_users_own(page, duckdb_wh):
+    duckdb_wh.con.create_table("sqltraits_state__churn", schema={"k": "string"})
+    duckdb_wh.con.create_table("churn_traits_history", schema={"k": "string"})
+    at = page("pages/data.py").run()
+    assert not at.exception, at.exception
+    listed = set(at.dataframe[0].value["table"])
+    assert "users" in listed
+    assert not listed & {"sqltraits_state__churn", "churn_traits_history", "sample_truth"}
+    folded = " ".join(c.value for c in at.caption)
+    assert "sqltraits_state__churn" in folded and "sample_truth" in folded
+
+
+def test_a_mistyped_duckdb_path_creates_no_file(page, tmp_path):
+    missing = tmp_path / "typo" / "warehuose.duckdb"
+    at = page("pages/data.py").run()
+    at.text_input(key="data_url").input(f"duckdb:///{missing}")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert any("no such warehouse file" in e.value for e in at.error)
+    assert not missing.exists()

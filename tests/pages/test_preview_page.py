@@ -48,7 +48,11 @@ def test_empty_state_sends_the_user_to_score(page):
 
     # any table can be previewed as it is: the sample's users carry e-mail addresses, which
     # Segment would promote to the profile's identity, so the contract says no
+    # an input table is never offered as it is: only output tables, none here yet
     at.radio(key="preview_mode").set_value("Output table").run()
+    assert "no output table to preview yet" in at.info[0].value
+    assert "preview_table" not in {s.key for s in at.selectbox}
+    at.toggle(key="preview_any_table").set_value(True).run()
     at.selectbox(key="preview_table").select("users").run()
     assert not at.exception, at.exception
     assert at.selectbox(key="preview_id_column").value == "id"  # Segment's users.id
@@ -185,3 +189,42 @@ def test_one_million_profiles_render_without_shipping_rows(page, tmp_path):
     assert sum(sizes) < 80_000
     assert cold < 120 and warm < 5  # measured: ~13 s cold on 2 busy cores, ~0.4 s cached
     wh.close()
+
+
+def test_a_trait_set_reading_a_column_the_table_lacks_says_which_model_writes_it(page, duckdb_wh):
+    table = churn_traits_table(200).drop_columns(["p_alive"])  # churn and ltv, no BG/NBD pair
+    duckdb_wh.con.create_table(TABLE, obj=table)
+    at = open_preview(page)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    (warning,) = at.warning
+    assert "reads p_alive, which `churn_traits` does not have. Written by: btyd." in warning.value
+    links = [e.proto.label for e in at.get("page_link")]
+    assert links == ["Train the models it needs", "Score profiles"]
+    # the editor above lets the user drop the trait instead
+    assert any(e.label == "Edit this trait set" for e in at.expander)
+
+
+def test_editing_a_saved_trait_set_previews_it_then_saves_keeping_comments(
+    page, duckdb_wh, project
+):
+    write_run(duckdb_wh, TABLE, run_rows(300, seed=1, run_id="r1", day=1))
+    path = project / "traitsets" / "churn.toml"
+    before = path.read_text()
+    at = open_preview(page)
+    slug = "preview_edit_file_churn_traits_user_id"
+    at.selectbox(key=f"{slug}_churn_probability_decimals").select(2).run()
+    assert not at.exception, at.exception
+    # the panels already show the edit, unsaved: probabilities with 2 decimals
+    sent = json.loads(at.json[0].value)
+    assert all(round(m["traits"]["churn_probability"], 2) == m["traits"]["churn_probability"]
+               for m in sent)  # fmt: skip
+    (diff,) = [c for c in at.code if c.language == "diff"]
+    assert "-churn_probability = 3" in diff.value and "+churn_probability = 2" in diff.value
+    assert path.read_text() == before  # nothing saved yet
+    at.button(key=f"{slug}_save").click().run()
+    assert not at.exception, at.exception
+    after = path.read_text()
+    assert "churn_probability = 2" in after
+    comments = [line for line in before.splitlines() if line.startswith("#")]
+    assert all(line in after.splitlines() for line in comments)

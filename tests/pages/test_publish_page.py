@@ -70,7 +70,8 @@ def test_without_a_write_key_the_local_test_server_is_the_default_and_a_publish_
     assert not at.exception, at.exception
     assert any("succeeded: 600 sent" in x.value for x in at.success)
     held = [d.value for d in at.dataframe if "identifier" in d.value.columns]
-    assert len(held) == 1 and len(held[0]) == N
+    # the local server lives as long as the process: other tests' profiles may be there too
+    assert len(held) == 1 and {f"u{i}" for i in range(N)} <= set(held[0]["identifier"])
     row = held[0].set_index("identifier").loc["u42"]
     assert row["score"] == 42 / N
     assert "Segment would now hold" in _texts(at)
@@ -210,3 +211,30 @@ def test_the_drift_threshold_chosen_on_the_preview_is_the_one_in_use(
     at.button(key="publish_button").click().run()  # no override needed
     assert not at.exception, at.exception
     assert any("succeeded: " in s.value and "changed" in s.value for s in at.success)
+
+
+def test_a_table_whose_identifier_segment_does_not_know_is_blocked(page):
+    at = page("pages/publish.py").run()
+    # no trait set can be published yet (nothing scored) and no output table: nothing is
+    # offered by default, least of all an input table
+    at.radio(key="publish_source_kind").set_value("Table").run()
+    assert "publish_table" not in {s.key for s in at.selectbox}
+    at.toggle(key="publish_any_table").set_value(True).run()
+    at.selectbox(key="publish_table").select("accounts").run()
+    assert not at.exception, at.exception
+    (error,) = at.error
+    assert "is not a Segment identifier" in error.value
+    assert "publish_dry_button" not in {b.key for b in at.button}  # blocked, not a caption
+
+
+def test_the_table_chosen_on_the_preview_is_the_one_to_publish(page, scores):
+    at = page("app.py").run()
+    at.switch_page("pages/preview.py").run()
+    at.radio(key="preview_mode").set_value("Output table").run()
+    at.toggle(key="preview_any_table").set_value(True).run()
+    at.selectbox(key="preview_table").select("scores").run()
+    at.switch_page("pages/publish.py").run()
+    assert not at.exception, at.exception
+    assert at.radio(key="publish_source_kind").value == "Table"
+    assert at.selectbox(key="publish_table").value == "scores"
+    assert at.selectbox(key="publish_id_column").value == "user_id"

@@ -17,7 +17,7 @@ from tests.support import ROOT
 
 
 @pytest.fixture
-def page(duckdb_wh, tmp_path, monkeypatch):
+def page(duckdb_wh, tmp_path, monkeypatch, project):
     """The Score page, reached through the app's navigation, with this test's warehouse."""
     monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
 
@@ -48,7 +48,7 @@ def _with_models(fitted, tmp_path) -> Registry:
 def test_without_models_the_page_points_to_training(page):
     at = page("pages/score.py").run()
     assert not at.exception, at.exception
-    assert "No saved model" in at.warning[0].value
+    assert "No model trained on this warehouse" in at.warning[0].value
     assert not at.button
     assert [e.proto.label for e in at.get("page_link")] == ["Train a model"]
 
@@ -71,10 +71,12 @@ def test_scoring_writes_the_table_and_reports_paths(page, duckdb_wh, trained, tm
     models = at.dataframe[0].value
     assert models["model"].tolist() == ["churn@1", "btyd@1"]
     assert models["path"].tolist() == ["in the warehouse", "in the warehouse"]
-    assert models["why"].str.contains("max \\|SQL").all()
+    assert (models["why"] == "in SQL, checked against scikit-learn").all()
+    details = next(e for e in at.expander if e.label == "Each model's path in detail")
+    assert "max |SQL - scikit-learn|" in details.caption[0].value  # the figure, kept
     assert at.dataframe[1].value["current"].tolist() == [True]
     links = [(e.proto.page, e.proto.label) for e in at.get("page_link")]
-    assert any(label == "Preview and validate the traits" for _, label in links), links
+    assert any(label.startswith("Preview the traits") for _, label in links), links
     assert duckdb_wh.table("churn_traits").count().execute() == 2_000
     assert "p_alive" in duckdb_wh.table("churn_traits").columns
 

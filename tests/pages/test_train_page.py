@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 from sqltraits_kit.modelling.registry import Registry
 from sqltraits_kit.modelling.training import train_model
 from sqltraits_kit.settings import Settings
@@ -10,6 +12,11 @@ from sqltraits_kit.settings import Settings
 def _metrics(at) -> dict:
     frame = next(d.value for d in at.dataframe if "metric" in d.value.columns)
     return frame.set_index("metric").to_dict("index")
+
+
+def number(text: str) -> float:
+    """A figure as the page shows it ("1,234.5", "11.7%")."""
+    return float(text.replace(",", "").rstrip("%"))
 
 
 def test_the_page_offers_a_choice_and_no_results_before_training(page):
@@ -38,9 +45,10 @@ def test_train_churn_shows_metrics_beside_the_reference_and_saves(page, tmp_path
     assert status.label == "Trained" and status.get("progress")  # progress shown while training
     metrics = _metrics(at)
     auc = metrics["ROC AUC"]
-    assert 0.5 < auc["model"] <= 1 and 0.5 < auc["reference"] <= 1
-    assert 0.5 < auc["best baseline"] < 1 and auc["baseline"] in ("recency", "btyd")
-    assert {"PR AUC", "Brier score (lower is better)", "top-decile lift"} <= set(metrics)
+    assert 0.5 < number(auc["model"]) <= 1 and 0.5 < number(auc["reference"]) <= 1
+    assert 0.5 < number(auc["best baseline"]) < 1 and auc["baseline"] in ("recency", "btyd")
+    assert {"PR AUC", "Brier score", "top-decile lift", "churn rate"} <= set(metrics)
+    assert metrics["churn rate"]["model"].endswith("%")  # a share, in its unit
     assert len(at.get("plotly_chart")) == 4  # ROC, calibration, gain, importance
 
     at.button(key="train_save").click().run()
@@ -64,7 +72,7 @@ def test_auto_shows_every_candidate_the_champion_and_the_baselines(page):
     assert {"validation mae", "test mae"} <= set(candidates.columns)
     assert any(c.value.startswith("Champion **") for c in at.caption)
     assert any("refit on" in c.value for c in at.caption)
-    mae = _metrics(at)["MAE (lower is better)"]
+    mae = _metrics(at)["MAE"]
     assert mae["baseline"] in ("zero", "past_rate", "btyd")
     card = at.session_state["train_result"].card
     # a warning for each metric the model does not beat, shown above the table
@@ -82,7 +90,7 @@ def test_ltv_with_the_btyd_pair(page):
     assert not at.exception, at.exception
     metrics = _metrics(at)
     assert "normalised Gini" in metrics and "ROC AUC" in metrics
-    assert metrics["normalised Gini"]["reference"] is not None
+    assert metrics["normalised Gini"]["reference"] != "—"
     assert len(at.get("plotly_chart")) == 6  # churn: 3, LTV: deciles, revenue gain, scatter
     assert any("cutoff 2026-02-01" in c.value for c in at.caption)
 
@@ -97,7 +105,7 @@ def test_compare_two_saved_versions_and_activate_one(page, duckdb_wh, tmp_path):
     compare = next(d.value for d in at.dataframe if "churn@2" in d.value.columns)
     row = compare.set_index("").loc["estimator"]
     assert (row["churn@1"], row["churn@2"]) == ("logistic", "gbm")
-    assert "auc" in compare[""].tolist()
+    assert "ROC AUC" in compare[""].tolist()
 
     at.selectbox(key="train_activate_ref").select("churn@1").run()
     at.button(key="train_activate").click().run()
@@ -109,12 +117,16 @@ def test_compare_two_saved_versions_and_activate_one(page, duckdb_wh, tmp_path):
     assert versions.set_index("model")["active"].to_dict() == {"churn@1": True, "churn@2": False}
 
 
-def test_a_bad_mapping_is_a_message_not_a_traceback(page):
+def test_a_mapping_that_cannot_work_shows_why_and_no_cutoff(page):
     at = page("pages/train.py").run()
-    at.selectbox(key="train_map_order_revenue").select("currency").run()
-    at.button(key="train_run").click().run()
-    assert not at.exception
-    assert any("must be numeric" in e.value for e in at.error)
+    # only columns of a fitting type are offered: no text column as revenue
+    assert "currency" not in at.selectbox(key="train_map_order_revenue").options
+    at.selectbox(key="train_map_orders_table").select("pages").run()  # no numeric column
+    assert not at.exception, at.exception
+    assert any("Order revenue: choose one" in e.value for e in at.error)
+    assert "train_auto_cutoff" not in {t.key for t in at.toggle}
+    assert any("cutoff appears once" in c.value for c in at.caption)
+    assert at.button(key="train_run").disabled
 
 
 def test_without_sample_truth_there_is_no_reference_column(page, duckdb_wh, tmp_path):
@@ -148,7 +160,7 @@ def test_the_btyd_pair_is_saved_under_its_own_name_once(page, tmp_path):
     assert [c.ref for c in Registry(tmp_path / "models").list()] == ["btyd@1"]
     # one version: nothing to compare yet
     assert "train_compare_a" not in {s.key for s in at.selectbox}
-    assert any("Save a second version to compare" in c.value for c in at.caption)
+    assert any("Save a second model of one kind to compare" in c.value for c in at.caption)
     params = next(d.value for d in at.dataframe if "parameter" in d.value.columns)
     assert set(params["parameter"]) == {"r", "alpha", "a", "b", "p", "q", "v"}
 
@@ -176,3 +188,39 @@ def test_a_bad_feature_spec_is_a_message(page):
     at.run()
     assert not at.exception
     assert any("feature spec" in e.value for e in at.error)
+
+
+def test_the_guided_path_sets_up_exactly_the_models_the_trait_set_needs(page, trained, tmp_path):
+    at = page("pages/train.py").run()
+    assert not at.exception, at.exception
+    assert "Trait set **churn** needs 3 model(s); 3 to train" in at.info[0].value
+    labels = [b.label for b in at.button if b.key.startswith("train_prepare_")]
+    assert labels == ["Set up churn", "Set up ltv", "Set up btyd"]
+    at.button(key="train_prepare_btyd").click().run()  # btyd: the BG/NBD pair, p_alive
+    assert not at.exception, at.exception
+    assert at.radio(key="train_kind").value == "ltv"
+    assert at.selectbox(key="train_estimator_ltv").value == "btyd"
+    assert at.text_input(key="train_name_ltv_btyd").value == "btyd"
+
+    shutil.copytree(trained[0].root, tmp_path / "models")  # churn, ltv and btyd saved
+    done = page("pages/train.py").run()
+    assert "has every model it needs" in done.success[0].value
+    assert any(c.value.startswith("Score profiles") for c in done.caption)  # the next step
+
+
+def test_compare_pairs_models_of_one_kind_and_a_result_stays_with_its_kind(page, trained, tmp_path):
+    shutil.copytree(trained[0].root, tmp_path / "models")  # churn, churn-gbm, ltv, btyd
+    at = page("pages/train.py").run()
+    # not churn against ltv (every cell a dash): two models of one kind
+    pair = (at.selectbox(key="train_compare_a").value, at.selectbox(key="train_compare_b").value)
+    assert pair == ("churn@1", "churn-gbm@1")
+    assert at.selectbox(key="train_compare_b").options == ["churn-gbm@1"]
+    compare = next(d.value for d in at.dataframe if "churn-gbm@1" in d.value.columns)
+    assert "None" not in compare.to_string()
+
+    at.selectbox(key="train_estimator_churn").select("logistic").run()
+    at.button(key="train_run").click().run()
+    assert at.get("plotly_chart")
+    at.radio(key="train_kind").set_value("ltv").run()
+    assert not at.get("plotly_chart")  # the churn result is not shown under the LTV form
+    assert any("choose *churn* above to see it" in c.value for c in at.caption)

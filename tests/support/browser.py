@@ -135,3 +135,93 @@ def problems(page) -> list[str]:
     """Tracebacks and error boxes on the page: the journey must show none."""
     found = page.locator("[data-testid='stException'], [data-testid='stAlertContentError']")
     return [found.nth(i).inner_text() for i in range(found.count())]
+
+
+# ------------------------------------------------------------------ widgets, found by their key
+# Streamlit gives each keyed element the class ``st-key-<key>``: the page files' own names.
+
+
+def keyed(page, key: str):
+    return page.locator(f".st-key-{key}")
+
+
+def _open(page, key: str):
+    """Open the dropdown of the selectbox or multiselect ``key``.
+
+    A dropdown opened while the page still scrolls to the widget closes again: scroll first,
+    and click once more if no option shows.
+    """
+    box = keyed(page, key).get_by_role("combobox")
+    box.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    box.click()
+    try:
+        page.get_by_role("option").first.wait_for(timeout=5_000)
+    except Exception:  # playwright's TimeoutError: the click landed while it scrolled
+        box.click()
+
+
+def choose(page, key: str, option: str) -> None:
+    """Pick ``option`` in the selectbox ``key``."""
+    _open(page, key)
+    rerun(page, page.get_by_role("option", name=option, exact=True).click)
+
+
+def selected(page, key: str) -> str:
+    return keyed(page, key).get_by_role("combobox").input_value()
+
+
+def pick(page, key: str, option: str) -> None:
+    """Pick ``option`` in the radio group ``key``."""
+    rerun(page, keyed(page, key).get_by_text(option, exact=True).click)
+
+
+def click(page, key: str) -> None:
+    rerun(page, keyed(page, key).get_by_role("button").click)
+
+
+def text_of(page, key: str) -> str:
+    return keyed(page, key).get_by_role("textbox").input_value()
+
+
+def assert_clean(page) -> None:
+    found = problems(page)
+    assert not found, f"errors on the page: {found}"
+
+
+def alert(page, kind: str, text: str):
+    """The visible alert box (success, info, warning, error) that contains ``text``."""
+    box = page.get_by_test_id(f"stAlertContent{kind.title()}").filter(has_text=text)
+    box.first.wait_for()
+    return box.first
+
+
+def type_into(page, key: str, text: str) -> None:
+    """Replace the text of the input ``key`` (a text or number input) and submit it."""
+    box = keyed(page, key).locator("input")
+    box.fill(text)
+    rerun(page, lambda: box.press("Enter"))
+
+
+def tick(page, key: str) -> None:
+    """Click the checkbox ``key`` (ticks or unticks it)."""
+    rerun(page, keyed(page, key).locator("label").first.click)
+
+
+def add_option(page, key: str, option: str) -> None:
+    """Add ``option`` to the multiselect ``key``."""
+    _open(page, key)
+    rerun(page, page.get_by_role("option", name=option, exact=True).click)
+    page.keyboard.press("Escape")
+
+
+def metrics(page) -> dict[str, str]:
+    """Every st.metric on the page: label -> value."""
+    found = page.get_by_test_id("stMetric")
+    return {
+        found.nth(i).get_by_test_id("stMetricLabel").inner_text().strip(): found.nth(i)
+        .get_by_test_id("stMetricValue")
+        .inner_text()
+        .strip()
+        for i in range(found.count())
+    }

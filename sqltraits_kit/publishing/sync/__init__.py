@@ -9,6 +9,7 @@ The page and the CLI call only what this module exports::
     verdicts = check(wh, source)            # the validation and drift gates, without sending
     history(wh); failed_rows(wh)            # runs, and the rows the next run sends again
     published_snapshot(wh, "churn")         # what Segment holds: the Preview's drift baseline
+    rollback(wh, trait_set, run_id, client=client)   # re-publish what an earlier run left
 
 How a run works — everything heavy happens in the warehouse, Python holds one page at a time:
 
@@ -39,6 +40,7 @@ from sqltraits_kit.publishing.sync.reports import (
     SyncResult,
     Verdicts,
 )
+from sqltraits_kit.publishing.sync.rollback import rollback
 from sqltraits_kit.publishing.sync.runs import FAILED_TABLE, RUNS_TABLE, failed_rows, history
 from sqltraits_kit.publishing.sync.source import Query, SyncSource, resolve_source
 from sqltraits_kit.publishing.sync.state import (
@@ -47,6 +49,7 @@ from sqltraits_kit.publishing.sync.state import (
     published_snapshot,
     state_table_name,
 )
+from sqltraits_kit.publishing.sync.versions import published_runs, snapshot_at
 
 __all__ = [
     "FAILED_TABLE",
@@ -66,8 +69,11 @@ __all__ = [
     "history",
     "make_client",
     "published_keys",
+    "published_runs",
     "published_snapshot",
     "resolve_source",
+    "rollback",
+    "snapshot_at",
     "source_summary",
     "state_table_name",
     "sync",

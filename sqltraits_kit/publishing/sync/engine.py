@@ -32,6 +32,7 @@ from sqltraits_kit.publishing.segment.client import (
 )
 from sqltraits_kit.publishing.sync import diff as d
 from sqltraits_kit.publishing.sync import lease as lz
+from sqltraits_kit.publishing.sync import provenance as pv
 from sqltraits_kit.publishing.sync import runs as r
 from sqltraits_kit.publishing.sync import state as s
 from sqltraits_kit.publishing.sync.checks import verdicts as gate_verdicts
@@ -184,6 +185,8 @@ def sync(
         total = d.materialise(wh, pending_table, d.to_send(diff, src.on_remove))
     run.plan_from(c)
     run.record(wh, "running", sent=0, failed=0, requests=0)
+    if run.attempt == 1:  # which scores this run carries (a resumed run recorded them already)
+        pv.record(wh, src, run_id=run.run_id, destination=destination)
 
     seq = max(s.max_seq(wh, state_table), r.max_failed_seq(wh, src.sync_key, destination)) + 1
     pub = Publisher(

@@ -8,6 +8,7 @@ since ``run_id``/``scored_at`` change every run and would re-send every profile.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class Query:
             raise ConfigError("the query is empty")
 
 
-SourceLike = TraitSet | Query | str
+SourceLike = TraitSet | Query | str  # or an already resolved SyncSource (a rollback's)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ class SyncSource:
     tolerance: Mapping[str, float] = field(default_factory=dict)
     drift_threshold: float = DEFAULT_DRIFT_THRESHOLD
     trait_set: TraitSet | None = None
+    #: The table the traits were read from (a trait set's or a bare table), for the record of
+    #: which scoring run a publish carried (:mod:`.provenance`); None for a query.
+    base_table: str | None = None
+    #: The run whose published values this source re-publishes (:mod:`.rollback`), or None.
+    rollback_of: str | None = None
 
     @property
     def contract_kind(self) -> Literal["user", "account"]:
@@ -157,6 +163,8 @@ def resolve_source(
     wanted_kind = normalise_kind(kind)
     if sync_key is not None and (not isinstance(sync_key, str) or not sync_key.strip()):
         raise ConfigError("the sync key must be a non-empty string")
+    if isinstance(source, SyncSource):
+        return _resolved(source, wanted_kind, id_column, on_remove, sync_key)
     if isinstance(source, TraitSet):
         ts = source
         if wanted_kind is not None and wanted_kind != ts.message_type:
@@ -187,6 +195,7 @@ def resolve_source(
             tolerance={t: float(v) for t, v in ts.tolerance.items() if float(v) > 0},
             drift_threshold=float(ts.drift_threshold),
             trait_set=ts,
+            base_table=ts.table,
         )
 
     msg_kind: MessageKind = wanted_kind or "identify"
@@ -222,7 +231,28 @@ def resolve_source(
         sync_key=sync_key or key,
         label=label,
         on_remove=_check_on_remove(on_remove or "null"),
+        base_table=source if isinstance(source, str) else None,
     )
+
+
+def _resolved(
+    src: SyncSource,
+    kind: MessageKind | None,
+    id_column: str | None,
+    on_remove: str | None,
+    sync_key: str | None,
+) -> SyncSource:
+    """A source resolved already (a rollback builds one): the options may only confirm it."""
+    if kind is not None and kind != src.kind:
+        raise ConfigError(f"the {src.label} is published with {src.kind} calls, not {kind}")
+    if id_column is not None and id_column != src.id_column:
+        raise ConfigError(f"the {src.label} is identified by {src.id_column!r}, not {id_column!r}")
+    changes: dict[str, Any] = {}
+    if on_remove is not None:
+        changes["on_remove"] = _check_on_remove(on_remove)
+    if sync_key is not None:
+        changes["sync_key"] = sync_key
+    return dataclasses.replace(src, **changes) if changes else src
 
 
 def describe(src: SyncSource) -> dict[str, Any]:

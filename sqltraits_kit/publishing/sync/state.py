@@ -28,7 +28,9 @@ destination.
 Compaction rewrites a state table to the latest row per identifier and delivery status (the
 latest delivered row is kept beside a later unknown one: it is the snapshot) once the log has
 grown by a quarter; the rewrite is swapped in atomically
-(:func:`~sqltraits_kit.publishing.sync.tables.replace_table`).
+(:func:`~sqltraits_kit.publishing.sync.tables.replace_table`). The delivered rows it leaves out
+are appended first to the state's archive (``sqltraits_statelog__<key>``), so what a destination
+held after any run can still be read back (:mod:`.versions`: a rollback re-publishes it).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ __all__ = [
 ]
 
 STATE_PREFIX = "sqltraits_state__"
+#: The archive of a state table: the delivered rows compaction left out (same suffix).
+LOG_PREFIX = "sqltraits_statelog__"
 PENDING_PREFIX = "sqltraits_pending__"
 REGISTRY_TABLE = "sqltraits_sync_keys"
 REMOVED, RUN_ID, SEQ = "_sync_removed", "_sync_run_id", "_sync_seq"
@@ -108,6 +112,11 @@ def _safe_pair(sync_key: str, destination: str) -> str:
     base = re.sub(r"[^a-z0-9]+", "_", sync_key.lower()).strip("_")[:30] or "key"
     digest = hashlib.sha256(f"{sync_key}\x00{destination}".encode()).hexdigest()[:8]
     return f"{base}_{digest}"
+
+
+def log_table_name(state_table: str) -> str:
+    """The archive of ``state_table``: the delivered rows its compactions left out."""
+    return LOG_PREFIX + state_table.removeprefix(STATE_PREFIX)
 
 
 def pending_table_name(sync_key: str, destination: str | None = None) -> str:
@@ -235,6 +244,9 @@ def ensure_state(wh: Warehouse, src: SyncSource, destination: str) -> str:
         ensure_table(wh, name, desired)
     elif wh.con.table(name).schema() != desired:
         replace_table(wh, name, conform(wh.con.table(name), src))
+        log = log_table_name(name)
+        if wh.has_table(log):  # the archive is read together with the state: same columns
+            replace_table(wh, log, conform(wh.con.table(log), src))
     traits = ",".join(src.traits)
     here = registration(wh, src.sync_key, destination)
     if (
@@ -366,8 +378,24 @@ def compact(wh: Warehouse, name: str, *, slack: float = 1.25) -> bool:
     # An identifier whose latest row is unknown keeps its latest delivered row too.
     if rows - ids <= max(1_000, int(ids * slack)):
         return False
-    replace_table(wh, name, _compacted(table, ident))
+    kept = _compacted(table, ident)
+    _archive(wh, name, table, kept, ident)
+    replace_table(wh, name, kept)
     return True
+
+
+def _archive(wh: Warehouse, name: str, table: ir.Table, kept: ir.Table, ident: str) -> None:
+    """Append the delivered rows compaction is about to leave out to the state's archive.
+
+    A crash between this and the swap archives the same rows again next time: readers take one
+    row per identifier and sequence number, so a duplicate means nothing.
+    """
+    keys = kept.select(_k_id=kept[ident], _k_seq=kept[SEQ])
+    dropped = table.anti_join(keys, [table[ident] == keys["_k_id"], table[SEQ] == keys["_k_seq"]])
+    dropped = _delivered(dropped)
+    log = log_table_name(name)
+    ensure_table(wh, log, table.schema())
+    insert(wh, log, dropped.select(*wh.con.table(log).columns))
 
 
 def _compacted(table: ir.Table, ident: str) -> ir.Table:

@@ -16,6 +16,7 @@ API::
     write = write_output(wh, expr, table="churn_traits", id_column="user_id", run_id=run_id)
     runs(wh, "churn_traits")            # one OutputRun per run in the history, newest first
     rollback(wh, "churn_traits", run_id)  # the output table becomes that run's rows again
+    score_run(wh, run_id)               # as of when it scored, with which models
 
 The package: names and metadata (:mod:`.tables`), the checks and statements of a staged run
 (:mod:`.staging`), :func:`write_output` (:mod:`.write`), and the runs kept (:mod:`.runs`).
@@ -23,6 +24,7 @@ The package: names and metadata (:mod:`.tables`), the checks and statements of a
 
 from __future__ import annotations
 
+from sqltraits_kit.traits.output.manifest import SCORE_RUNS_TABLE, record_score_run, score_run
 from sqltraits_kit.traits.output.runs import rollback, runs
 from sqltraits_kit.traits.output.staging import Validator
 from sqltraits_kit.traits.output.tables import (
@@ -42,6 +44,7 @@ from sqltraits_kit.traits.output.write import write_output
 __all__ = [
     "HISTORY_SUFFIX",
     "METADATA_COLUMNS",
+    "SCORE_RUNS_TABLE",
     "OutputRun",
     "OutputWrite",
     "Validator",
@@ -51,7 +54,9 @@ __all__ = [
     "is_output_table",
     "new_run_id",
     "output_tables",
+    "record_score_run",
     "rollback",
     "runs",
+    "score_run",
     "write_output",
 ]

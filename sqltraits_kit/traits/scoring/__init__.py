@@ -50,6 +50,7 @@ from sqltraits_kit.traits.output import (
     check_output_target,
     check_table_name,
     new_run_id,
+    record_score_run,
     write_output,
 )
 from sqltraits_kit.traits.scoring.btyd_path import score_btyd
@@ -153,7 +154,8 @@ def _plan(
     for m in resolved:
         if m.card.cutoff and when.date().isoformat() < m.card.cutoff:
             notes.append(f"{m.card.ref} was trained at cutoff {m.card.cutoff}, after as_of")
-        if m.features != list(m.card.features):
+        # a BTYD pair reads the RFM summary, not the feature table: its card's list is moot
+        if m.card.kind != "btyd" and m.features != list(m.card.features):
             notes.append(f"{m.card.ref}: its card lists the features in another order than the "
                          "model was fitted with; scored in the model's order")  # fmt: skip
     return _Plan(resolved, when, scored_at, run_id or new_run_id(scored_at), notes)
@@ -270,6 +272,18 @@ def _output(ids: ir.Table, results: list[ir.Table], plan: _Plan, id_column: str)
     )
 
 
+def _model_record(m: ScoredModel) -> dict[str, object]:
+    card = m.card
+    return {
+        "ref": card.ref,
+        "name": card.name,
+        "version": card.version,
+        "kind": card.kind,
+        "columns": list(m.columns),
+        "horizon_days": int(card.horizon_days),
+    }
+
+
 def score(
     wh: Warehouse,
     *,
@@ -325,6 +339,15 @@ def score(
             progress=sub_progress(report, 0.85, 1.0),
         )
         timings["write"] = time.perf_counter() - t_write
+        # What an outcome needs later: the as-of date and the models (with their horizons).
+        record_score_run(
+            wh,
+            table=table,
+            run_id=plan.run_id,
+            as_of=plan.when,
+            scored_at=plan.scored_at,
+            models=[_model_record(m) for m in plan.models],
+        )
     finally:
         scratch.drop_all()
     report(f"wrote {written.rows:,} rows to {table}", 1.0)

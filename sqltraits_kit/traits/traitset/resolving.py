@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from sqltraits_kit.errors import UnknownTableError
+from sqltraits_kit.traits.holdout import holdout_flag
 from sqltraits_kit.traits.traitset.queries import query_table
 from sqltraits_kit.traits.traitset.rules import OPERATORS, DerivedTrait, TraitSetError
 
@@ -160,4 +161,13 @@ def resolve(wh: Warehouse, trait_set: TraitSet, /, *, source: ir.Table | None = 
         exprs[trait] = table[column]
     for i, d in enumerate(trait_set.derived):
         exprs[d.name] = _derived_expr(table, d, f"derived[{i}]", trait_set)
+    holdout = trait_set.holdout
+    if holdout is not None:
+        if holdout.trait_name(trait_set.name) in names:
+            raise trait_set._error(
+                f"trait name {holdout.trait_name(trait_set.name)!r} is also a column trait",
+                key="holdout.name",
+            )
+        flag = holdout_flag(table[id_col], share=holdout.share, salt=holdout.salt)
+        exprs[holdout.trait_name(trait_set.name)] = flag
     return table.select(**exprs)

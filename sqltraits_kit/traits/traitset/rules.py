@@ -61,6 +61,7 @@ TOP_KEYS = {
     "tolerance",
     "model",
     "derived",
+    "holdout",
 }
 DERIVED_KEYS = {
     "tiers": {"name", "type", "column", "thresholds", "labels"},
@@ -286,6 +287,12 @@ def _check_trait_names(ts: SpecLike, err: Callable[[str, str], TraitSetError]) -
                 f"trait name {d.name!r} is also given by {names[d.name]}", f"derived[{i}].name"
             )
         names[d.name] = f"derived[{i}].name"
+    holdout = getattr(ts, "holdout", None)
+    if holdout is not None:
+        flag = holdout.trait_name(ts.name)
+        if flag in names:
+            raise err(f"trait name {flag!r} is also given by {names[flag]}", "holdout.name")
+        names[flag] = "holdout.name"
     for trait in names:
         if trait == ts.identifier:
             raise err(f"trait name {trait!r} is the identifier's name", names[trait])

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sqltraits_kit.errors import ConfigError
+from sqltraits_kit.traits.holdout import Holdout
 from sqltraits_kit.traits.output import METADATA_COLUMNS
 from sqltraits_kit.traits.traitset.rules import (
     TOP_KEYS,
@@ -27,7 +29,7 @@ from sqltraits_kit.traits.traitset.rules import (
     snake_case,
     validate_spec,
 )
-from sqltraits_kit.traits.traitset.writer import toml_dumps
+from sqltraits_kit.traits.traitset.writer import toml_dumps, toml_merge
 
 __all__ = ["ACCOUNT_IDENTIFIER", "DEFAULT_DRIFT_THRESHOLD", "USER_IDENTIFIERS", "TraitSet"]
 
@@ -60,6 +62,7 @@ class TraitSet:
     on_remove: OnRemove = "null"
     drift_threshold: float = DEFAULT_DRIFT_THRESHOLD
     model: ModelRef | None = None
+    holdout: Holdout | None = None  # a control group, published as a boolean trait
     path: Path | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -108,8 +111,15 @@ class TraitSet:
         return {c: snake_case(c) for c in columns if c not in skip}
 
     def trait_names(self, columns: Iterable[str]) -> list[str]:
-        """Every trait name the resolved table carries, in order (column traits, then derived)."""
-        return [*self.trait_map(columns).values(), *(d.name for d in self.derived)]
+        """Every trait name the resolved table carries, in order (column traits, derived, then
+        the holdout flag)."""
+        names = [*self.trait_map(columns).values(), *(d.name for d in self.derived)]
+        return [*names, self.holdout_trait] if self.holdout_trait else names
+
+    @property
+    def holdout_trait(self) -> str | None:
+        """The name of the holdout flag trait (None without a ``[holdout]``)."""
+        return self.holdout.trait_name(self.name) if self.holdout is not None else None
 
     def tolerance_for(self, trait: str) -> float:
         """The change below which a numeric trait is not re-sent (0: any change is sent)."""
@@ -136,7 +146,7 @@ class TraitSet:
         unknown = sorted(set(data) - TOP_KEYS)
         if unknown:
             raise err(f"unknown key (allowed: {', '.join(sorted(TOP_KEYS))})", unknown[0])
-        for key in ("traits", "decimals", "tolerance", "model"):
+        for key in ("traits", "decimals", "tolerance", "model", "holdout"):
             if key in data and not isinstance(data[key], Mapping):
                 raise err(f"expected a table ([{key}]), got {type(data[key]).__name__}", key)
         derived_raw = data.get("derived", [])
@@ -146,6 +156,13 @@ class TraitSet:
             derived_from_dict(d, f"derived[{i}]", err) for i, d in enumerate(derived_raw)
         )
         model = model_from_dict(data["model"], err) if "model" in data else None
+        holdout = None
+        if "holdout" in data:
+            try:
+                holdout = Holdout.from_dict(data["holdout"])
+            except ConfigError as exc:
+                key, _, message = str(exc).partition(": ")
+                raise err(message, key) from None
         exclude = data.get("exclude", ())
         if isinstance(exclude, str) or not isinstance(exclude, list | tuple):
             raise err("expected a list of column names", "exclude")
@@ -173,6 +190,7 @@ class TraitSet:
             exclude=tuple(exclude),
             derived=derived,
             model=model,
+            holdout=holdout,
             path=path,
         )
 
@@ -218,6 +236,8 @@ class TraitSet:
                 out[key] = dict(value)
         if self.model is not None:
             out["model"] = self.model.to_dict()
+        if self.holdout is not None:
+            out["holdout"] = self.holdout.to_dict()
         if self.derived:
             out["derived"] = [d.to_dict() for d in self.derived]
         return out
@@ -226,9 +246,24 @@ class TraitSet:
         """The trait set as TOML text (stable key order: diffs under version control stay small)."""
         return toml_dumps(self.to_dict())
 
+    def dumps_over(self, text: str, /) -> str:
+        """The TOML text of an existing file ``text`` changed to hold this trait set, its
+        comments and layout kept (what :meth:`dump` writes over an existing file)."""
+        return toml_merge(text, self.to_dict())
+
     def dump(self, path: str | Path, /) -> Path:
-        """Write the TOML file (parent directories are created) and return its path."""
+        """Write the TOML file (parent directories are created) and return its path.
+
+        Over an existing file, only what changed is rewritten: comments and layout stay.
+        The file is replaced in one rename, never left half-written.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.dumps(), encoding="utf-8")
+        try:
+            old = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            old = ""
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.dumps_over(old), encoding="utf-8")
+        tmp.replace(path)
         return path
