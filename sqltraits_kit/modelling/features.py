@@ -126,10 +126,6 @@ def _events(
     return ev.filter(*cond)
 
 
-def _days_before(as_of_epoch: float, ts: ir.Value) -> ir.Value:
-    return (as_of_epoch - ts.epoch_seconds().cast("float64")) / _DAY_SECONDS
-
-
 def _trend(ev: ir.Table, as_of: dt.datetime, days: int) -> ir.Value:
     """ln((n recent + 1) / (n earlier + 1)): 0 when steady, negative when activity fades."""
     recent_from = _literal_for(ev.ts, as_of - dt.timedelta(days=days))
