@@ -11,6 +11,7 @@ import streamlit as st
 
 import app_state
 from app_views import train as view
+from app_views import train_results as results
 from sqltraits_kit.errors import SqlTraitsError
 from sqltraits_kit.modelling.registry import Registry
 from sqltraits_kit.modelling.training import ESTIMATORS, train_model
@@ -129,9 +130,9 @@ with app_state.user_errors():
                 status.update(label="Training failed", state="error")
                 raise
 
-    view.flash(("error",))
-    view.last_result(registry, kind)
+    results.flash(("error",))
+    results.last_result(registry, kind)
 
     st.divider()
-    view.flash(("success",))
-    view.versions_section(registry, wh)
+    results.flash(("success",))
+    results.versions_section(registry, wh)
