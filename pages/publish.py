@@ -13,6 +13,7 @@ import streamlit as st
 
 import app_state
 from app_views import publish as view
+from app_views import publish_results as results
 from sqltraits_kit.publishing.sync import DryRunReport, dry_run
 from sqltraits_kit.publishing.sync.client import destination_of
 
@@ -31,7 +32,7 @@ target = view.destination_settings(settings, access)
 st.subheader("What to publish")
 picked = view.pick_source(wh, target)
 if picked.sync_key is None:  # no usable source: the history is still worth seeing
-    view.show_history(wh, target, picked)
+    results.show_history(wh, target, picked)
     st.stop()
 
 signature = json.dumps(
@@ -58,7 +59,7 @@ if report is None:
     dry_slot.caption("Run the checks to see the verdicts, the counts and the exact payloads.")
 else:
     with dry_slot.container():
-        view.show_dry_run(report)
+        results.show_dry_run(report)
 
 st.subheader("Publish")
 # The overrides are a publisher's call: for anyone else they stay unticked and disabled.
@@ -98,8 +99,8 @@ elif target.destination.write_key is None:
 
 done = st.session_state.get("publish_result")
 if done:
-    view.show_result(done)
-view.show_local_holdings(target)
-view.rollback_panel(wh, target, picked)
+    results.show_result(done)
+results.show_local_holdings(target)
+results.rollback_panel(wh, target, picked)
 
-view.show_history(wh, target, picked)
+results.show_history(wh, target, picked)
