@@ -18,6 +18,7 @@ import streamlit as st
 
 import app_state
 from app_views import preview as view
+from app_views import preview_panels as panels
 
 st.title("Preview")
 st.caption(
@@ -40,7 +41,7 @@ with app_state.user_errors():
     st.subheader("Segment's SQL-trait contract")
     with st.spinner("Checking Segment's rules in the warehouse…"):
         contract = view.cached_contract(*key)
-    view.contract_panel(contract, m_contract)
+    panels.contract_panel(contract, m_contract)
 
     st.subheader("Distributions")
     st.caption(
@@ -51,22 +52,22 @@ with app_state.user_errors():
         dists = view.cached_distributions(*key, bins)
     m_rows.metric("Profiles", f"{dists.rows:,}")
     m_traits.metric("Traits", len(dists.traits))
-    view.distributions_panel(dists)
+    panels.distributions_panel(dists)
 
     st.subheader("Drift against the baseline")
     with st.spinner("Comparing with the baseline in the warehouse…"):
         check = view.cached_drift(*key).with_threshold(threshold)
-    view.drift_panel(check, threshold, alerts, m_psi)
+    panels.drift_panel(check, threshold, alerts, m_psi)
 
     st.subheader("Sample payloads")
     sample = view.cached_sample(*key, sample_size)
-    view.sample_panel(sample, ts)
+    panels.sample_panel(sample, ts)
 
     st.subheader("Export")
-    view.export_panel(key, dists.rows, ts)
+    panels.export_panel(key, dists.rows, ts)
 
     st.subheader("As a Segment SQL Trait")
-    view.sql_panel(wh, key, ts)
+    panels.sql_panel(wh, key, ts)
 
     seconds = {
         "checks": contract.seconds,
@@ -74,4 +75,4 @@ with app_state.user_errors():
         "drift": check.seconds,
         "sample": sample.seconds,
     }
-    view.timings_caption(seconds, started)
+    panels.timings_caption(seconds, started)
