@@ -163,3 +163,63 @@ def trained(sample_file: Path, tmp_path_factory) -> tuple[Registry, dict[str, st
     if cache:
         refs_file.write_text(json.dumps(refs))
     return registry, refs
+
+
+# --------------------------------------------------------------------------- Spark (local mode)
+
+#: The sample Spark holds: small, because Spark's fixed cost per query dominates on two cores.
+SPARK_CUSTOMERS, SPARK_SEED = 400, 5
+
+
+@pytest.fixture(scope="session")
+def spark_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The DuckDB sample the Spark warehouse is loaded from (the reference for comparisons)."""
+    from sqltraits_kit.warehouse.sample import build_sample
+
+    path = tmp_path_factory.mktemp("spark_sample") / "s.duckdb"
+    build_sample(path, customers=SPARK_CUSTOMERS, seed=SPARK_SEED)
+    return path
+
+
+@pytest.fixture(scope="session")
+def spark_wh(tmp_path_factory: pytest.TempPathFactory, spark_sample: Path) -> Iterator[Warehouse]:
+    """Ibis' PySpark backend on a local[2] session, holding the sample: one per test session
+    (a session costs tens of seconds to start). Needs Java; skips without it unless
+    SQLTRAITS_REQUIRE_ALL=1."""
+    import os
+    import sys
+
+    if shutil.which("java") is None:
+        skip_or_fail("PySpark needs Java (Debian: apt-get install openjdk-17-jre-headless)")
+    try:
+        import ibis
+        from pyspark.sql import SparkSession
+    except ImportError:
+        skip_or_fail("pyspark is not installed (pip install -e '.[pyspark]')")
+    where = tmp_path_factory.mktemp("spark")
+    # Python workers (mapInArrow) must run this interpreter: it has scikit-learn and the kit.
+    previous = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("sqltraits-kit-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        # The kit writes UTC and reads Spark's zoneless timestamps back as UTC.
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.warehouse.dir", str(where / "warehouse"))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={where}")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    wh = Warehouse(con=ibis.pyspark.connect(spark), url="pyspark://local[2]")
+    src = connect(f"duckdb://{spark_sample}", read_only=True)
+    copy_tables(src, wh, tables=["users", "order_completed", "tracks", "pages"])
+    src.close()
+    yield wh
+    spark.stop()
+    if previous is None:
+        os.environ.pop("PYSPARK_PYTHON", None)
+    else:
+        os.environ["PYSPARK_PYTHON"] = previous

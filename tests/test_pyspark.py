@@ -1,21 +1,19 @@
 """The same feature, label and scoring code on a distributed engine: PySpark in local mode.
 
 Spark runs on the JVM: the suite skips without Java or pyspark on a user's machine and is required
-in CI (SQLTRAITS_REQUIRE_ALL=1).
+in CI (SQLTRAITS_REQUIRE_ALL=1). The session and its sample are the ``spark_wh`` fixture
+(``tests/conftest.py``), shared with the whole journey in ``test_spark_journey.py``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 
 import pandas as pd
 import pytest
 
 from sqltraits_kit.modelling.features import build_features, build_labels
-from sqltraits_kit.warehouse import Warehouse, connect, copy_tables
-from sqltraits_kit.warehouse.sample import build_sample
-from tests.support import skip_or_fail
+from sqltraits_kit.warehouse import connect
 
 pytestmark = [pytest.mark.pyspark, pytest.mark.slow]
 
@@ -25,44 +23,8 @@ DAYS_ATOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def small_sample(tmp_path_factory):
-    path = tmp_path_factory.mktemp("spark_sample") / "s.duckdb"
-    build_sample(path, customers=400, seed=5)
-    return path
-
-
-@pytest.fixture(scope="module")
-def spark_wh(tmp_path_factory, small_sample):
-    if shutil.which("java") is None:
-        skip_or_fail("PySpark needs Java (Debian: apt-get install openjdk-17-jre-headless)")
-    try:
-        import ibis
-        from pyspark.sql import SparkSession
-    except ImportError:
-        skip_or_fail("pyspark is not installed (pip install -e '.[pyspark]')")
-    where = tmp_path_factory.mktemp("spark")
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName("sqltraits-kit-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.sql.warehouse.dir", str(where / "warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={where}")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("ERROR")
-    wh = Warehouse(con=ibis.pyspark.connect(spark), url="pyspark://local[2]")
-    src = connect(f"duckdb://{small_sample}", read_only=True)
-    copy_tables(src, wh, tables=["users", "order_completed", "tracks", "pages"])
-    src.close()
-    yield wh
-    spark.stop()
-
-
-@pytest.fixture(scope="module")
-def duck(small_sample):
-    wh = connect(f"duckdb://{small_sample}", read_only=True)
+def duck(spark_sample):
+    wh = connect(f"duckdb://{spark_sample}", read_only=True)
     yield wh
     wh.close()
 

@@ -2,7 +2,8 @@
 the Publish page all leave these tables out of the lists a user picks from.
 
 - ``sqltraits_...``: the kit's bookkeeping (sync state, sync keys, runs, failed rows, pending
-  rows, leases);
+  rows, leases; on engines without transactional DDL, the tables of output runs behind an
+  output view, ``sqltraits_out__<table>__...``);
 - ``_sqltraits_...``: scratch tables (the output table's staging, scoring temporaries), dropped
   when the step that made them ends;
 - ``<output>_history``: every run of an output production table.

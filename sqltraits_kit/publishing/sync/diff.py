@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sqltraits_kit.publishing.sync.state import BASE, DELIVERED, REMOVED, SEQ
+from sqltraits_kit.warehouse.capabilities import capabilities
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -55,8 +56,6 @@ COUNTED = {
 REMOVALS = (REMOVED_CAT, RESEND_REMOVED)
 #: Float noise must not turn "moved by exactly the tolerance" into "moved by less".
 _TOLERANCE_SLACK = 1e-9
-#: Engines whose scans skip row ranges by min/max metadata without an index.
-_ZONE_MAPS = frozenset({"duckdb"})
 
 
 def trait_alias(i: int) -> str:
@@ -237,7 +236,7 @@ def _index(wh: Warehouse, name: str) -> None:
     import sqlglot as sg
     import sqlglot.expressions as sge
 
-    if wh.backend in _ZONE_MAPS:
+    if not capabilities(wh).indexes:  # DuckDB's zone maps skip ranges; Spark has no indexes
         return
     statement = sge.Create(
         kind="INDEX",

@@ -14,7 +14,13 @@ Why not PostgreSQL advisory locks: they live as long as one database session, an
 way to pin the session a run uses; they exist on PostgreSQL only (DuckDB in one process with
 several connections, and the other warehouses, would still need the row); and the operator
 still needs the holder's host, pid and start time, which a row carries. A primary key is
-standard SQL on every warehouse the kit runs on.
+standard SQL on every warehouse the kit runs on; it is *enforced* on DuckDB and PostgreSQL only.
+Where it is not (Spark; see :mod:`~sqltraits_kit.warehouse.capabilities`) the table has no key,
+both racers' rows land, and the one written first (then the smaller holder token) wins: the
+loser finds out when it reads the epoch back, or at its next heartbeat. That closes the race
+only as far as the two writes are ordered by the warehouse's clock; on such an engine one run per
+trait set at a time is the scheduler's to guarantee, and the lease still refuses a second run
+started while the first one is alive and reports who holds it.
 
 Liveness: the holder appends a heartbeat every ``ttl / 3`` seconds from a thread with its own
 connection (a batch waiting on ``Retry-After`` must not let the lease lapse), and each row says
@@ -42,6 +48,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing.sync.destination import client_destination, destination_key
 from sqltraits_kit.publishing.sync.limits import Deadline, RunStopped, guard
+from sqltraits_kit.warehouse.capabilities import capabilities
 from sqltraits_kit.warehouse.transactions import execute
 
 if TYPE_CHECKING:
@@ -110,11 +117,13 @@ def ensure_lease_table(wh: Warehouse) -> None:
         sge.ColumnDef(this=_ident(name), kind=sge.DataType.build(kind))
         for name, kind in _COLUMNS.items()
     ]
-    key = sge.PrimaryKey(expressions=[_ident(c) for c in ("sync_key", "destination", "epoch")])
+    if capabilities(wh).enforced_keys:
+        key = sge.PrimaryKey(expressions=[_ident(c) for c in ("sync_key", "destination", "epoch")])
+        columns.append(key)
     create = sge.Create(
         kind="TABLE",
         exists=True,
-        this=sge.Schema(this=sg.table(LEASE_TABLE, quoted=True), expressions=[*columns, key]),
+        this=sge.Schema(this=sg.table(LEASE_TABLE, quoted=True), expressions=columns),
     )
     for attempt in range(20):
         try:
@@ -242,12 +251,15 @@ class Lease:
                 row = _row_at(wh, self, nxt)
                 if row is None:
                     raise  # not a conflict: the warehouse failed; the caller decides
-                if row["holder"] != self.holder:
-                    self.lost = (
-                        f"the lease of {self.sync_key} was taken over by "
-                        f"{_describe({**row, 'age_s': 0})} after this run's heartbeat lapsed"
-                    )
-                    return False
+            else:
+                # Without an enforced key both racers' rows land: the first one written wins.
+                row = None if capabilities(wh).enforced_keys else _row_at(wh, self, nxt)
+            if row is not None and row["holder"] != self.holder:
+                self.lost = (
+                    f"the lease of {self.sync_key} was taken over by "
+                    f"{_describe({**row, 'age_s': 0})} after this run's heartbeat lapsed"
+                )
+                return False
             self.epoch = nxt
             return True
 
@@ -270,7 +282,8 @@ class Lease:
                     if not self.heartbeat(own):
                         return
         finally:
-            if own is not self.wh:
+            # A second backend over a Spark session shares it: closing it would stop the session.
+            if own is not self.wh and own.backend != "pyspark":
                 with contextlib.suppress(Exception):
                     own.close()
 
@@ -289,6 +302,8 @@ class Lease:
 
 
 def _row_at(wh: Warehouse, lease: Lease, epoch: int) -> dict[str, Any] | None:
+    """The row of ``epoch`` (the earliest written, then the smallest holder, if several: only
+    possible where the primary key is not enforced)."""
     t = wh.con.table(LEASE_TABLE)
     rows = (
         t.filter(
@@ -296,6 +311,8 @@ def _row_at(wh: Warehouse, lease: Lease, epoch: int) -> dict[str, Any] | None:
             & (t["destination"] == lease.destination)
             & (t["epoch"] == epoch)
         )
+        .order_by(["heartbeat_at", "holder"])
+        .limit(1)
         .to_pyarrow()
         .to_pylist()
     )
@@ -305,11 +322,14 @@ def _row_at(wh: Warehouse, lease: Lease, epoch: int) -> dict[str, Any] | None:
 def _second_connection(wh: Warehouse) -> Warehouse:
     """A connection of its own for the heartbeat thread (Ibis connections are not shared)."""
     from sqltraits_kit.warehouse import connect
-    from sqltraits_kit.warehouse.connection import duckdb_cursor
+    from sqltraits_kit.warehouse.connection import duckdb_cursor, spark_backend
 
     if wh.backend == "duckdb":
         # A cursor is a new connection to the same database (in-memory ones included).
         return duckdb_cursor(wh)
+    if wh.backend == "pyspark":
+        # One Spark session per process, safe to share between threads: a backend of its own.
+        return spark_backend(wh)
     return connect(wh.url)
 
 

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqltraits_kit.publishing.sync.tables import arrow_rows, ensure_table, insert, latest_per_key
+from sqltraits_kit.publishing.sync.tables import (
+    arrow_rows,
+    ensure_table,
+    insert,
+    latest_per_key,
+    utc_rows,
+)
 
 if TYPE_CHECKING:
     import ibis.expr.schema as sch
@@ -101,7 +107,7 @@ def latest_run(
     if not wh.has_table(RUNS_TABLE):
         return None
     runs = _runs_of(wh, sync_key, destination)
-    rows = runs.order_by(runs["event_seq"].desc()).limit(1).to_pyarrow().to_pylist()
+    rows = utc_rows(runs.order_by(runs["event_seq"].desc()).limit(1).to_pyarrow().to_pylist())
     return rows[0] if rows else None
 
 
@@ -116,14 +122,15 @@ def run_rows(wh: Warehouse, run_id: str) -> list[dict[str, Any]]:
     if not wh.has_table(RUNS_TABLE):
         return []
     runs = wh.con.table(RUNS_TABLE)
-    return runs.filter(runs["run_id"] == run_id).order_by("event_seq").to_pyarrow().to_pylist()
+    rows = runs.filter(runs["run_id"] == run_id).order_by("event_seq").to_pyarrow().to_pylist()
+    return utc_rows(rows)
 
 
 def max_failed_seq(wh: Warehouse, sync_key: str, destination: str | None = None) -> int:
     if not wh.has_table(FAILED_TABLE):
         return 0
     failed = _failed_of(wh, sync_key, destination)
-    value = failed["seq"].max().execute()
+    value = failed["seq"].max().to_pyarrow().as_py()  # None when empty, on every backend
     return 0 if value is None else int(value)
 
 

@@ -30,7 +30,9 @@ latest delivered row is kept beside a later unknown one: it is the snapshot) onc
 grown by a quarter; the rewrite is swapped in atomically
 (:func:`~sqltraits_kit.publishing.sync.tables.replace_table`). The delivered rows it leaves out
 are appended first to the state's archive (``sqltraits_statelog__<key>``), so what a destination
-held after any run can still be read back (:mod:`.versions`: a rollback re-publishes it).
+held after any run can still be read back (:mod:`.versions`: a rollback re-publishes it). An
+engine without transactional DDL (Spark) keeps the whole log: the latest row per identifier is a
+window over it either way.
 """
 
 from __future__ import annotations
@@ -42,11 +44,13 @@ from typing import TYPE_CHECKING, Any
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing.sync.tables import (
     arrow_rows,
+    can_rewrite,
     ensure_table,
     insert,
     latest_per_key,
     replace_table,
     utc_now,
+    utc_rows,
 )
 from sqltraits_kit.traits.traitset import TraitSet
 
@@ -140,7 +144,7 @@ def registration(
     expr = reg.filter(reg["sync_key"] == sync_key)
     if destination is not None and "destination" in reg.columns:
         expr = expr.filter(expr["destination"] == destination)
-    rows = expr.order_by(reg["registered_at"].desc()).limit(1).to_pyarrow().to_pylist()
+    rows = utc_rows(expr.order_by(reg["registered_at"].desc()).limit(1).to_pyarrow().to_pylist())
     return rows[0] if rows else None
 
 
@@ -152,7 +156,7 @@ def published_keys(wh: Warehouse) -> list[dict[str, Any]]:
     if not wh.has_table(REGISTRY_TABLE):
         return []
     reg = latest_per_key(wh.con.table(REGISTRY_TABLE), "sync_key", "registered_at")
-    return reg.order_by("sync_key").to_pyarrow().to_pylist()
+    return utc_rows(reg.order_by("sync_key").to_pyarrow().to_pylist())
 
 
 def destinations(wh: Warehouse, sync_key: str) -> list[str]:
@@ -356,7 +360,8 @@ def published_version(wh: Warehouse, sync_key: str | TraitSet) -> int:
 def max_seq(wh: Warehouse, name: str) -> int:
     if not wh.has_table(name):
         return 0
-    value = wh.con.table(name)[SEQ].max().execute()
+    # as_py: a NULL max (empty table) is None on every backend (Spark's pandas path gives NaN)
+    value = wh.con.table(name)[SEQ].max().to_pyarrow().as_py()
     return 0 if value is None else int(value)
 
 
@@ -369,7 +374,7 @@ def compact(wh: Warehouse, name: str, *, slack: float = 1.25) -> bool:
     A crash before or during compaction is harmless: the rewrite is an atomic swap, and the
     log it replaces means the same thing.
     """
-    if not wh.has_table(name):
+    if not wh.has_table(name) or not can_rewrite(wh):  # Spark: the log is kept whole
         return False
     table = wh.con.table(name)
     ident = _id_column(table)

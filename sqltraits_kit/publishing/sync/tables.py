@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqltraits_kit.warehouse.transactions import in_transaction
+from sqltraits_kit.warehouse.capabilities import capabilities
+from sqltraits_kit.warehouse.copying import arrow_table, insert_arrow
+from sqltraits_kit.warehouse.transactions import execute, in_transaction
 
 if TYPE_CHECKING:
     import ibis.expr.schema as sch
@@ -27,6 +29,19 @@ if TYPE_CHECKING:
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def utc_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows read back from the kit's tables with every timestamp in UTC.
+
+    Each one was written in UTC; an engine whose timestamp type has no zone (Spark's, read in
+    the session's time zone, which the kit needs set to UTC) hands them back naive.
+    """
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, dt.datetime) and value.tzinfo is None:
+                row[key] = value.replace(tzinfo=dt.UTC)
+    return rows
 
 
 def ensure_table(wh: Warehouse, name: str, schema: sch.Schema) -> None:
@@ -50,14 +65,29 @@ def ensure_table(wh: Warehouse, name: str, schema: sch.Schema) -> None:
 
 
 def add_missing_columns(wh: Warehouse, name: str, schema: sch.Schema) -> bool:
-    """Give ``name`` the columns of ``schema`` it lacks (null); True if it was rewritten."""
+    """Give ``name`` the columns of ``schema`` it lacks (null); True if it was changed.
+
+    Rewritten and swapped in one transaction where DDL is transactional; elsewhere (Spark) one
+    ``ALTER TABLE ... ADD COLUMN`` per column, each a single catalog operation.
+    """
     import ibis
 
     table = wh.con.table(name)
     missing = [c for c in schema.names if c not in table.columns]
     if not missing:
         return False
-    replace_table(wh, name, table.mutate(**{c: ibis.null(schema[c]) for c in missing}))
+    if capabilities(wh).transactional_ddl:
+        replace_table(wh, name, table.mutate(**{c: ibis.null(schema[c]) for c in missing}))
+        return True
+    import sqlglot as sg
+    import sqlglot.expressions as sge
+
+    type_mapper = wh.con.compiler.type_mapper
+    for column in missing:
+        definition = sge.ColumnDef(
+            this=sg.to_identifier(column, quoted=True), kind=type_mapper.from_ibis(schema[column])
+        )
+        execute(wh, sge.Alter(this=sg.table(name, quoted=True), kind="TABLE", actions=[definition]))
     return True
 
 
@@ -72,50 +102,30 @@ def arrow_rows(schema: sch.Schema, rows: Sequence[Mapping[str, Any]]) -> pa.Tabl
 
 def insert(wh: Warehouse, name: str, data: pa.Table | ir.Table) -> None:
     """Append an Arrow table or an Ibis expression (its columns named like the target's) to
-    ``name``; an expression runs as one ``INSERT ... SELECT`` in the warehouse.
-
-    Ibis loads the rows as an in-memory table (a view over the Arrow data on DuckDB, a
-    temporary table on PostgreSQL) and drops it only when the process exits: a publish that
-    commits 250 pages would keep every one of them. It is released right after the insert.
-    """
+    ``name``; an expression runs as one ``INSERT ... SELECT`` in the warehouse, Arrow rows are
+    loaded for the statement and released right after
+    (:func:`~sqltraits_kit.warehouse.copying.insert_arrow`)."""
     import ibis
 
     if isinstance(data, ibis.Table):
         wh.con.insert(name, data)
         return
-    if not data.num_rows:
-        return
-    rows = ibis.memtable(data)
-    try:
-        wh.con.insert(name, rows)
-    finally:
-        _release(wh, rows.op().name)
+    insert_arrow(wh, name, data)
 
 
-@contextlib.contextmanager
-def arrow_view(wh: Warehouse, data: pa.Table) -> Iterator[ir.Table]:
+def arrow_view(wh: Warehouse, data: pa.Table) -> contextlib.AbstractContextManager[ir.Table]:
     """``data`` as a table in the warehouse for the length of the block (then released)."""
-    import ibis
-
-    rows = ibis.memtable(data)
-    try:
-        yield rows
-    finally:
-        _release(wh, rows.op().name)
-
-
-def _release(wh: Warehouse, name: str) -> None:
-    # Whichever kind of object the backend made of it; the other drop fails harmlessly.
-    with contextlib.suppress(Exception):
-        wh.con.drop_view(name, force=True)
-    with contextlib.suppress(Exception):
-        wh.con.drop_table(name, force=True)
+    return arrow_table(wh, data)
 
 
 def replace_table(wh: Warehouse, name: str, expr: ir.Table) -> None:
     """Make ``expr`` the content of ``name``, atomically where the engine has transactional DDL.
 
     Readers (and a process killed at any instant) see the old table or the new one, never none.
+    Elsewhere (Spark) the drop and the rename are two statements: the kit calls this there only
+    when a state table's column changes type (compaction is skipped, see
+    :func:`can_rewrite`); a crash between the two leaves the content under the scratch name and
+    no state, so the next run sends every profile again (idempotent values, not a loss).
     """
     import sqlglot as sg
     import sqlglot.expressions as sge
@@ -131,11 +141,20 @@ def replace_table(wh: Warehouse, name: str, expr: ir.Table) -> None:
         ),
     ]
     try:
-        in_transaction(wh, statements)
+        if capabilities(wh).transactional_ddl:
+            in_transaction(wh, statements)
+        else:
+            for statement in statements:
+                execute(wh, statement)
     except BaseException:
         with contextlib.suppress(Exception):
             wh.con.drop_table(scratch, force=True)
         raise
+
+
+def can_rewrite(wh: Warehouse) -> bool:
+    """Whether a table can be rewritten and swapped in atomically (compaction needs it)."""
+    return capabilities(wh).transactional_ddl
 
 
 def latest_per_key(table: ir.Table, key: str | Sequence[str], order: str) -> ir.Table:

@@ -5,8 +5,9 @@ empty, unique; every trait non-null and finite; the caller's ``validate`` hook).
 one transaction, is the staging table's content appended to ``<output>_history`` and the staging
 table renamed over the output table. DuckDB and PostgreSQL both have transactional DDL, so
 readers see the old table or the new one, never none, and a run that fails at any point leaves
-both tables as they were. On an engine without transactional DDL the swap falls back to Ibis'
-``create_table(overwrite=True)`` and the result says it was not atomic.
+both tables as they were. On an engine without transactional DDL (Spark, Snowflake, BigQuery)
+the output table is a view over one table per run, switched by a single ``CREATE OR REPLACE
+VIEW`` once the run's table has passed the same checks (:mod:`.versions`).
 
 Statements are built with sqlglot expressions (Ibis' own SQL layer) and quoted identifiers; no
 SQL is formatted from user input, and table names must be lower snake_case.
@@ -19,7 +20,8 @@ API::
     score_run(wh, run_id)               # as of when it scored, with which models
 
 The package: names and metadata (:mod:`.tables`), the checks and statements of a staged run
-(:mod:`.staging`), :func:`write_output` (:mod:`.write`), and the runs kept (:mod:`.runs`).
+(:mod:`.staging`), the view over one table per run (:mod:`.versions`), :func:`write_output`
+(:mod:`.write`), and the runs kept (:mod:`.runs`).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ __all__ = [
     "drop",
     "drop_quietly",
     "history_plan",
+    "insert_rows",
     "rename",
     "run_validator",
 ]
@@ -63,7 +64,8 @@ def drop(name: str) -> Any:
     return sge.Drop(kind="TABLE", this=_ident(name), exists=True)
 
 
-def _insert(wh: Warehouse, target: str, expr: ir.Table) -> Any:
+def insert_rows(wh: Warehouse, target: str, expr: ir.Table) -> Any:
+    """``INSERT INTO target (columns) SELECT ...`` of ``expr``."""
     import sqlglot as sg
     import sqlglot.expressions as sge
 
@@ -224,4 +226,4 @@ def history_plan(wh: Warehouse, staged: ir.Table, history: str, id_column: str) 
     rows = staged.select(
         **{n: staged[n].cast(t) if n in schema.names else ibis.null(t) for n, t in hschema.items()}
     )
-    return [*statements, _insert(wh, history, rows)]
+    return [*statements, insert_rows(wh, history, rows)]

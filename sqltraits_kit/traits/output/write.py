@@ -1,5 +1,6 @@
-"""``write_output``: stage a run, check it, then append it to the history and swap it in, in one
-transaction where the engine has transactional DDL."""
+"""``write_output``: stage a run, check it, then append it to the history and swap it in: in one
+transaction where the engine has transactional DDL, else by switching a view to the run's own
+table (:mod:`.versions`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from sqltraits_kit.traits.output.staging import (
     run_validator,
 )
 from sqltraits_kit.traits.output.tables import OutputWrite, check_table_name, history_table
-from sqltraits_kit.warehouse.transactions import execute, in_transaction
+from sqltraits_kit.traits.output.versions import append_history, new_version, switch_view
+from sqltraits_kit.warehouse.capabilities import capabilities
+from sqltraits_kit.warehouse.transactions import in_transaction
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -30,9 +33,6 @@ if TYPE_CHECKING:
     from sqltraits_kit.warehouse import Warehouse
 
 __all__ = ["write_output"]
-
-#: Engines whose DDL is transactional, so drop + rename can be one atomic step.
-_TRANSACTIONAL_DDL = frozenset({"duckdb", "postgres"})
 
 
 def write_output(
@@ -61,7 +61,9 @@ def write_output(
     check_columns(columns, id_column)
     if wh.read_only:
         raise ConfigError(f"{wh.display_url} is open read-only: cannot write {table!r}")
-    staging = f"{STAGING_PREFIX}{uuid.uuid4().hex[:16]}"
+    atomic_ddl = capabilities(wh).transactional_ddl
+    # Without transactional DDL the staged table is the run's own version behind the view.
+    staging = f"{STAGING_PREFIX}{uuid.uuid4().hex[:16]}" if atomic_ddl else new_version(table)
     history = history_table(table) if keep_history else None
     if history is not None and wh.has_table(history):  # before any work: not someone's table
         check_kit_history(history, wh.con.table(history).schema(), id_column)
@@ -82,23 +84,27 @@ def write_output(
         rows = check_rows(staged, id_column)
         run_validator(validate, staged)
         report(f"swapping {rows:,} rows into {table}", 0.8)
-        atomic = wh.backend in _TRANSACTIONAL_DDL
-        statements: list[Any] = []
-        if history is not None:
-            statements = history_plan(wh, staged, history, id_column)
         try:
-            if atomic:
+            if atomic_ddl:
+                statements: list[Any] = []
+                if history is not None:
+                    statements = history_plan(wh, staged, history, id_column)
                 in_transaction(wh, [*statements, drop(table), rename(staging, table)])
             else:
-                for statement in statements:
-                    execute(wh, statement)
-                wh.con.create_table(table, staged, overwrite=True)
+                if history is not None:
+                    append_history(wh, staged, history, id_column)
+                switch_view(wh, table, staging, columns)
+        except SqlTraitsError:
+            raise
         except Exception as exc:
+            if atomic_ddl or history is None:
+                kept = "the previous table and its history are unchanged"
+            else:  # the history was appended to first (see .versions)
+                kept = f"the previous table is unchanged ({history} may hold this run)"
             raise DataError(
-                f"could not swap the new rows into {table!r} ({type(exc).__name__}: {exc}); "
-                "the previous table and its history are unchanged"
+                f"could not swap the new rows into {table!r} ({type(exc).__name__}: {exc}); {kept}"
             ) from None
-        swapped = atomic
+        swapped = True
     finally:
         if not swapped:
             drop_quietly(wh, staging)
@@ -109,6 +115,6 @@ def write_output(
         run_id=run_id,
         rows=rows,
         columns=tuple(columns),
-        atomic=atomic,
+        atomic=True,
         seconds=time.perf_counter() - started,
     )

@@ -11,16 +11,18 @@ For each model the kit picks one of two paths and records which and why:
   purchases is computed in Python for the distinct (frequency, T) pairs only (about 20,000 for
   a million customers) and joined back as a lookup table.
 * **streamed** — everything else (tree ensembles, unsupported steps, a failed parity check):
-  the features leave the warehouse in Arrow batches of ``batch_rows``, the fitted model scores
-  each batch, the scores go to a Parquet staging file, and only once the read is finished are
-  they loaded back. Writing while the read is still open would hit ibis #9444 (on DuckDB the
-  iteration silently stops after the first batch), so the two never overlap. Memory stays at a
-  batch or two whatever the number of profiles.
+  on an engine that maps Python over Arrow batches on its workers (Spark's ``mapInArrow``) the
+  fitted model scores each batch there and the scores are written to a table by the workers, so
+  no row leaves the warehouse; elsewhere the features leave the warehouse in Arrow batches of
+  ``batch_rows``, the fitted model scores each batch, the scores go to a Parquet staging file,
+  and only once the read is finished are they loaded back. Writing while the read is still
+  open would hit ibis #9444 (on DuckDB the iteration silently stops after the first batch), so
+  the two never overlap. Memory stays at a batch or two whatever the number of profiles.
 
 Features are built in the warehouse exactly as in training
-(:func:`~sqltraits_kit.modelling.features.
-build_features` with the model card's mapping and windows) and materialised once per run in a
-temporary table, which the parity sample, the in-warehouse scores and the stream all read.
+(:func:`~sqltraits_kit.modelling.features.build_features` with the model card's mapping and
+windows) and materialised once per run in a temporary table (a scratch table on Spark, which has
+none), which the parity sample, the in-warehouse scores and the stream all read.
 
 The results of every model are joined on the profile id into one row per profile, with the
 run's metadata, and handed to :func:`sqltraits_kit.traits.output.write_output` (staging, checks,
@@ -67,6 +69,7 @@ from sqltraits_kit.traits.scoring.models import (
 )
 from sqltraits_kit.traits.scoring.scratch import Progress, Scratch, sub_progress
 from sqltraits_kit.traits.scoring.sklearn_path import plan_sklearn, stream_sklearn
+from sqltraits_kit.warehouse.capabilities import capabilities
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -249,6 +252,12 @@ def _score_models(
                 )
             )
         timings["streaming"] = time.perf_counter() - started
+    if capabilities(wh).spark_dataframes:  # the stream ran in the engine's workers, not here
+        where = "; by the engine's workers (Arrow batches), no row left the warehouse"
+        runs = [
+            dataclasses.replace(r, reason=r.reason + where) if r.path == "streamed" else r
+            for r in runs
+        ]
     return runs, results
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sqltraits_kit.errors import DataError
+from sqltraits_kit.warehouse.capabilities import capabilities
 from sqltraits_kit.warehouse.kit_tables import SCRATCH_PREFIX
 
 if TYPE_CHECKING:
@@ -51,7 +52,11 @@ class Scratch:
         return name
 
     def table(self, expr: ir.Table) -> ir.Table:
-        return self.wh.con.create_table(self.name(), expr, temp=True)
+        """``expr`` materialised once: a temporary table, or (on an engine without them, e.g.
+        Spark) a table under the kit's scratch prefix, dropped by :meth:`drop_all`; one a crash
+        leaves behind is a kit table, hidden from every list a user picks from."""
+        temp = capabilities(self.wh).temporary_tables
+        return self.wh.con.create_table(self.name(), expr, temp=temp or None)
 
     def drop_all(self) -> None:
         for name in reversed(self.names):
@@ -92,11 +97,18 @@ def stream_to_table(
     report: Callable[[str, float], None],
     label: str,
 ) -> ir.Table:
-    """Read ``source`` in Arrow batches, ``compute`` each, stage to Parquet, then load it back.
+    """``compute`` over every Arrow batch of ``source``, into a scratch table.
 
-    The load starts only after the read has finished (ibis #9444), from a Parquet file on disk,
-    so neither the read nor the write holds more than a batch in memory.
+    On an engine with an Arrow-batch mapping (Spark) the engine's workers run ``compute`` where
+    the rows are (:func:`~sqltraits_kit.warehouse.arrow_map.map_arrow_batches`): nothing comes
+    through this process. Elsewhere the batches are read here, computed, staged to Parquet and
+    loaded back once the read has finished (ibis #9444), from a file on disk, so neither the read
+    nor the write holds more than a batch in memory.
     """
+    if capabilities(wh).spark_dataframes:
+        return _map_in_engine(
+            wh, scratch, source, compute, schema=schema, total=total, report=report, label=label
+        )
     import ibis
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -124,7 +136,8 @@ def stream_to_table(
                 "not written"
             )
         name = scratch.name()
-        target = wh.con.create_table(name, schema=ibis.Schema.from_pyarrow(schema), temp=True)
+        temp = capabilities(wh).temporary_tables or None
+        target = wh.con.create_table(name, schema=ibis.Schema.from_pyarrow(schema), temp=temp)
         report(f"{label}: loading {done:,} scores back into the warehouse", 1.0)
         try:
             view = f"{name}_parquet"
@@ -143,6 +156,37 @@ def stream_to_table(
                 # warehouse holds one batch at a time, not the whole column twice.
                 with contextlib.suppress(Exception):
                     wh.con.drop_table(batch.get_name(), force=True)
+    return target
+
+
+def _map_in_engine(
+    wh: Warehouse,
+    scratch: Scratch,
+    source: ir.Table,
+    compute: Callable[[pa.RecordBatch], pa.Table],
+    *,
+    schema: pa.Schema,
+    total: int,
+    report: Callable[[str, float], None],
+    label: str,
+) -> ir.Table:
+    from sqltraits_kit.warehouse.arrow_map import map_arrow_batches
+
+    report(f"{label}: {total:,} rows in the engine's workers", 0.0)
+    try:
+        target = map_arrow_batches(wh, source, compute, schema=schema, table=scratch.name())
+    except Exception as exc:
+        # A worker's traceback arrives wrapped in the engine's own error: keep its last line.
+        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+        last = lines[-1] if lines else type(exc).__name__
+        raise DataError(f"{label}: the engine's workers failed: {last}") from None
+    done = int(target.count().execute())
+    if done != total:
+        raise DataError(
+            f"{label}: the engine's workers wrote {done:,} of {total:,} rows; the scores were "
+            "not used"
+        )
+    report(f"{label}: {done:,}/{total:,} rows", 1.0)
     return target
 
 
