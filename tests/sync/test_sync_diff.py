@@ -178,6 +178,82 @@ def test_trait_set_rounding_and_tolerance_against_the_acknowledged_value(
     assert server_profiles(segment_server)["b"] == {"churn_score": 0.9, "orders": 3, "risk": "high"}
 
 
+def test_a_tier_is_re_sent_only_with_the_toleranced_value_it_derives_from(
+    wh, unique_name, segment_server, client
+):
+    ts = _trait_set(unique_name)
+    assert ts.tolerance_followers() == {"risk": "churn_score"}
+    make_table(wh, unique_name, {"user_id": ["a", "b"], "score": [0.48, 0.9], "orders": [1, 2]})
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 2
+    assert server_profiles(segment_server)["a"] == {"churn_score": 0.48, "orders": 1, "risk": "low"}
+
+    # 0.48 -> 0.51 crosses the tier's 0.5 but moves less than the 0.05 tolerance: Segment keeps
+    # 0.48 and "low", which agree; the dry run says the same as the publish
+    make_table(wh, unique_name, {"user_id": ["a", "b"], "score": [0.51, 0.9], "orders": [1, 2]})
+    assert dry_run(wh, ts).to_send == 0
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 0
+    assert server_profiles(segment_server)["a"] == {"churn_score": 0.48, "orders": 1, "risk": "low"}
+    # moved by the tolerance: the value and its tier go together
+    make_table(wh, unique_name, {"user_id": ["a", "b"], "score": [0.53, 0.9], "orders": [1, 2]})
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 1
+    assert server_profiles(segment_server)["a"] == {
+        "churn_score": 0.53,
+        "orders": 1,
+        "risk": "high",
+    }
+    # another trait changing re-sends the profile with its current values, within tolerance or not
+    make_table(wh, unique_name, {"user_id": ["a", "b"], "score": [0.53, 0.88], "orders": [1, 5]})
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 1
+    assert server_profiles(segment_server)["b"] == {
+        "churn_score": 0.88,
+        "orders": 5,
+        "risk": "high",
+    }
+
+    # without a tolerance the tier is compared exactly: a boundary crossing is sent at once
+    exact = _trait_set(unique_name, tolerance={}, name=f"exact_{unique_name}")
+    assert exact.tolerance_followers() == {}
+    make_table(wh, unique_name, {"user_id": ["a", "b"], "score": [0.49, 0.88], "orders": [1, 5]})
+    assert sync(wh, exact, client=client, allow_drift=True).sent == 2
+    make_table(wh, unique_name, {"user_id": ["a", "b"], "score": [0.5, 0.88], "orders": [1, 5]})
+    assert sync(wh, exact, client=client, allow_drift=True).sent == 1
+
+
+def test_deciles_whose_cut_points_move_are_not_a_reason_to_re_send(
+    wh, unique_name, segment_server, client
+):
+    """A decile's cut points move with the population: a profile whose own value stayed within
+    its tolerance keeps its published value and decile; without a tolerance it is re-sent."""
+    ids = [f"u{i:03d}" for i in range(100)]
+    spec = {
+        "name": f"deciles_{unique_name}",
+        "table": unique_name,
+        "traits": {"ltv": "ltv"},
+        "decimals": {"ltv": 2},
+        "tolerance": {"ltv": 1.0},
+        "derived": [{"name": "ltv_decile", "type": "quantiles", "column": "ltv", "bins": 10}],
+    }
+    ts = TraitSet.from_dict(spec)
+    make_table(wh, unique_name, {"user_id": ids, "ltv": [float(i) for i in range(100)]})
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 100
+    # the 20 lowest values jump above every other: the cut points move and so do the deciles
+    # of profiles whose own value did not move at all
+    moved = [float(i) + (200.0 if i < 20 else 0.0) for i in range(100)]
+    make_table(wh, unique_name, {"user_id": ids, "ltv": moved})
+    result = sync(wh, ts, client=client, allow_drift=True)
+    assert (result.changed, result.sent) == (20, 20)
+    held = server_profiles(segment_server)
+    assert held["u029"] == {"ltv": 29.0, "ltv_decile": 3}  # its value stayed: published decile
+    assert held["u019"] == {"ltv": 219.0, "ltv_decile": 10}
+    # the same data without a tolerance re-sends every profile whose decile moved as well
+    exact = TraitSet.from_dict({**spec, "name": f"exact_{unique_name}", "tolerance": {}})
+    make_table(wh, unique_name, {"user_id": ids, "ltv": [float(i) for i in range(100)]})
+    assert sync(wh, exact, client=client, allow_drift=True).sent == 100
+    make_table(wh, unique_name, {"user_id": ids, "ltv": moved})
+    report = dry_run(wh, exact)
+    assert report.to_send > 20  # the 20 that moved, and the deciles that moved under others
+
+
 def test_group_traits_go_to_accounts(wh, unique_name, segment_server, client):
     make_table(wh, unique_name, {"group_id": ["acme", "globex"], "seats": [10, 25]})
     result = sync(wh, unique_name, client=client, kind="group")

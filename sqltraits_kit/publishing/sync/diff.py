@@ -8,6 +8,8 @@ profile into one category:
   trait with a tolerance counts as changed only when ``|current - published| >= tolerance``
   (the trait set's "smaller changes are not re-sent"; compared with the *acknowledged* value,
   so slow drift still gets sent once it adds up);
+  A derived trait (tier, decile, flag) of a toleranced trait is re-sent only with it
+  (``SyncSource.follows``), so Segment keeps a value and its tier that agree;
 - **removed**: published, no longer in the source;
 - **uncertain**: the latest ledger row is *unknown* (sent, never acknowledged): Segment may hold
   that value or the one before it, so the current value is sent again (the null traits when the
@@ -166,10 +168,13 @@ def diff_table(src: SyncSource, latest: ir.Table | None, *, screen: bool = True)
     gone = j["_pgone"].fill_null(False)
     published = in_ledger & ~gone
     uncertain = in_ledger & j["_punk"]
+    # A derived trait that follows a toleranced trait is no reason to send on its own: it is
+    # re-sent with that trait (which also covers it turning null or non-null).
     differs = ibis.or_(
         *(
             _differs(j[trait_alias(i)], j[f"_p{i}"], src.tolerance.get(t, 0.0))
             for i, t in enumerate(src.traits)
+            if t not in src.follows
         )
     )
     identical = ibis.and_(*(j[trait_alias(i)].identical_to(j[f"_p{i}"]) for i in range(n)))

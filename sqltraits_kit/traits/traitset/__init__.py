@@ -16,7 +16,8 @@ the unit that gets validated, previewed and published. Example::
     [decimals]                     # per numeric trait: round before publishing
     churn_probability = 3
 
-    [tolerance]                    # per numeric trait: smaller changes are not re-sent
+    [tolerance]                    # per numeric trait: smaller changes are not re-sent, nor
+                                   # are changes of the traits derived from its column alone
     churn_probability = 0.005
 
     [model]                        # what the scoring step runs (optional)

@@ -125,6 +125,27 @@ class TraitSet:
         """The change below which a numeric trait is not re-sent (0: any change is sent)."""
         return float(self.tolerance.get(trait, 0.0))
 
+    def tolerance_followers(self) -> dict[str, str]:
+        """Derived trait -> the column trait whose tolerance it follows.
+
+        A tier, decile or flag computed from a column that is also published as a trait with a
+        ``[tolerance]`` is re-sent only together with that trait: when the value moved by less
+        than the tolerance, Segment keeps the old value *and* the old tier, which agree with each
+        other. Without this, a value wobbling across a tier boundary (or a decile's cut point
+        moving under it) would re-send the profile every run whatever the tolerance says.
+        """
+        out: dict[str, str] = {}
+        for d in self.derived:
+            if self.traits:
+                trait = self.traits.get(d.column)
+            elif d.column in {self.id_column, *METADATA_COLUMNS, *self.exclude}:
+                trait = None
+            else:
+                trait = snake_case(d.column)
+            if trait is not None and self.tolerance_for(trait) > 0:
+                out[d.name] = trait
+        return out
+
     def with_(self, **changes: Any) -> TraitSet:
         """A validated copy with some fields changed (how the Preview page edits a trait set)."""
         return dataclasses.replace(self, **changes)
