@@ -219,6 +219,43 @@ def test_a_tier_is_re_sent_only_with_the_toleranced_value_it_derives_from(
     assert sync(wh, exact, client=client, allow_drift=True).sent == 1
 
 
+def test_a_relative_tolerance_scales_with_the_value_segment_holds(
+    wh, unique_name, segment_server, client
+):
+    spec = {
+        "name": f"rel_{unique_name}",
+        "table": unique_name,
+        "traits": {"ltv": "ltv"},
+        "decimals": {"ltv": 2},
+        "tolerance": {"ltv": 1.0},
+        "relative_tolerance": {"ltv": 0.05},
+    }
+    ts = TraitSet.from_dict(spec)
+    ids = ["small", "big", "zero", "null"]
+    make_table(wh, unique_name, {"user_id": ids, "ltv": [10.0, 1000.0, 0.0, None]})
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 4
+    # small: +1.5 is over the absolute 1.0 (5% of 10 is 0.5): sent. big: +40 is under 5% of
+    # 1000: kept. zero: 0 -> 0.5, under the absolute bound. null -> a value: always sent.
+    make_table(wh, unique_name, {"user_id": ids, "ltv": [11.5, 1040.0, 0.5, 3.0]})
+    report = dry_run(wh, ts)
+    result = sync(wh, ts, client=client, allow_drift=True)
+    assert (report.changed, result.changed, result.sent) == (2, 2, 2)
+    held = server_profiles(segment_server)
+    assert (held["small"]["ltv"], held["big"]["ltv"], held["null"]["ltv"]) == (11.5, 1000.0, 3.0)
+    # big: exactly 5% of what Segment holds (1000 -> 1050) is a change; 5% of the *current*
+    # value would not be the rule (1049.99 is under 5% of 1000 by a cent)
+    make_table(wh, unique_name, {"user_id": ids, "ltv": [11.5, 1049.99, 0.5, 3.0]})
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 0
+    make_table(wh, unique_name, {"user_id": ids, "ltv": [11.5, 1050.0, 0.5, 3.0]})
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 1
+    assert server_profiles(segment_server)["big"]["ltv"] == 1050.0
+    # a relative tolerance alone never counts an unchanged zero as moved
+    alone = TraitSet.from_dict({**spec, "name": f"alone_{unique_name}", "tolerance": {}})
+    make_table(wh, unique_name, {"user_id": ids, "ltv": [0.0, 0.0, 0.0, 0.0]})
+    assert sync(wh, alone, client=client, allow_drift=True).sent == 4
+    assert dry_run(wh, alone).to_send == 0
+
+
 def test_deciles_whose_cut_points_move_are_not_a_reason_to_re_send(
     wh, unique_name, segment_server, client
 ):

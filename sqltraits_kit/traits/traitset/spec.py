@@ -59,6 +59,9 @@ class TraitSet:
     derived: tuple[DerivedTrait, ...] = ()
     decimals: Mapping[str, int] = field(default_factory=dict)
     tolerance: Mapping[str, float] = field(default_factory=dict)
+    #: Per trait, a change smaller than this fraction of the published value is not re-sent
+    #: either (the bound is the larger of the two).
+    relative_tolerance: Mapping[str, float] = field(default_factory=dict)
     on_remove: OnRemove = "null"
     drift_threshold: float = DEFAULT_DRIFT_THRESHOLD
     model: ModelRef | None = None
@@ -142,7 +145,9 @@ class TraitSet:
                 trait = None
             else:
                 trait = snake_case(d.column)
-            if trait is not None and self.tolerance_for(trait) > 0:
+            if trait is not None and (
+                self.tolerance_for(trait) > 0 or self.relative_tolerance.get(trait, 0.0) > 0
+            ):
                 out[d.name] = trait
         return out
 
@@ -167,7 +172,7 @@ class TraitSet:
         unknown = sorted(set(data) - TOP_KEYS)
         if unknown:
             raise err(f"unknown key (allowed: {', '.join(sorted(TOP_KEYS))})", unknown[0])
-        for key in ("traits", "decimals", "tolerance", "model", "holdout"):
+        for key in ("traits", "decimals", "tolerance", "relative_tolerance", "model", "holdout"):
             if key in data and not isinstance(data[key], Mapping):
                 raise err(f"expected a table ([{key}]), got {type(data[key]).__name__}", key)
         derived_raw = data.get("derived", [])
@@ -208,6 +213,7 @@ class TraitSet:
             traits=dict(data.get("traits", {})),
             decimals=dict(data.get("decimals", {})),
             tolerance=dict(data.get("tolerance", {})),
+            relative_tolerance=dict(data.get("relative_tolerance", {})),
             exclude=tuple(exclude),
             derived=derived,
             model=model,
@@ -251,7 +257,7 @@ class TraitSet:
         out["drift_threshold"] = self.drift_threshold
         if self.exclude:
             out["exclude"] = list(self.exclude)
-        for key in ("traits", "decimals", "tolerance"):
+        for key in ("traits", "decimals", "tolerance", "relative_tolerance"):
             value = getattr(self, key)
             if value:
                 out[key] = dict(value)
