@@ -413,3 +413,29 @@ def test_at_most_twice_the_concurrency_batches_are_held_before_the_first_is_sett
     assert seen[0] == window
     assert max(seen[i] - i for i in range(len(seen))) == window
     client.close()
+
+
+def test_no_more_requests_than_the_concurrency_are_in_flight(segment_server):
+    """The pool has ``concurrency`` workers, no more (a default-sized pool would open as many
+    connections as the machine has cores plus four)."""
+    client = make_client(segment_server, concurrency=2)
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+    post = client._post
+
+    def counting_post(batch):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        try:
+            return post(batch)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    client._post = counting_post
+    for _ in range(12):
+        segment_server.inject(Delay(0.05))  # slow answers, so the requests overlap
+    summary = client.send_batches(batches_for(rows(120), max_messages=10))
+    assert summary.ok and summary.delivered_messages == 120
+    assert state["most"] == 2
+    client.close()
