@@ -231,6 +231,14 @@ def _cli(db: str, table: str, server: FakeSegmentServer, *extra: str) -> subproc
     )
 
 
+def _wait_requests(server: FakeSegmentServer, proc: subprocess.Popen, n: int) -> None:
+    deadline = time.monotonic() + 120
+    while server.snapshot()["requests"] < n:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
 def _wait_accepted(server: FakeSegmentServer, proc: subprocess.Popen, n: int) -> None:
     deadline = time.monotonic() + 120
     while server.snapshot()["messages_accepted"] < n:
@@ -244,9 +252,12 @@ def test_cli_second_scheduler_exits_2_and_a_waiting_one_runs_after(postgres_url,
     wh = connect(postgres_url)
     make_table(wh, unique_name, _table())
     with FakeSegmentServer(write_keys=(WRITE_KEY,)) as server:
-        server.fail_every(1, Delay(2.0))  # about 10 s in all: the others start meanwhile
+        # every request of the first run is held until the second has been refused, however
+        # long the second takes to start on a busy machine
+        release = threading.Event()
+        server.fail_every(1, Delay(120.0, until=release))
         first = _cli(postgres_url, unique_name, server, "--json")
-        _wait_accepted(server, first, 100)
+        _wait_requests(server, first, 1)
         second = _cli(postgres_url, unique_name, server)
         out, err = second.communicate(timeout=120)
         assert second.returncode == 2, (out, err)
@@ -254,6 +265,7 @@ def test_cli_second_scheduler_exits_2_and_a_waiting_one_runs_after(postgres_url,
         assert f"(pid {first.pid})" in err and "is being published to" in err
         assert WRITE_KEY not in err
         waiting = _cli(postgres_url, unique_name, server, "--wait", "--json")
+        release.set()
         out1, err1 = first.communicate(timeout=120)
         out3, err3 = waiting.communicate(timeout=120)
         assert first.returncode == 0 and waiting.returncode == 0, (err1, err3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +27,20 @@ class DropConnection:
 
 @dataclass(frozen=True)
 class Delay:
-    """Sleep, then handle the request normally (a slow answer; a client may time out)."""
+    """Sleep, then handle the request normally (a slow answer; a client may time out).
+
+    ``until``: wait for this event instead (at most ``seconds``), so a test holds a run in
+    flight for exactly as long as it needs, whatever the machine's load.
+    """
 
     seconds: float
+    until: threading.Event | None = field(default=None, compare=False)
+
+    def wait(self) -> None:
+        if self.until is not None:
+            self.until.wait(self.seconds)
+        else:
+            time.sleep(self.seconds)
 
 
 #: Where `Redirect` sends the client by default: answers 200 (JSON ``{"success": true}``,

@@ -65,7 +65,7 @@ class Handler(BaseHTTPRequestHandler):
         if fault is not None and not isinstance(fault, Delay):
             return self._apply(fault)
         if isinstance(fault, Delay):
-            time.sleep(fault.seconds)
+            fault.wait()
         status, body = self.app._profile_traits(parts.path, parts.query, self.headers)
         self._send_json(status, body)
 
@@ -83,7 +83,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._send_json(404, {"code": "not_found", "message": path})
         fault = self.app._next_fault()
         if isinstance(fault, Delay):
-            time.sleep(fault.seconds)
+            fault.wait()
             fault = None
         if fault is not None and not fault.process:
             return self._apply(fault)
