@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqltraits_kit import formatting as fmt
 from sqltraits_kit.errors import SqlTraitsError
 from sqltraits_kit.traits.gate import BASELINE_NAMES, BaselineKind
 from sqltraits_kit.traits.traitset import TraitSet, resolve
@@ -58,7 +59,7 @@ class DriftCheck:
         hits = self.over_threshold
         if not hits or self.report is None:
             return None
-        values = ", ".join(f"{t} {self.report.psi[t].psi:.3f}" for t in hits)
+        values = ", ".join(f"{t} {fmt.figure(self.report.psi[t].psi)}" for t in hits)
         against = BASELINE_NAMES.get(self.baseline_kind or "", "baseline")
         then = (
             "the Publish step asks for confirmation"
