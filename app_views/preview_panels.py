@@ -66,10 +66,9 @@ def _trait_tab(dists: Distributions, name: str) -> None:
     if name in dists.tiers:
         figure = charts.tier_figure(dists.tiers[name], title=f"{name}: tier sizes")
     else:
-        figure = charts.histogram_figure(summary)
+        log_scale = bool(st.session_state.get("preview_log_scale"))
+        figure = charts.histogram_figure(summary, log_scale=log_scale)
     figure.update_layout(height=340)  # about as tall as the facts beside it
-    if st.session_state.get("preview_log_scale") and name not in dists.tiers:
-        figure.update_yaxes(type="log")
     chart.plotly_chart(figure, width="stretch", key=f"preview_hist_{name}")
     facts.metric(
         "Null rate",
@@ -124,8 +123,8 @@ def drift_panel(
     drift = check.report
     metric.metric(
         "Max PSI",
-        "—" if drift is None or drift.max_psi is None else f"{drift.max_psi:.3f}",
-        f"threshold {threshold:g}",
+        fmt.figure(None if drift is None else drift.max_psi),
+        f"threshold {fmt.figure(threshold)}",
         delta_color="off",
         delta_arrow="off",
     )
@@ -163,13 +162,14 @@ def drift_panel(
                     key=f"preview_transition_{name}",
                 )
     if drift.movers is not None:
-        movers = drift.movers
-        if "change" in movers.columns:  # a mover that did not move is no mover
-            movers = movers[movers["change"].isna() | (movers["change"] != 0)]
+        movers = drift.movers.copy()  # only profiles whose value changed (top_movers)
         st.markdown(f"**Top movers** by absolute change of `{drift.movers_trait}`")
         if movers.empty:
             st.caption("No profile's value changed since the baseline.")
         else:
+            for column in ("baseline", "current", "change"):
+                if column in movers.columns:
+                    movers[column] = movers[column].map(fmt.figure)
             st.dataframe(movers, hide_index=True, key="preview_movers")
 
 
