@@ -79,15 +79,15 @@ def _verdicts(report: DryRunReport) -> None:
             st.info("Drift: nothing published under this sync key yet", icon=":material/info:")
         elif verdicts.drift_over:
             st.error(
-                f"Drift: max PSI {verdicts.max_psi:.3f} over the threshold "
-                f"{verdicts.drift_threshold:g} ({', '.join(verdicts.drift_over)}): a publish "
-                "needs the override below",
+                f"Drift: max PSI {fmt.figure(verdicts.max_psi)} over the threshold "
+                f"{fmt.figure(verdicts.drift_threshold)} ({', '.join(verdicts.drift_over)}): "
+                "a publish needs the override below",
                 icon=":material/block:",
             )
         else:
-            psi = "n/a" if verdicts.max_psi is None else f"{verdicts.max_psi:.3f}"
             st.success(
-                f"Drift: max PSI {psi} (threshold {verdicts.drift_threshold:g})",
+                f"Drift: max PSI {fmt.figure(verdicts.max_psi)} "
+                f"(threshold {fmt.figure(verdicts.drift_threshold)})",
                 icon=":material/check_circle:",
             )
         if verdicts.drift is not None and verdicts.drift.new_traits:
@@ -135,8 +135,22 @@ def show_local_holdings(target: Target) -> None:
     )
     if rows:
         st.dataframe(rows, hide_index=True, width="stretch", key="publish_local_holdings")
+        st.download_button(
+            "Download what it holds (CSV)",
+            data=_csv(rows),
+            file_name="local_test_server_holdings.csv",
+            mime="text/csv",
+            key="publish_local_csv",
+            icon=":material/download:",
+        )
     else:
         st.caption("Nothing received yet: publish to see it here.")
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    import pandas as pd
+
+    return pd.DataFrame(rows).to_csv(index=False)
 
 
 def show_result(done: dict[str, Any]) -> None:
@@ -145,7 +159,7 @@ def show_result(done: dict[str, Any]) -> None:
         f"Run {done['run_id']} {done['status']}: {done['sent']:,} sent, {done['failed']:,} "
         f"failed ({done['new']:,} new, {done['changed']:,} changed, {done['removed']:,} removed, "
         f"{done['unchanged']:,} unchanged) in {done['requests']:,} requests, "
-        f"{done['duration_s']:.1f} s"
+        f"{fmt.seconds(done['duration_s'])}"
     )
     if done["status"] == "succeeded":
         st.success(summary, icon=":material/check_circle:")
