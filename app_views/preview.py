@@ -10,6 +10,7 @@ import streamlit as st
 
 import app_state
 from app_views import traitset_editor as editor
+from sqltraits_kit import formatting as fmt
 from sqltraits_kit.traits.contract import ContractReport, validate_trait_set
 from sqltraits_kit.traits.traitset import TraitSet
 from sqltraits_kit.traits.traitset.editing import draft
@@ -218,8 +219,8 @@ def controls(trait_set: TraitSet) -> tuple[float, int, int]:
         value=float(thresholds.get(trait_set.name, trait_set.drift_threshold)),
         step=0.01,
         key=f"preview_threshold__{trait_set.name}",
-        help=f"The trait set says {trait_set.drift_threshold:g}. Above it a trait has shifted "
-        "enough that the Publish step asks for confirmation. Rule of thumb: < 0.1 stable, "
+        help=f"The trait set says {fmt.figure(trait_set.drift_threshold)}. Above it a trait has "
+        "shifted enough that the Publish step asks for confirmation. Rule of thumb: < 0.1 stable, "
         "0.1-0.2 moderate, > 0.2 a real shift.",
     )
     thresholds[trait_set.name] = threshold

@@ -72,8 +72,8 @@ def _trait_tab(dists: Distributions, name: str) -> None:
     chart.plotly_chart(figure, width="stretch", key=f"preview_hist_{name}")
     facts.metric(
         "Null rate",
-        f"{summary.null_rate:.1%}",
-        f"{summary.nulls:,} rows",
+        fmt.percent(summary.null_rate),
+        f"{fmt.count(summary.nulls)} rows",
         delta_color="off",
         delta_arrow="off",
     )
@@ -218,8 +218,9 @@ def export_panel(key: tuple, rows: int, ts: TraitSet) -> None:
     )
     st.caption(
         f"The file is built on the server and held in memory for this session, so the page "
-        f"offers at most {CSV_ROWS[-1]:,} rows (in identifier order; {len(data) / 1e6:.1f} MB "
-        "now). For every row, stream it to a file from a notebook: "
+        f"offers at most {CSV_ROWS[-1]:,} rows (in identifier order; "
+        f"{fmt.figure(len(data) / 1e6, digits=2)} MB now). For every row, stream it to a file "
+        "from a notebook: "
         "`sqltraits_kit.workflows.preview.export_csv(wh, trait_set, 'traits.csv')` writes "
         "Arrow batches "
         "with flat memory."
@@ -249,8 +250,9 @@ def sql_panel(wh: Warehouse, key: tuple, ts: TraitSet) -> None:
 
 
 def timings_caption(seconds: dict[str, float], started: float) -> None:
-    spent = ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items())
+    spent = ", ".join(f"{k} {fmt.seconds(v)}" for k, v in seconds.items())
     st.caption(
         f"Warehouse work when computed: {spent}. This render: "
-        f"{time.perf_counter() - started:.2f} s (results cached {TTL // 60} min per data version)."
+        f"{fmt.seconds(time.perf_counter() - started)} (results cached {TTL // 60} min per data "
+        "version)."
     )

@@ -104,11 +104,11 @@ def show_dry_run(report: DryRunReport) -> None:
     duration = (
         "no client-side rate limit"
         if report.expected_seconds is None
-        else f"about {report.expected_seconds:,.1f} s at the configured rate limit"
+        else f"about {fmt.seconds(report.expected_seconds)} at the configured rate limit"
     )
     st.markdown(
         f"Would send **{report.to_send:,}** messages in {approx}**{report.requests:,}** "
-        f"requests ({report.payload_bytes / 1e6:.2f} MB): {duration}."
+        f"requests ({fmt.figure(report.payload_bytes / 1e6, digits=2)} MB): {duration}."
     )
     if report.removed and report.on_remove == "null":
         st.warning(f"{report.removed:,} profiles left the result: their traits become null.")

@@ -202,7 +202,7 @@ def run_score(wh: Warehouse, registry: Registry, refs: list[str], **options: Any
             status.update(label="Scoring failed: nothing was written", state="error")
             raise
         status.update(
-            label=f"Scored {result.rows:,} profiles in {result.seconds:.1f} s",
+            label=f"Scored {result.rows:,} profiles in {fmt.seconds(result.seconds)}",
             state="complete",
             expanded=False,
         )

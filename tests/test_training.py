@@ -97,7 +97,7 @@ def test_the_champion_is_chosen_on_a_validation_window_before_the_test(churn_run
         assert figures["test"]["auc"] is not None, name
     best = max(sel["candidates"], key=lambda n: sel["candidates"][n]["validation"]["auc"])
     assert sel["champion"] == card.estimator == best
-    assert sel["reason"].startswith("highest validation auc")
+    assert sel["reason"].startswith("highest validation ROC AUC")
     assert card.metrics["auc"] == pytest.approx(sel["candidates"][best]["test"]["auc"])
     assert len(sel["blend_members"]) == 3  # one per family
     assert set(sel["baselines_validation"]) == {"recency", "recency_frequency", "btyd"}
@@ -216,7 +216,7 @@ def test_ltv_auto_on_the_sample(sample_wh):
         key=lambda n: card.selection["candidates"][n]["validation"]["mae"],
     )
     assert card.estimator == best
-    assert card.selection["reason"].startswith("lowest validation mae")
+    assert card.selection["reason"].startswith("lowest validation MAE")
     assert {row["metric"] for row in card.comparison} == {
         "mae",
         "gini",
