@@ -119,8 +119,9 @@ def drift_panel(
     alerts: st.delta_generator.DeltaGenerator,
     metric: st.delta_generator.DeltaGenerator,
 ) -> None:
-    st.caption(f"Baseline: {check.baseline_label}.")
     drift = check.report
+    if drift is not None or check.error:
+        st.caption(f"Baseline: {check.baseline_label}.")
     metric.metric(
         "Max PSI",
         fmt.figure(None if drift is None else drift.max_psi),
@@ -139,8 +140,9 @@ def drift_panel(
         return
     if drift is None:
         st.info(
-            "No baseline yet, so no drift: it appears after the second scoring run, and is "
-            "measured against what Segment holds after the first publish."
+            f"No drift yet: {check.baseline_label.removeprefix('no baseline: ')}. It appears "
+            "after the second scoring run, and is measured against what Segment holds after "
+            "the first publish."
         )
         return
     m = drift.membership

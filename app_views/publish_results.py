@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 import app_state
@@ -22,6 +23,28 @@ from sqltraits_kit.traits.traitset import TraitSet
 from sqltraits_kit.warehouse import Warehouse
 
 
+def history_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """The run history as a person reads it, narrow enough not to scroll sideways: counts
+    with separators, UTC dates, durations; the changes in one column."""
+
+    def changes(r: pd.Series) -> str:
+        return " · ".join(f"{fmt.count(r[k])} {k}" for k in ("new", "changed", "removed"))
+
+    return pd.DataFrame(
+        {
+            "started": runs["started_at"].map(fmt.instant),
+            "source": runs["source"],
+            "status": runs["status"],
+            "sent": runs["sent"].map(fmt.count),
+            "failed": runs["failed"].map(fmt.count),
+            "changes": runs.apply(changes, axis=1),
+            "time": runs["duration_s"].map(fmt.seconds),
+            "run": runs["run_id"],
+            "error": runs["error"].map(lambda e: e if isinstance(e, str) and e else fmt.DASH),
+        }
+    )
+
+
 def show_history(wh: Warehouse, target: Target, picked: Source) -> None:
     """The run history, and this source's failed rows with a retry action."""
     st.subheader("Run history")
@@ -30,10 +53,7 @@ def show_history(wh: Warehouse, target: Target, picked: Source) -> None:
         if runs.empty:
             st.info("No publish runs recorded in this warehouse yet.")
         else:
-            for column in runs.columns:
-                if column.endswith("_at"):
-                    runs[column] = runs[column].map(fmt.instant)
-            st.dataframe(runs, hide_index=True, key="publish_history")
+            st.dataframe(history_frame(runs), hide_index=True, key="publish_history")
     st.subheader("Failed rows")
     st.caption(
         "Rows Segment did not take. Every publish sends them again until they succeed; "
@@ -129,11 +149,11 @@ def show_local_holdings(target: Target) -> None:
         return
     rows = local.local_holdings()
     st.subheader("What the local test server holds")
-    st.caption(
-        "Local test server, nothing leaves this machine: these are the traits Segment would "
-        f"now hold, one row per profile ({len(rows):,} profiles)."
-    )
     if rows:
+        st.caption(
+            "Local test server, nothing leaves this machine: these are the traits Segment would "
+            f"now hold, one row per profile ({len(rows):,} profiles)."
+        )
         st.dataframe(rows, hide_index=True, width="stretch", key="publish_local_holdings")
         st.download_button(
             "Download what it holds (CSV)",
@@ -141,15 +161,17 @@ def show_local_holdings(target: Target) -> None:
             file_name="local_test_server_holdings.csv",
             mime="text/csv",
             key="publish_local_csv",
+            on_click="ignore",  # a download needs no rerun
             icon=":material/download:",
         )
     else:
-        st.caption("Nothing received yet: publish to see it here.")
+        st.caption(
+            "Local test server, nothing leaves this machine. Nothing received yet: publish to "
+            "see here the traits Segment would then hold."
+        )
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
-    import pandas as pd
-
     return pd.DataFrame(rows).to_csv(index=False)
 
 

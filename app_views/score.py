@@ -258,8 +258,24 @@ def show_result(wh: Warehouse, done: dict[str, Any]) -> None:
     history = runs(wh, done["table"]) if done["history_table"] else []
     if history:
         st.subheader("Runs")
-        frame = pd.DataFrame([r.to_dict() for r in history])
-        for column in frame.columns:
-            if column.endswith("_at"):
-                frame[column] = frame[column].map(fmt.instant)
-        st.dataframe(frame, hide_index=True, key="score_runs")
+        st.dataframe(_runs_frame(history), hide_index=True, key="score_runs")
+
+
+def _runs_frame(history: list) -> pd.DataFrame:
+    """The output table's scoring runs as a person reads them: models as name@version."""
+    rows = []
+    for run in history:
+        r = run.to_dict()
+        names = str(r.get("model_name") or "").split(",")
+        versions = str(r.get("model_version") or "").split(",")
+        models = [f"{n}@{v}" if v else n for n, v in zip(names, versions, strict=False) if n]
+        rows.append(
+            {
+                "run": r.get("run_id"),
+                "scored at": fmt.instant(r.get("scored_at")),
+                "models": ", ".join(models) or fmt.DASH,
+                "rows": fmt.count(r.get("rows")),
+                "current": bool(r.get("current")),
+            }
+        )
+    return pd.DataFrame(rows)

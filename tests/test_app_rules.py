@@ -44,6 +44,8 @@ from tests.support.traits import CHURN, LTV
         (37518, "37,518"),
         (1234.5678, "1,235"),
         (0.000123456, "0.0001235"),
+        (2.220446e-16, "2.22e-16"),  # not seventeen decimals
+        (-0.00001, "-1e-5"),
         (None, "—"),
         (float("nan"), "—"),
         (0, "0"),

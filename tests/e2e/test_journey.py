@@ -60,7 +60,7 @@ def test_first_hour_from_a_fresh_clone(page_, app_url, fresh_clone, tmp_path):
     # Train: the guided path names the three models churn.toml scores with, and a button per
     # model sets the form up for it (item 2). Quick estimators stand in for `auto`.
     go_to(page, "Train")
-    alert(page, "info", "Trait set churn needs 3 model(s); 3 to train")
+    alert(page, "info", "Trait set churn needs 3 models; 3 to train")
     screenshot(page, "journey-2-train-guided")
     click(page, "train_prepare_churn")
     choose(page, "train_estimator_churn", "logistic regression (baseline)")
@@ -70,7 +70,7 @@ def test_first_hour_from_a_fresh_clone(page_, app_url, fresh_clone, tmp_path):
     assert_clean(page)
     click(page, "train_save")
     alert(page, "success", "Saved as churn@1")
-    alert(page, "info", "needs 3 model(s); 2 to train")
+    alert(page, "info", "needs 3 models; 2 to train")
     screenshot(page, "journey-3-train-churn")
 
     click(page, "train_prepare_ltv")

@@ -142,7 +142,7 @@ def _previous_run(wh: Warehouse, trait_set: TraitSet) -> tuple[Baseline | None, 
         return None, f"the current rows of {table} are not a run of {history}"
     position = ids.index(current)
     if position + 1 >= len(kept):
-        return None, f"{table} has no run before {current}"
+        return None, f"{table} has only one scoring run so far"
     previous = kept[position + 1]
     hist = wh.con.table(history)
     # resolved by the code that resolves the current table: renames, rounding, tiers and that
