@@ -10,29 +10,10 @@ import pytest
 
 from sqltraits_kit.cli import main
 from tests.support import ROOT, SAMPLE_CUSTOMERS
+from tests.support.readable import raw_renderings
 from tests.support.segment import WRITE_KEY
 
 pytestmark = pytest.mark.slow
-
-# Raw renderings a person should never meet in the text (JSON payload lines are data: exact).
-RAW = {
-    "a float with more than 4 decimals": re.compile(r"(?<![\w.])\d+\.\d{5,}(?![\w])"),
-    "an ISO timestamp": re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d"),
-    "a count without separators": re.compile(r"(?<![\w.@:/-])\d{5,}(?![\w.:/-])"),
-    "a raw metric key": re.compile(r"\b(pr_auc|base_rate|top_decile_lift|total_pct_error)\b"),
-    "None or nan": re.compile(r"\b(None|nan|NaN)\b"),
-    "a padded rate": re.compile(r"\b\d+\.00 (requests|events)/s"),
-}
-
-
-def _text(lines: str) -> str:
-    """The lines a person reads: not the exact JSON payloads a dry run shows."""
-    return "\n".join(line for line in lines.splitlines() if not line.lstrip().startswith("{"))
-
-
-def _raw_renderings(out: str) -> list[str]:
-    text = _text(out)
-    return [f"{what}: {m.group(0)!r}" for what, rx in RAW.items() for m in rx.finditer(text)]
 
 
 def test_raw_renderings_are_caught():
@@ -45,8 +26,8 @@ def test_raw_renderings_are_caught():
         "mae None",
         "at 20.00 requests/s",
     ):
-        assert _raw_renderings(bad), bad
-    assert not _raw_renderings("wrote 37,518 rows at 20/s on 2026-11-01 14:03 UTC, churn@1")
+        assert raw_renderings(bad), bad
+    assert not raw_renderings("wrote 37,518 rows at 20/s on 2026-11-01 14:03 UTC, churn@1")
 
 
 def _cli(capsys, *args: str) -> tuple[int, str]:
@@ -104,5 +85,5 @@ def test_every_command_prints_numbers_in_the_one_format(
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC  ", history, re.M), history
     assert f"rows {SAMPLE_CUSTOMERS:,}" in history
     assert "PR AUC" in seen["train churn"] and "churn rate" in seen["train churn"]
-    problems = {name: _raw_renderings(out) for name, out in seen.items()}
+    problems = {name: raw_renderings(out) for name, out in seen.items()}
     assert not {k: v for k, v in problems.items() if v}, "\n\n".join(seen.values())

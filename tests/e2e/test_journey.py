@@ -160,7 +160,8 @@ def test_first_hour_from_a_fresh_clone(page_, app_url, fresh_clone, tmp_path):
 
     # Back on the Preview, drift is measured against what Segment now holds.
     go_to(page, "Preview")
-    page.get_by_text("Baseline: published snapshot of 'churn'").wait_for()
+    # ... the local test server's ('churn@local'), as the Publish page's gate measured it
+    page.get_by_text("Baseline: published snapshot of 'churn@local'").wait_for()
     assert_clean(page)
     if UPDATE_README_SCREENSHOT:
         readme_screenshot(page)

@@ -185,8 +185,14 @@ def text_of(page, key: str) -> str:
 
 
 def assert_clean(page) -> None:
+    """No error on the page, and no raw number or timestamp in its text (dataframes are drawn
+    on a canvas: their cells are checked by the AppTest tests)."""
+    from tests.support.readable import raw_renderings
+
     found = problems(page)
     assert not found, f"errors on the page: {found}"
+    raw = raw_renderings(page.get_by_test_id("stMain").inner_text())
+    assert not raw, f"raw renderings on the page: {raw}"
 
 
 def alert(page, kind: str, text: str):

@@ -138,18 +138,20 @@ def drift_check(
     movers: str | None = None,
     n_movers: int = 20,
     psi_bins: int = 10,
+    sync_key: str | None = None,
 ) -> DriftCheck:
     """PSI, transitions, membership and top movers against :func:`baseline`.
 
     ``movers``: the numeric trait of the top-movers list (default: the first numeric column
-    trait); ``drift_threshold`` overrides the trait set's.
+    trait); ``drift_threshold`` overrides the trait set's; ``sync_key`` the published state to
+    compare with (the Publish page's destination: see :func:`baseline_of`).
     """
     from sqltraits_kit.traits.drift import compare_trait_set
 
     started = time.perf_counter()
     if drift_threshold is not None:
         trait_set = trait_set.with_(drift_threshold=float(drift_threshold))
-    base, label = baseline_of(wh, trait_set)
+    base, label = baseline_of(wh, trait_set, sync_key=sync_key)
     if base is None:
         return DriftCheck(trait_set, None, label, None, seconds=timed(started))
     current = resolve(wh, trait_set)
