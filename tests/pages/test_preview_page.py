@@ -90,6 +90,8 @@ def test_full_render_with_a_previous_run(page, duckdb_wh):
 
     (messages,) = at.json
     sent = json.loads(messages.value)
+    # drawn open down to each message's traits (list > message > traits), not as {...}
+    assert messages.proto.expanded and messages.proto.max_expand_depth >= 3
     assert len(sent) == 20 and sent[0]["userId"] == "u00100"
     first = sent[0]
     assert first["messageId"] == message_id("preview", "u00100", first["traits"])

@@ -10,7 +10,7 @@ RAW = {
     "an ISO timestamp": re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d"),
     "a count without separators": re.compile(r"(?<![\w.@:/-])\d{5,}(?![\w.:/-])"),
     "a raw metric key": re.compile(r"\b(pr_auc|base_rate|top_decile_lift|total_pct_error)\b"),
-    "None or nan": re.compile(r"\b(None|nan|NaN)\b"),
+    "None or nan": re.compile(r"\b(None|nan)\b"),  # Python reprs; prose may name NaN
     "a padded rate": re.compile(r"\b\d+\.00 (requests|events)/s"),
 }
 
