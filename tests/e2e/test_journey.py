@@ -163,6 +163,7 @@ def test_first_hour_from_a_fresh_clone(page_, app_url, fresh_clone, tmp_path):
     # ... the local test server's ('churn@local'), as the Publish page's gate measured it
     page.get_by_text("Baseline: published snapshot of 'churn@local'").wait_for()
     assert_clean(page)
+    screenshot(page, "journey-9-preview-after-publish")
     if UPDATE_README_SCREENSHOT:
         readme_screenshot(page)
     assert not elsewhere, elsewhere
