@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from sqltraits_kit.errors import ConfigError, DataError
+from sqltraits_kit.formatting import metric_label
 from sqltraits_kit.modelling import charts
 from sqltraits_kit.modelling.estimators import CANDIDATES
 from sqltraits_kit.modelling.features import (
@@ -133,7 +134,9 @@ def test_churn_metrics_sit_beside_the_baselines_and_the_reference(churn_run):
     # every metric the model does not beat has a warning, and only those
     losing = [r["metric"] for r in card.comparison if not r["beats"]]
     assert len(card.warnings) == len(losing)
-    assert all(f"on {metric}:" in w for metric, w in zip(losing, card.warnings, strict=True))
+    assert all(
+        f"on {metric_label(metric)}:" in w for metric, w in zip(losing, card.warnings, strict=True)
+    )
     # on the sample the model beats every naive rule by a margin
     assert rows["auc"]["beats"] and m["auc"] > best + 0.02
 

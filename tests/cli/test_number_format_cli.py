@@ -28,6 +28,8 @@ def test_raw_renderings_are_caught():
     ):
         assert raw_renderings(bad), bad
     assert not raw_renderings("wrote 37,518 rows at 20/s on 2026-11-01 14:03 UTC, churn@1")
+    assert not raw_renderings("PSI 0.08522, p 0.0001235, diff 2.22e-16, MAE 40.05, 70.7%")
+    assert raw_renderings("mean 1.23456") and raw_renderings("total 12,345.67")
 
 
 def _cli(capsys, *args: str) -> tuple[int, str]:
