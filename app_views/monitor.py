@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from sqltraits_kit import formatting as fmt
 from sqltraits_kit.workflows.outcome_charts import UPLIFT_LABELS, metric_figure, uplift_figure
 from sqltraits_kit.workflows.outcomes import OutcomeReport, RunOutcome
 
@@ -23,7 +24,7 @@ METRIC_LABELS = {
 
 
 def _date(value: Any) -> str:
-    return value.date().isoformat() if value is not None else "—"
+    return fmt.instant(value.date()) if value is not None else fmt.DASH
 
 
 def show_summary(report: OutcomeReport) -> None:
@@ -37,7 +38,7 @@ def show_summary(report: OutcomeReport) -> None:
         st.error("Live quality below the model card: " + "; ".join(report.flagged[:5]))
     elif summary["evaluated"]:
         st.success("Every live figure is within its margin of the model card.")
-    margins = ", ".join(f"{k} {v:g}" for k, v in report.margins.items())
+    margins = ", ".join(f"{k} {fmt.figure(v)}" for k, v in report.margins.items())
     st.caption(f"Margins: {margins} (see docs/OUTCOMES.md).")
 
 
@@ -88,7 +89,9 @@ def _uplift_frame(run: RunOutcome) -> pd.DataFrame:
         for measure in UPLIFT_LABELS:
             row[measure] = u.get(measure)
             ci = u.get(f"{measure}_ci")
-            row[f"{measure} 95% CI"] = f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else None
+            row[f"{measure} 95% CI"] = (
+                f"[{fmt.figure(ci[0])}, {fmt.figure(ci[1])}]" if ci else fmt.DASH
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -10,6 +10,7 @@ import streamlit as st
 
 import app_state
 from app_views import traitset_editor as editor
+from sqltraits_kit import formatting as fmt
 from sqltraits_kit.traits.contract import ContractReport, validate_trait_set
 from sqltraits_kit.traits.traitset import TraitSet
 from sqltraits_kit.traits.traitset.editing import draft
@@ -55,8 +56,22 @@ def cached_distributions(
 
 # Computed against the trait set's own threshold; the slider only re-judges it (no query).
 @st.cache_data(ttl=TTL, show_spinner=False)
-def cached_drift(url: str, _wh: Warehouse, spec: str, path: str, version: str) -> DriftCheck:
-    return drift_check(_wh, _trait_set(spec, path))
+def cached_drift(
+    url: str, _wh: Warehouse, spec: str, path: str, version: str, sync_key: str
+) -> DriftCheck:
+    return drift_check(_wh, _trait_set(spec, path), sync_key=sync_key)
+
+
+def publish_sync_key(trait_set: TraitSet) -> str:
+    """The published state a publish of ``trait_set`` from the Publish page is diffed against
+    (its destination's: ``churn`` for production, ``churn@local`` for the local test server):
+    the Preview's drift is measured against the same one."""
+    from sqltraits_kit.publishing import local
+
+    destinations = {d.name: d for d in local.publish_destinations(app_state.settings())}
+    chosen = destinations.get(st.session_state.get("publish_destination"))
+    destination = chosen or next(iter(destinations.values()), None)
+    return destination.sync_key(trait_set.name) if destination else trait_set.name
 
 
 @st.cache_data(ttl=TTL, show_spinner="Building sample payloads…")
@@ -86,7 +101,8 @@ def cached_columns(url: str, _wh: Warehouse, table: str) -> list[str]:
 def cache_key(wh: Warehouse, trait_set: TraitSet) -> tuple:
     """What every cached panel is keyed by: the warehouse, the trait set and the data version."""
     spec, path = trait_set.dumps(), str(trait_set.path or "")
-    return (wh.url, wh, spec, path, data_version(wh, trait_set))
+    version = data_version(wh, trait_set, sync_key=publish_sync_key(trait_set))
+    return (wh.url, wh, spec, path, version)
 
 
 def empty_state(what: str) -> None:
@@ -218,8 +234,8 @@ def controls(trait_set: TraitSet) -> tuple[float, int, int]:
         value=float(thresholds.get(trait_set.name, trait_set.drift_threshold)),
         step=0.01,
         key=f"preview_threshold__{trait_set.name}",
-        help=f"The trait set says {trait_set.drift_threshold:g}. Above it a trait has shifted "
-        "enough that the Publish step asks for confirmation. Rule of thumb: < 0.1 stable, "
+        help=f"The trait set says {fmt.figure(trait_set.drift_threshold)}. Above it a trait has "
+        "shifted enough that the Publish step asks for confirmation. Rule of thumb: < 0.1 stable, "
         "0.1-0.2 moderate, > 0.2 a real shift.",
     )
     thresholds[trait_set.name] = threshold

@@ -66,15 +66,14 @@ def _trait_tab(dists: Distributions, name: str) -> None:
     if name in dists.tiers:
         figure = charts.tier_figure(dists.tiers[name], title=f"{name}: tier sizes")
     else:
-        figure = charts.histogram_figure(summary)
+        log_scale = bool(st.session_state.get("preview_log_scale"))
+        figure = charts.histogram_figure(summary, log_scale=log_scale)
     figure.update_layout(height=340)  # about as tall as the facts beside it
-    if st.session_state.get("preview_log_scale") and name not in dists.tiers:
-        figure.update_yaxes(type="log")
     chart.plotly_chart(figure, width="stretch", key=f"preview_hist_{name}")
     facts.metric(
         "Null rate",
-        f"{summary.null_rate:.1%}",
-        f"{summary.nulls:,} rows",
+        fmt.percent(summary.null_rate),
+        f"{fmt.count(summary.nulls)} rows",
         delta_color="off",
         delta_arrow="off",
     )
@@ -120,12 +119,13 @@ def drift_panel(
     alerts: st.delta_generator.DeltaGenerator,
     metric: st.delta_generator.DeltaGenerator,
 ) -> None:
-    st.caption(f"Baseline: {check.baseline_label}.")
     drift = check.report
+    if drift is not None or check.error:
+        st.caption(f"Baseline: {check.baseline_label}.")
     metric.metric(
         "Max PSI",
-        "—" if drift is None or drift.max_psi is None else f"{drift.max_psi:.3f}",
-        f"threshold {threshold:g}",
+        fmt.figure(None if drift is None else drift.max_psi),
+        f"threshold {fmt.figure(threshold)}",
         delta_color="off",
         delta_arrow="off",
     )
@@ -140,8 +140,9 @@ def drift_panel(
         return
     if drift is None:
         st.info(
-            "No baseline yet, so no drift: it appears after the second scoring run, and is "
-            "measured against what Segment holds after the first publish."
+            f"No drift yet: {check.baseline_label.removeprefix('no baseline: ')}. It appears "
+            "after the second scoring run, and is measured against what Segment holds after "
+            "the first publish."
         )
         return
     m = drift.membership
@@ -163,13 +164,14 @@ def drift_panel(
                     key=f"preview_transition_{name}",
                 )
     if drift.movers is not None:
-        movers = drift.movers
-        if "change" in movers.columns:  # a mover that did not move is no mover
-            movers = movers[movers["change"].isna() | (movers["change"] != 0)]
+        movers = drift.movers.copy()  # only profiles whose value changed (top_movers)
         st.markdown(f"**Top movers** by absolute change of `{drift.movers_trait}`")
         if movers.empty:
             st.caption("No profile's value changed since the baseline.")
         else:
+            for column in ("baseline", "current", "change"):
+                if column in movers.columns:
+                    movers[column] = movers[column].map(fmt.figure)
             st.dataframe(movers, hide_index=True, key="preview_movers")
 
 
@@ -218,8 +220,9 @@ def export_panel(key: tuple, rows: int, ts: TraitSet) -> None:
     )
     st.caption(
         f"The file is built on the server and held in memory for this session, so the page "
-        f"offers at most {CSV_ROWS[-1]:,} rows (in identifier order; {len(data) / 1e6:.1f} MB "
-        "now). For every row, stream it to a file from a notebook: "
+        f"offers at most {CSV_ROWS[-1]:,} rows (in identifier order; "
+        f"{fmt.figure(len(data) / 1e6, digits=2)} MB now). For every row, stream it to a file "
+        "from a notebook: "
         "`sqltraits_kit.workflows.preview.export_csv(wh, trait_set, 'traits.csv')` writes "
         "Arrow batches "
         "with flat memory."
@@ -249,8 +252,9 @@ def sql_panel(wh: Warehouse, key: tuple, ts: TraitSet) -> None:
 
 
 def timings_caption(seconds: dict[str, float], started: float) -> None:
-    spent = ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items())
+    spent = ", ".join(f"{k} {fmt.seconds(v)}" for k, v in seconds.items())
     st.caption(
         f"Warehouse work when computed: {spent}. This render: "
-        f"{time.perf_counter() - started:.2f} s (results cached {TTL // 60} min per data version)."
+        f"{fmt.seconds(time.perf_counter() - started)} (results cached {TTL // 60} min per data "
+        "version)."
     )

@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 import app_state
+from sqltraits_kit import formatting as fmt
 from sqltraits_kit.access import Decision
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing import local
@@ -119,11 +120,11 @@ def destination_settings(settings: Settings, access: Decision) -> Target:
 def _trait_set_source(source: TraitSet, wh: Warehouse) -> TraitSet | None:
     # The threshold chosen on the Preview page for this trait set is the one in use.
     chosen = st.session_state.get("preview_thresholds", {}).get(source.name)
-    threshold = f"drift threshold {source.drift_threshold:g}"
+    threshold = f"drift threshold {fmt.figure(source.drift_threshold)}"
     if chosen is not None and chosen != source.drift_threshold:
         threshold = (
-            f"drift threshold {chosen:g}, set on the Preview page (the trait set says "
-            f"{source.drift_threshold:g})"
+            f"drift threshold {fmt.figure(chosen)}, set on the Preview page (the trait set "
+            f"says {fmt.figure(source.drift_threshold)})"
         )
         source = dataclasses.replace(source, drift_threshold=float(chosen))
     st.caption(

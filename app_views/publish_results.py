@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 import app_state
@@ -22,6 +23,28 @@ from sqltraits_kit.traits.traitset import TraitSet
 from sqltraits_kit.warehouse import Warehouse
 
 
+def history_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """The run history as a person reads it, narrow enough not to scroll sideways: counts
+    with separators, UTC dates, durations; the changes in one column."""
+
+    def changes(r: pd.Series) -> str:
+        return " · ".join(f"{fmt.count(r[k])} {k}" for k in ("new", "changed", "removed"))
+
+    return pd.DataFrame(
+        {
+            "started": runs["started_at"].map(fmt.instant),
+            "source": runs["source"],
+            "status": runs["status"],
+            "sent": runs["sent"].map(fmt.count),
+            "failed": runs["failed"].map(fmt.count),
+            "changes": runs.apply(changes, axis=1),
+            "time": runs["duration_s"].map(fmt.seconds),
+            "run": runs["run_id"],
+            "error": runs["error"].map(lambda e: e if isinstance(e, str) and e else fmt.DASH),
+        }
+    )
+
+
 def show_history(wh: Warehouse, target: Target, picked: Source) -> None:
     """The run history, and this source's failed rows with a retry action."""
     st.subheader("Run history")
@@ -30,10 +53,7 @@ def show_history(wh: Warehouse, target: Target, picked: Source) -> None:
         if runs.empty:
             st.info("No publish runs recorded in this warehouse yet.")
         else:
-            for column in runs.columns:
-                if column.endswith("_at"):
-                    runs[column] = runs[column].map(fmt.instant)
-            st.dataframe(runs, hide_index=True, key="publish_history")
+            st.dataframe(history_frame(runs), hide_index=True, key="publish_history")
     st.subheader("Failed rows")
     st.caption(
         "Rows Segment did not take. Every publish sends them again until they succeed; "
@@ -79,15 +99,15 @@ def _verdicts(report: DryRunReport) -> None:
             st.info("Drift: nothing published under this sync key yet", icon=":material/info:")
         elif verdicts.drift_over:
             st.error(
-                f"Drift: max PSI {verdicts.max_psi:.3f} over the threshold "
-                f"{verdicts.drift_threshold:g} ({', '.join(verdicts.drift_over)}): a publish "
-                "needs the override below",
+                f"Drift: max PSI {fmt.figure(verdicts.max_psi)} over the threshold "
+                f"{fmt.figure(verdicts.drift_threshold)} ({', '.join(verdicts.drift_over)}): "
+                "a publish needs the override below",
                 icon=":material/block:",
             )
         else:
-            psi = "n/a" if verdicts.max_psi is None else f"{verdicts.max_psi:.3f}"
             st.success(
-                f"Drift: max PSI {psi} (threshold {verdicts.drift_threshold:g})",
+                f"Drift: max PSI {fmt.figure(verdicts.max_psi)} "
+                f"(threshold {fmt.figure(verdicts.drift_threshold)})",
                 icon=":material/check_circle:",
             )
         if verdicts.drift is not None and verdicts.drift.new_traits:
@@ -104,11 +124,11 @@ def show_dry_run(report: DryRunReport) -> None:
     duration = (
         "no client-side rate limit"
         if report.expected_seconds is None
-        else f"about {report.expected_seconds:,.1f} s at the configured rate limit"
+        else f"about {fmt.seconds(report.expected_seconds)} at the configured rate limit"
     )
     st.markdown(
         f"Would send **{report.to_send:,}** messages in {approx}**{report.requests:,}** "
-        f"requests ({report.payload_bytes / 1e6:.2f} MB): {duration}."
+        f"requests ({fmt.figure(report.payload_bytes / 1e6, digits=2)} MB): {duration}."
     )
     if report.removed and report.on_remove == "null":
         st.warning(f"{report.removed:,} profiles left the result: their traits become null.")
@@ -129,14 +149,30 @@ def show_local_holdings(target: Target) -> None:
         return
     rows = local.local_holdings()
     st.subheader("What the local test server holds")
-    st.caption(
-        "Local test server, nothing leaves this machine: these are the traits Segment would "
-        f"now hold, one row per profile ({len(rows):,} profiles)."
-    )
     if rows:
+        st.caption(
+            "Local test server, nothing leaves this machine: these are the traits Segment would "
+            f"now hold, one row per profile ({len(rows):,} profiles)."
+        )
         st.dataframe(rows, hide_index=True, width="stretch", key="publish_local_holdings")
+        st.download_button(
+            "Download what it holds (CSV)",
+            data=_csv(rows),
+            file_name="local_test_server_holdings.csv",
+            mime="text/csv",
+            key="publish_local_csv",
+            on_click="ignore",  # a download needs no rerun
+            icon=":material/download:",
+        )
     else:
-        st.caption("Nothing received yet: publish to see it here.")
+        st.caption(
+            "Local test server, nothing leaves this machine. Nothing received yet: publish to "
+            "see here the traits Segment would then hold."
+        )
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    return pd.DataFrame(rows).to_csv(index=False)
 
 
 def show_result(done: dict[str, Any]) -> None:
@@ -145,7 +181,7 @@ def show_result(done: dict[str, Any]) -> None:
         f"Run {done['run_id']} {done['status']}: {done['sent']:,} sent, {done['failed']:,} "
         f"failed ({done['new']:,} new, {done['changed']:,} changed, {done['removed']:,} removed, "
         f"{done['unchanged']:,} unchanged) in {done['requests']:,} requests, "
-        f"{done['duration_s']:.1f} s"
+        f"{fmt.seconds(done['duration_s'])}"
     )
     if done["status"] == "succeeded":
         st.success(summary, icon=":material/check_circle:")

@@ -202,7 +202,7 @@ def run_score(wh: Warehouse, registry: Registry, refs: list[str], **options: Any
             status.update(label="Scoring failed: nothing was written", state="error")
             raise
         status.update(
-            label=f"Scored {result.rows:,} profiles in {result.seconds:.1f} s",
+            label=f"Scored {result.rows:,} profiles in {fmt.seconds(result.seconds)}",
             state="complete",
             expanded=False,
         )
@@ -214,8 +214,8 @@ def run_score(wh: Warehouse, registry: Registry, refs: list[str], **options: Any
 def _why(model: dict[str, Any]) -> str:
     """The scoring path in a few words; the library's full reason is in the details."""
     reason = model["reason"]
-    if model["path"] == "warehouse":
-        return "in SQL, checked against scikit-learn"
+    if model["path"] == "warehouse":  # the BG/NBD pair is checked against numpy
+        return f"SQL checked against {'numpy' if 'numpy' in reason else 'scikit-learn'}"
     if reason.startswith("no SQL translation"):
         return "no SQL translation for this estimator"
     return reason.split(";")[0]
@@ -236,12 +236,24 @@ def show_result(wh: Warehouse, done: dict[str, Any]) -> None:
             "columns": ", ".join(m["columns"]),
             "path": PATHS.get(m["path"], m["path"]),
             "why": _why(m),
-            "parity max |diff|": fmt.figure(m["parity_max_diff"], digits=2),
+            "max |diff|": fmt.figure(m["parity_max_diff"], digits=2),
             "time": fmt.seconds(m["seconds"]),
         }
         for m in done["models"]
     ]
-    st.dataframe(pd.DataFrame(models), hide_index=True, key="score_models_table")
+    st.dataframe(
+        pd.DataFrame(models),
+        hide_index=True,
+        key="score_models_table",
+        # the BG/NBD pair writes four columns: cut them short rather than scroll sideways
+        column_config={
+            "columns": st.column_config.TextColumn(width="medium"),
+            "max |diff|": st.column_config.TextColumn(
+                help="The parity check: the largest difference between the SQL and the fitted "
+                "model's own predictions over every profile"
+            ),
+        },
+    )
     with st.expander("Each model's path in detail"):
         for m in done["models"]:
             st.caption(f"{m['ref']}: {m['reason']}")
@@ -258,8 +270,24 @@ def show_result(wh: Warehouse, done: dict[str, Any]) -> None:
     history = runs(wh, done["table"]) if done["history_table"] else []
     if history:
         st.subheader("Runs")
-        frame = pd.DataFrame([r.to_dict() for r in history])
-        for column in frame.columns:
-            if column.endswith("_at"):
-                frame[column] = frame[column].map(fmt.instant)
-        st.dataframe(frame, hide_index=True, key="score_runs")
+        st.dataframe(_runs_frame(history), hide_index=True, key="score_runs")
+
+
+def _runs_frame(history: list) -> pd.DataFrame:
+    """The output table's scoring runs as a person reads them: models as name@version."""
+    rows = []
+    for run in history:
+        r = run.to_dict()
+        names = str(r.get("model_name") or "").split(",")
+        versions = str(r.get("model_version") or "").split(",")
+        models = [f"{n}@{v}" if v else n for n, v in zip(names, versions, strict=False) if n]
+        rows.append(
+            {
+                "run": r.get("run_id"),
+                "scored at": fmt.instant(r.get("scored_at")),
+                "models": ", ".join(models) or fmt.DASH,
+                "rows": fmt.count(r.get("rows")),
+                "current": bool(r.get("current")),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -77,6 +77,18 @@ def _prepare(need: NeededModel) -> None:
     st.session_state["train_guide_flash"] = f"The form below is set to train {need.name!r}."
 
 
+#: What a model of each kind is called in a sentence.
+KIND_NAMES = {
+    "churn": "a churn model",
+    "ltv": "an LTV model",
+    "btyd": "the BG/NBD + Gamma-Gamma pair",
+}
+
+
+def _models(n: int) -> str:
+    return f"{n} model" if n == 1 else f"{n} models"
+
+
 def guided_path(wh: Warehouse, cards: list[ModelCard]) -> None:
     """What the trait sets in use need, and a button per model still to train."""
     sets = app_state.trait_sets(wh, scored_only=True)
@@ -105,7 +117,7 @@ def guided_path(wh: Warehouse, cards: list[ModelCard]) -> None:
         app_state.page_link("pages/score.py", "Score profiles", ":material/target:")
         return
     st.info(
-        f"Trait set **{chosen.name}** needs {len(needs)} model(s); {len(todo)} to train. "
+        f"Trait set **{chosen.name}** needs {_models(len(needs))}; {len(todo)} to train. "
         "Each button sets the form below; then press Train and save.",
         icon=":material/route:",
     )
@@ -118,11 +130,15 @@ def guided_path(wh: Warehouse, cards: list[ModelCard]) -> None:
             args=(need,),
             icon=":material/arrow_downward:",
         )
-        why = f"writes {', '.join(need.columns)}" if need.columns else "scores this trait set"
+        why = (
+            f"writes {', '.join(need.columns)}"
+            if need.columns
+            else "named in the trait set's [model], though none of its traits reads it"
+        )
         if need.saved is not None and need.missing:
             why = f"{need.saved.ref} does not write {', '.join(need.missing)}"
         horizon = f", horizon {need.horizon_days} days" if need.horizon_days else ""
-        right.caption(f"**{need.name}**: a {need.kind} model{horizon}; {why}.")
+        right.caption(f"**{need.name}**: {KIND_NAMES.get(need.kind, need.kind)}{horizon}; {why}.")
     if prepared:
         st.caption(f":material/check: {prepared}")
 

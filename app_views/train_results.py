@@ -203,7 +203,7 @@ def _versions_frame(registry: Registry, cards: list[ModelCard]) -> pd.DataFrame:
                 "cutoff": c.cutoff,
                 "horizon (days)": c.horizon_days,
                 "ROC AUC": fmt.figure(c.metrics.get("auc")),
-                "Gini": fmt.figure(c.metrics.get("gini")),
+                fmt.metric_label("gini"): fmt.figure(c.metrics.get("gini")),
                 "training rows": fmt.count(c.training_rows),
                 "created": fmt.instant(c.created_at),
             }

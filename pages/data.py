@@ -94,7 +94,7 @@ with app_state.user_errors():
     fig = px.line(activity, x="period", y="events", color="table", labels=labels)
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=10, b=10))
     st.plotly_chart(fig, width="stretch")
-    where = "saved in the project" if proposal.source == "project" else "guessed (not saved yet)"
+    where = "saved in the project" if proposal.source == "project" else "guessed, not saved yet"
     st.caption(
         f"Rows per {grain} in the mapped tables ({where}), counted inside the warehouse; a last "
         "period the data stops inside is left out."

@@ -56,7 +56,7 @@ with app_state.user_errors():
 
     st.subheader("Drift against the baseline")
     with st.spinner("Comparing with the baseline in the warehouse…"):
-        check = view.cached_drift(*key).with_threshold(threshold)
+        check = view.cached_drift(*key, view.publish_sync_key(ts)).with_threshold(threshold)
     panels.drift_panel(check, threshold, alerts, m_psi)
 
     st.subheader("Sample payloads")

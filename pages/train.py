@@ -94,10 +94,17 @@ with app_state.user_errors():
                 ).isoformat()
         # The BG/NBD pair gets its own name: trait sets score it beside the churn or LTV model
         # ("also = ['btyd']"), and saved as "churn" it would become that model's next version.
+        name_key = f"train_name_{kind}_{estimator}"
+        # The guided path sets the name in the session: no default beside it (a warning)
+        default = (
+            {}
+            if name_key in st.session_state
+            else {"value": "btyd" if estimator == "btyd" else kind}
+        )
         name = st.text_input(
             "Save as",
-            value="btyd" if estimator == "btyd" else kind,
-            key=f"train_name_{kind}_{estimator}",
+            **default,
+            key=name_key,
             persist_state="session",
             help="The registry name: a new version of it is saved. Trait sets refer to models "
             "by this name (their [model] section).",

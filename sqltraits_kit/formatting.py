@@ -61,7 +61,7 @@ def _missing(x: Any) -> bool:
 
 def figure(x: Any, /, *, digits: int = 4) -> str:
     """A measure to ``digits`` significant digits, with thousands separators: ``0.8852``,
-    ``1,235``, ``0.0001234``; ``—`` for None or NaN."""
+    ``1,235``, ``0.0001234``, ``2.22e-16`` below 0.0001; ``—`` for None or NaN."""
     if _missing(x):
         return DASH
     if isinstance(x, bool):
@@ -75,6 +75,11 @@ def figure(x: Any, /, *, digits: int = 4) -> str:
     if x == 0:
         return "0"
     magnitude = math.floor(math.log10(abs(x)))
+    if magnitude < -4:  # 2.2e-16, not seventeen decimals (a parity check's difference)
+        mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+        if "." in mantissa:
+            mantissa = mantissa.rstrip("0").rstrip(".")
+        return f"{mantissa}e{int(exponent)}"
     decimals = max(digits - 1 - magnitude, 0)
     text = f"{x:,.{decimals}f}"
     if "." in text:

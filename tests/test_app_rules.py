@@ -44,6 +44,8 @@ from tests.support.traits import CHURN, LTV
         (37518, "37,518"),
         (1234.5678, "1,235"),
         (0.000123456, "0.0001235"),
+        (2.220446e-16, "2.22e-16"),  # not seventeen decimals
+        (-0.00001, "-1e-5"),
         (None, "—"),
         (float("nan"), "—"),
         (0, "0"),
@@ -271,8 +273,14 @@ def test_charts_label_every_bar_and_keep_labels_apart(duckdb_wh):
     report = compare(c, b, id_column="user_id", threshold=0.2)
     fig = charts.psi_figure(report)
     bars = fig.data[0]
-    assert list(bars.text) == [f"{v:.3f}" for v in bars.y]  # a near-zero bar still says so
-    assert fig.layout.yaxis.range[1] > report.threshold  # the threshold's label above the bars
+    assert list(bars.x) == ["score", "flat"] and bars.y[1] == 0  # "flat" did not drift
+    assert list(bars.text) == [fmt.figure(v) for v in bars.y]  # a near-zero bar still says so
+    assert bars.text[1] == "0" and bars.marker.line.width >= 1  # ... and shows as a line
+    assert fig.layout.yaxis.range[1] > max(report.threshold, *bars.y)
+    # the threshold's label is in the right margin, beside the line: never on a bar
+    (label,) = [a for a in fig.layout.annotations if "threshold" in a.text]
+    assert (label.xref, label.x, label.xanchor) == ("paper", 1.0, "left")
+    assert label.y == report.threshold and fig.layout.margin.r >= 60
     # a skewed trait: p5 and p50 close together, each label on its own line
     skewed = pd.DataFrame({"user_id": ids, "ltv": [0.0] * 150 + [float(i * 40) for i in range(50)]})
     table = duckdb_wh.con.create_table("skewed", ibis.memtable(skewed))
@@ -280,3 +288,34 @@ def test_charts_label_every_bar_and_keep_labels_apart(duckdb_wh):
     labels = [(a.text.split()[0], a.y) for a in hist.layout.annotations]
     assert [name for name, _ in labels] == ["p5", "p50", "p95"]
     assert len({y for _, y in labels}) == 3
+    assert hist.layout.yaxis.type != "log"
+    # ... and a log scale, so the long tail's small bars show beside the tall one at zero
+    log = charts.histogram_figure(summarize(table, id_column="user_id")["ltv"], log_scale=True)
+    assert log.layout.yaxis.type == "log" and log.data[0].y == hist.data[0].y
+
+
+def test_null_rate_chart_labels_every_bar(duckdb_wh):
+    from sqltraits_kit.traits import charts
+    from sqltraits_kit.traits.distributions import summarize
+
+    ids = [f"u{i}" for i in range(1000)]
+    frame = pd.DataFrame({"user_id": ids, "rare": [None] + [1.0] * 999, "full": [1.0] * 1000})
+    table = duckdb_wh.con.create_table("nulls", ibis.memtable(frame))
+    fig = charts.null_rate_figure(summarize(table, id_column="user_id"))
+    bars = fig.data[0]
+    assert dict(zip(bars.y, bars.text, strict=True)) == {"rare": "0.10%", "full": "0.00%"}
+    assert bars.marker.line.width >= 1
+
+
+def test_top_movers_never_list_a_profile_that_did_not_move(duckdb_wh):
+    from sqltraits_kit.traits.drift import top_movers
+
+    ids = [f"u{i}" for i in range(50)]
+    base = pd.DataFrame({"user_id": ids, "score": [0.5] * 50})
+    current = base.assign(score=[0.5] * 47 + [0.6, 0.2, 0.55])  # three moved
+    b = duckdb_wh.con.create_table("movers_base", ibis.memtable(base))
+    c = duckdb_wh.con.create_table("movers_current", ibis.memtable(current))
+    movers = top_movers(c, b, id_column="user_id", column="score", n=20)
+    assert list(movers["user_id"]) == ["u48", "u47", "u49"]
+    assert (movers["change"] != 0).all()
+    assert top_movers(b, b, id_column="user_id", column="score", n=20).empty

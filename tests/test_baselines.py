@@ -78,8 +78,9 @@ def test_compare_picks_the_best_baseline_per_metric_and_warns_where_the_model_lo
         True,
     )
     assert warnings == [
-        "The model does not beat the baseline 'predict 0' on mae: 12 vs 10.",
-        "The model does not beat the baseline 'BG/NBD + Gamma-Gamma' on gini: 0.6 vs 0.65.",
+        "The model does not beat the baseline 'predict 0' on MAE: 12 vs 10.",
+        "The model does not beat the baseline 'BG/NBD + Gamma-Gamma' on normalised Gini: "
+        "0.6 vs 0.65.",
     ]
 
 

@@ -148,3 +148,23 @@ def test_gate_traits_and_rows_by_hand(wh, unique_name):
     assert previous.psi["score"].psi > 1 > published.psi["score"].psi  # entering ones moved
     m = published.membership
     assert (m.entering, m.leaving, m.staying) == (200, 100, 200)
+
+
+def test_the_preview_compares_with_the_destination_the_publish_used(
+    duckdb_wh, unique_name, segment_server, fast_sleeps
+):
+    """Issue 17: a publish to the local test server keeps its state under ``name@local``; the
+    Preview measured drift against ``name`` and said "nothing published" after it."""
+    wh, ts = duckdb_wh, churn_set(unique_name)
+    write_run(wh, unique_name, run_rows(seed=1, run_id="r1", day=1))
+    key = f"{ts.name}@local"
+    client = make_client(segment_server, fast_sleeps)
+    try:
+        sync(wh, ts, client=client, sync_key=key)
+    finally:
+        client.close()
+    write_run(wh, unique_name, run_rows(seed=2, run_id="r2", day=2, shift=0.15, offset=20))
+    local = drift_check(wh, ts, sync_key=key)
+    assert local.baseline_kind == "published" and key in local.baseline_label
+    assert psi_of(local.report) == psi_of(check(wh, ts, sync_key=key).drift)
+    assert drift_check(wh, ts).baseline_kind == "previous_run"  # nothing under the name itself

@@ -29,6 +29,7 @@ from sqltraits_kit.traits.scoring import score
 from sqltraits_kit.traits.traitset import TraitSet
 from sqltraits_kit.warehouse import connect
 from sqltraits_kit.workflows.outcomes import outcomes
+from tests.support.readable import raw_renderings
 from tests.support.segment import WRITE_KEY
 from tests.support.sync import make_client
 
@@ -188,6 +189,7 @@ def test_cli_json_and_exit_codes(published, tmp_path, monkeypatch, capsys):
     assert main([*args, "--margin", "calibration_gap=0"]) == 1
     text = capsys.readouterr().out
     assert "FLAGGED" in text and "uplift" in text
+    assert not raw_renderings(text), text  # issue 17 item 9: the one number format
     assert main([*args, "--margin", "nonsense=1"]) == 2
 
 

@@ -79,7 +79,7 @@ def test_baseline_is_the_previous_run_until_something_is_published(wh, unique_na
     write_run(wh, unique_name, run_rows(seed=1, run_id="r1", day=1))
     table, label = baseline(wh, ts)
     assert table is None
-    assert "no run before r1" in label and "nothing published" in label
+    assert "has only one scoring run so far" in label and "nothing published" in label
 
     write_run(wh, unique_name, run_rows(seed=2, run_id="r2", day=2))
     table, label = baseline(wh, ts)

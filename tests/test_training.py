@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from sqltraits_kit.errors import ConfigError, DataError
+from sqltraits_kit.formatting import metric_label
 from sqltraits_kit.modelling import charts
 from sqltraits_kit.modelling.estimators import CANDIDATES
 from sqltraits_kit.modelling.features import (
@@ -97,7 +98,7 @@ def test_the_champion_is_chosen_on_a_validation_window_before_the_test(churn_run
         assert figures["test"]["auc"] is not None, name
     best = max(sel["candidates"], key=lambda n: sel["candidates"][n]["validation"]["auc"])
     assert sel["champion"] == card.estimator == best
-    assert sel["reason"].startswith("highest validation auc")
+    assert sel["reason"].startswith("highest validation ROC AUC")
     assert card.metrics["auc"] == pytest.approx(sel["candidates"][best]["test"]["auc"])
     assert len(sel["blend_members"]) == 3  # one per family
     assert set(sel["baselines_validation"]) == {"recency", "recency_frequency", "btyd"}
@@ -133,7 +134,9 @@ def test_churn_metrics_sit_beside_the_baselines_and_the_reference(churn_run):
     # every metric the model does not beat has a warning, and only those
     losing = [r["metric"] for r in card.comparison if not r["beats"]]
     assert len(card.warnings) == len(losing)
-    assert all(f"on {metric}:" in w for metric, w in zip(losing, card.warnings, strict=True))
+    assert all(
+        f"on {metric_label(metric)}:" in w for metric, w in zip(losing, card.warnings, strict=True)
+    )
     # on the sample the model beats every naive rule by a margin
     assert rows["auc"]["beats"] and m["auc"] > best + 0.02
 
@@ -216,7 +219,7 @@ def test_ltv_auto_on_the_sample(sample_wh):
         key=lambda n: card.selection["candidates"][n]["validation"]["mae"],
     )
     assert card.estimator == best
-    assert card.selection["reason"].startswith("lowest validation mae")
+    assert card.selection["reason"].startswith("lowest validation MAE")
     assert {row["metric"] for row in card.comparison} == {
         "mae",
         "gini",

@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+COUNTED = ("rows", "new", "changed", "removed", "unchanged", "sent", "failed", "requests")
+
+
 def _records(frame) -> list[dict]:
     import math
 
@@ -44,6 +47,7 @@ def _records(frame) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from sqltraits_kit import formatting as fmt
     from sqltraits_kit.cli import env_settings
     from sqltraits_kit.errors import ConfigError
     from sqltraits_kit.publishing.sync import failed_rows, history
@@ -78,19 +82,17 @@ def run(args: argparse.Namespace) -> int:
     if args.failed:
         for row in _records(frame):
             print(
-                f"{row['sync_key']}  {row['identifier']}  attempts {row['attempts']}  "
-                f"{row['payload_bytes']} bytes  run {row['run_id']}: {row['reason']}"
+                f"{row['sync_key']}  {row['identifier']}  attempts {fmt.count(row['attempts'])}  "
+                f"{fmt.count(row['payload_bytes'])} bytes  run {row['run_id']}: {row['reason']}"
             )
         return 0
     for row in _records(frame):
-        started = (row["started_at"] or "")[:19].replace("T", " ")
-        duration = row["duration_s"]
+        n = {k: fmt.count(row[k]) for k in COUNTED}
         print(
-            f"{started}  {row['run_id']}  {row['sync_key']}  {row['status']:<11} "
-            f"rows {row['rows']:,}  new {row['new']:,}  changed {row['changed']:,}  "
-            f"removed {row['removed']:,}  unchanged {row['unchanged']:,}  sent {row['sent']:,}  "
-            f"failed {row['failed']:,}  requests {row['requests']:,}"
-            + (f"  {duration:.1f} s" if duration is not None else "")
+            f"{fmt.instant(row['started_at'])}  {row['run_id']}  {row['sync_key']}  "
+            f"{row['status']:<11} rows {n['rows']}  new {n['new']}  changed {n['changed']}  "
+            f"removed {n['removed']}  unchanged {n['unchanged']}  sent {n['sent']}  "
+            f"failed {n['failed']}  requests {n['requests']}  {fmt.seconds(row['duration_s'])}"
             + f"  to {display(row.get('destination'))}"
             + (f"  ({row['error']})" if row.get("error") else "")
         )

@@ -20,6 +20,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from sqltraits_kit import formatting as fmt
     from sqltraits_kit.cli import env_settings
     from sqltraits_kit.errors import ConfigError
     from sqltraits_kit.modelling.registry import ModelCard, Registry, parse_ref
@@ -53,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     for c in cards:
         mark = "*" if is_active(c) else " "
         main = [k for k in ("auc", "gini", "mae") if c.metrics.get(k) is not None]
-        figures = ", ".join(f"{k} {c.metrics[k]:.3f}" for k in main)
+        figures = ", ".join(
+            f"{fmt.metric_label(k)} {fmt.metric_value(k, c.metrics[k])}" for k in main
+        )
         print(
             f"{mark}{c.ref:<23} {c.kind:<6} {c.estimator:<9} {c.cutoff:<10} "
             f"{c.horizon_days:>4}  {figures}"

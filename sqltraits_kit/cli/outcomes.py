@@ -53,13 +53,23 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _fmt(value) -> str:
-    return "—" if value is None else f"{value:.4g}"
+def _points(share: float) -> str:
+    """A difference of rates in percentage points, signed: ``+1.2 pp``."""
+    from sqltraits_kit.formatting import figure
+
+    return f"{'+' if share > 0 else ''}{figure(share * 100, digits=3)} pp"
+
+
+def _signed(x: float) -> str:
+    from sqltraits_kit.formatting import figure
+
+    return f"{'+' if x > 0 else ''}{figure(x)}"
 
 
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from sqltraits_kit import formatting as fmt
     from sqltraits_kit.cli import env_settings, required_db_url
     from sqltraits_kit.traits.traitset import TraitSet
     from sqltraits_kit.warehouse import connect
@@ -87,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if not report.runs:
         print(f"no published run of {report.sync_key!r} yet")
     for r in report.runs:
-        as_of = r.as_of.date().isoformat() if r.as_of else "?"
+        as_of = fmt.instant(r.as_of.date()) if r.as_of else fmt.DASH
         print(
             f"run {r.run_id} (scores as of {as_of}): {r.status}"
             + (f" — {r.reason}" if r.reason else "")
@@ -97,19 +107,21 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {m.model} {m.kind}: {m.status} — {m.reason}")
                 continue
             figures = ", ".join(
-                f"{c.metric} {_fmt(c.live)} (card {_fmt(c.card)}){' FLAGGED' if c.flagged else ''}"
+                f"{fmt.metric_label(c.metric)} {fmt.metric_value(c.metric, c.live)} "
+                f"(card {fmt.metric_value(c.metric, c.card)}){' FLAGGED' if c.flagged else ''}"
                 for c in m.comparisons
             )
-            print(f"  {m.model} {m.kind} on {m.live.get('rows', 0):,} profiles: {figures}")
+            rows = fmt.count(m.live.get("rows", 0))
+            print(f"  {m.model} {m.kind} on {rows} profiles: {figures}")
         for tier, u in (r.uplift or {}).items():
             if u.get("churn_reduction") is None:
                 continue
             lo, hi = u["churn_reduction_ci"]
             rlo, rhi = u["revenue_uplift_ci"]
             print(
-                f"  uplift {tier}: churn rate reduced by {u['churn_reduction']:+.3f} "
-                f"[{lo:.3f}, {hi:.3f}], revenue {u['revenue_uplift']:+.2f} "
-                f"[{rlo:.2f}, {rhi:.2f}] per profile "
-                f"({u['treated_rows']:,} treated, {u['control_rows']:,} control)"
+                f"  uplift {tier}: churn rate reduced by {_points(u['churn_reduction'])} "
+                f"[{_points(lo)}, {_points(hi)}], revenue {_signed(u['revenue_uplift'])} "
+                f"[{fmt.figure(rlo)}, {fmt.figure(rhi)}] per profile "
+                f"({fmt.count(u['treated_rows'])} treated, {fmt.count(u['control_rows'])} control)"
             )
     return report.exit_code

@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from sqltraits_kit.errors import ConfigError
+    from sqltraits_kit.formatting import seconds
     from sqltraits_kit.warehouse.sample import build_sample
 
     if args.customers < 1:
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         memory_limit=args.memory_limit,
     )
     counts = ", ".join(f"{name} {rows:,}" for name, rows in report.row_counts.items())
-    print(f"wrote {report.path} in {report.seconds:.1f} s: {counts}")
+    print(f"wrote {report.path} in {seconds(report.seconds)}: {counts}")
     return 0
 
 

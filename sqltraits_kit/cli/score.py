@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
+    from sqltraits_kit import formatting as fmt
     from sqltraits_kit.cli import env_settings
     from sqltraits_kit.modelling.registry import Registry
     from sqltraits_kit.traits.scoring import score
@@ -77,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"warehouse": wh.display_url, **result.to_dict()}))
         return 0
     print(
-        f"wrote {result.rows:,} rows to {result.table} as of {result.as_of.date()} "
-        f"in {result.seconds:.1f} s (run {result.run_id})"
+        f"wrote {fmt.count(result.rows)} rows to {result.table} as of "
+        f"{fmt.instant(result.as_of.date())} in {fmt.seconds(result.seconds)} "
+        f"(run {result.run_id})"
     )
     for m in result.models:
         where = "in the warehouse" if m.path == "warehouse" else "streamed"

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), default=str))
     else:
-        print(f"checked {report.checked} profiles: {report.matched} match")
+        print(f"checked {report.checked:,} profiles: {report.matched:,} match")
         for ident in report.missing:
             print(f"  missing in Segment: {ident}")
         for m in report.mismatches:

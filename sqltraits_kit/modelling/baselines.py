@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from sqltraits_kit import formatting as fmt
 from sqltraits_kit.modelling.metrics import classification_metrics, regression_metrics
 
 __all__ = [
@@ -152,7 +153,7 @@ def compare(
         if not beats:
             what = labels.get(best_name, best_name)
             warnings.append(
-                f"The model does not beat the baseline '{what}' on {metric}: "
-                f"{model:.4g} vs {best:.4g}."
+                f"The model does not beat the baseline '{what}' on {fmt.metric_label(metric)}: "
+                f"{fmt.metric_value(metric, model)} vs {fmt.metric_value(metric, best)}."
             )
     return rows, warnings

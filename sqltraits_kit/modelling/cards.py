@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqltraits_kit.errors import ConfigError, ModelLoadError
+from sqltraits_kit.formatting import count, figure, metric_label, metric_value
 from sqltraits_kit.modelling.integrity import expected_features
 
 KINDS = ("churn", "ltv", "btyd")
@@ -82,7 +83,7 @@ class ModelCard:
         lines = []
         compared = {row["metric"]: row for row in self.comparison or []}
         has_reference = any(k.startswith("reference_") for k in self.metrics)
-        header = f"  {'metric':<18} {'model':>9}   {'best baseline':<32}"
+        header = f"  {'metric':<20} {'model':>9}   {'best baseline':<32}"
         lines.append((header + ("  reference" if has_reference else "")).rstrip())
         for key, value in self.metrics.items():
             if key.startswith("reference_") or key.endswith("_rows"):
@@ -91,21 +92,21 @@ class ModelCard:
             base = ""
             if row is not None:
                 mark = "" if row["beats"] else "  <- not beaten"
-                base = f"{_number(row['baseline'])} ({row['best_baseline']}){mark}"
-            line = f"  {key:<18} {_number(value):>9}   {base:<32}"
+                base = f"{metric_value(key, row['baseline'])} ({row['best_baseline']}){mark}"
+            line = f"  {metric_label(key):<20} {metric_value(key, value):>9}   {base:<32}"
             ref = self.metrics.get(f"reference_{key}")
             if ref is not None:
-                line += f"  {_number(ref)}"
+                line += f"  {metric_value(key, ref)}"
             lines.append(line.rstrip())
         lines += _selection_lines(self.selection or {})
         lines += [f"  WARNING: {warning}" for warning in self.warnings or []]
         if self.refit:
             lines.append(
                 f"  saved model refit on {', '.join(self.refit['cutoffs'])} "
-                f"({self.refit['training_rows']:,} rows) after testing"
+                f"({count(self.refit['training_rows'])} rows) after testing"
             )
         if self.params:
-            lines.append(f"  parameters: {json.dumps(self.params)}")
+            lines.append(f"  parameters: {_params_text(self.params)}")
         lines += [f"  note: {note}" for note in self.notes]
         return lines
 
@@ -162,10 +163,19 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _number(value: Any) -> str:
-    from sqltraits_kit.formatting import figure  # the app's number format (issue 17 item 9)
-
-    return figure(value)
+def _params_text(params: dict[str, Any], /) -> str:
+    """Fitted parameters as ``bgnbd: r 0.2431, alpha 4.5``; numbers by the app's format."""
+    parts = []
+    for key, value in params.items():
+        if isinstance(value, dict):
+            parts.append(f"{key}: {_params_text(value)}" if value else f"{key}: {figure(None)}")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            parts.append(f"{key} {figure(value)}")
+        else:
+            parts.append(f"{key} {value}")
+    return (
+        "; ".join(parts) if any(isinstance(v, dict) for v in params.values()) else ", ".join(parts)
+    )
 
 
 def _selection_lines(selection: dict[str, Any]) -> list[str]:
@@ -173,14 +183,17 @@ def _selection_lines(selection: dict[str, Any]) -> list[str]:
     if not selection:
         return []
     metric = selection["selected_by"]
+    label = metric_label(metric)
     lines = [
         f"  champion {selection['champion']}: {selection['reason']} "
         f"(validation at {selection['validation_cutoff']})",
-        f"  {'candidate':<12} {'validation ' + metric:>16} {'test ' + metric:>12}",
+        f"  {'candidate':<12} {'validation ' + label:>16} {'test ' + label:>12}",
     ]
     for name, figures in selection["candidates"].items():
         val = figures.get("validation", {}).get(metric)
         test = figures.get("test", {}).get(metric)
         star = "*" if name == selection["champion"] else " "
-        lines.append(f"  {star}{name:<11} {_number(val):>16} {_number(test):>12}")
+        lines.append(
+            f"  {star}{name:<11} {metric_value(metric, val):>16} {metric_value(metric, test):>12}"
+        )
     return lines

@@ -162,7 +162,7 @@ def _pick_orders(tables: Sequence[_Table]) -> tuple[_Table, str, str, str, str] 
             )
             why = (
                 f"{t.rows:,} rows for {distinct:,} distinct {col} ({per_id:.1f} per id), "
-                f"timestamp {t.times[0]}, numeric {t.numbers[0]}"
+                f"timestamp column {t.times[0]}, numeric {t.numbers[0]}"
             )
             if best is None or score > best[0]:
                 best = (score, t, col, t.times[0], t.numbers[0], why)
@@ -282,13 +282,17 @@ def guess_mapping(wh: Warehouse, *, tables: Sequence[str] | None = None) -> Mapp
             "track_timestamp": ts,
             "track_event": event,
         }
-        reasons["tracks_table"] = f"{t.name}: an event log keyed by {col} with timestamp {ts}"
+        reasons["tracks_table"] = (
+            f"{t.name}: an event log keyed by {col} with timestamp column {ts}"
+        )
     else:
         reasons["tracks_table"] = "none: no event log keyed by the profiles' ids"
     if "pages" in activity:
         t, col, ts = activity["pages"]
         values |= {"pages_table": t.name, "page_profile_id": col, "page_timestamp": ts}
-        reasons["pages_table"] = f"{t.name}: a page/visit log keyed by {col} with timestamp {ts}"
+        reasons["pages_table"] = (
+            f"{t.name}: a page/visit log keyed by {col} with timestamp column {ts}"
+        )
     else:
         reasons["pages_table"] = "none: no page or visit log keyed by the profiles' ids"
     try:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sqltraits_kit import formatting as fmt
 from sqltraits_kit.errors import DataError
 from sqltraits_kit.modelling.estimators import FAMILIES, Blend, make_estimator
 from sqltraits_kit.modelling.metrics import classification_metrics, regression_metrics
@@ -167,10 +168,10 @@ def choose(
     ]
     others.sort(key=lambda item: -item[1] if direction == "higher" else item[1])
     word = "highest" if direction == "higher" else "lowest"
-    reason = f"{word} validation {metric}: {value:.4g}"
+    reason = f"{word} validation {fmt.metric_label(metric)}: {fmt.metric_value(metric, value)}"
     if others:
         runner, runner_value = others[0]
-        reason += f", ahead of {runner} ({runner_value:.4g})"
+        reason += f", ahead of {runner} ({fmt.metric_value(metric, runner_value)})"
     return champion, reason
 
 

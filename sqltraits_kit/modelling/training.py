@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from sqltraits_kit import formatting as fmt
 from sqltraits_kit.errors import ConfigError, DataError
 from sqltraits_kit.modelling import baselines as bl
 from sqltraits_kit.modelling.btyd import BtydPair
@@ -111,9 +112,10 @@ class TrainResult:
         where = f"saved as {card.ref}" + (f" in {saved_in}" if saved_in else "")
         lines = [
             f"{card.kind} model ({card.estimator}) {where if self.saved else 'not saved'}, "
-            f"trained in {self.seconds:.1f} s",
-            f"  cutoff {card.cutoff} -> test {card.test_cutoff}, horizon {card.horizon_days} days",
-            f"  rows: {card.training_rows:,} training, {card.test_rows:,} test",
+            f"trained in {fmt.seconds(self.seconds)}",
+            f"  cutoff {fmt.instant(card.cutoff)} -> test {fmt.instant(card.test_cutoff)}, "
+            f"horizon {card.horizon_days} days",
+            f"  rows: {fmt.count(card.training_rows)} training, {fmt.count(card.test_rows)} test",
         ]
         if card.training_cutoffs:
             lines.append(f"  training snapshots: {', '.join(card.training_cutoffs)}")

@@ -186,7 +186,8 @@ def top_movers(
     """The ``n`` profiles whose ``column`` changed most (absolute), largest first.
 
     Columns: the identifier, ``baseline``, ``current``, ``change`` (current - baseline). Rows with a
-    null or non-finite value on either side are left out; ties are ordered by identifier.
+    null or non-finite value on either side are left out, and so are profiles whose value did not
+    change (a mover that did not move is no mover); ties are ordered by identifier.
     """
     import ibis
 
@@ -198,7 +199,9 @@ def top_movers(
     j = b.join(c, b["_b_id"] == c["_c_id"], how="inner")
     before, after = j["_b_value"].cast("float64"), j["_c_value"].cast("float64")
     change = after - before
-    valid = ~is_missing(j["_b_value"]) & ~is_missing(j["_c_value"]) & ~change.isinf()
+    valid = (
+        ~is_missing(j["_b_value"]) & ~is_missing(j["_c_value"]) & ~change.isinf() & (change != 0)
+    )
     moved = (
         j.filter(valid)
         .select(_id=j["_c_id"], baseline=before, current=after, change=change)

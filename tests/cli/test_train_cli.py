@@ -71,7 +71,7 @@ def test_train_ltv_text_output_with_options(db, tmp_path, capsys):
     assert code == 0, captured.err
     assert "saved as ltv_btyd@1" in captured.out
     assert "cutoff 2026-03-01 -> test 2026-04-30, horizon 60 days" in captured.out
-    assert "gini" in captured.out and "reference" in captured.out
+    assert "normalised Gini" in captured.out and "reference" in captured.out
     assert "best baseline" in captured.out and "(past_rate)" in captured.out
     assert "saved model refit on 2026-04-30" in captured.out
     assert "parameters:" in captured.out
@@ -86,7 +86,7 @@ def test_default_is_auto_with_baselines_and_candidates(db, tmp_path, capsys):
     assert first.startswith("churn model (") and "not saved" in first
     assert "training snapshots: " in out
     assert "best baseline" in out and "(btyd)" in out
-    assert "champion " in out and "highest validation auc" in out
+    assert "champion " in out and "highest validation ROC AUC" in out
     for name in ("logistic", "gbm", "gbm_small", "bgnbd", "mbgnbd", "blend"):
         assert f" {name} " in out or f"*{name} " in out, name
     assert out.count("*") == 1  # the champion, marked once
@@ -180,7 +180,7 @@ def test_models_lists_and_activates(db, tmp_path, capsys):
 
     assert main(["models", "--models-dir", str(tmp_path)]) == 0
     text = capsys.readouterr().out
-    assert "*churn@1" in text and " churn@2" in text and "auc" in text
+    assert "*churn@1" in text and " churn@2" in text and "ROC AUC 0." in text
 
     assert main(["models", "--models-dir", str(tmp_path), "--activate", "churn@9"]) == 1
     assert "churn@9 not found" in capsys.readouterr().err

@@ -90,6 +90,8 @@ def test_full_render_with_a_previous_run(page, duckdb_wh):
 
     (messages,) = at.json
     sent = json.loads(messages.value)
+    # drawn open down to each message's traits (list > message > traits), not as {...}
+    assert messages.proto.expanded and messages.proto.max_expand_depth >= 3
     assert len(sent) == 20 and sent[0]["userId"] == "u00100"
     first = sent[0]
     assert first["messageId"] == message_id("preview", "u00100", first["traits"])
@@ -133,7 +135,7 @@ def test_single_run_has_no_drift_and_an_output_table_can_be_previewed(page, duck
     write_run(duckdb_wh, TABLE, run_rows(500, seed=1, run_id="r1", day=1))
     at = open_preview(page)
     assert not at.exception
-    assert any("No baseline yet" in i.value for i in at.info)
+    assert any("No drift yet: nothing published under" in i.value for i in at.info)
     # no nulls: a sentence, not an empty bar chart
     assert any(c.value == "No trait has a null value." for c in at.caption)
     assert len(at.get("plotly_chart")) == len(at.tabs)  # one histogram per trait, nothing else

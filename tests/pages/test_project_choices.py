@@ -98,7 +98,7 @@ def test_data_page_activity_follows_the_mapping(page, crm_wh):
     (chart,) = at.get("plotly_chart")
     figure = json.loads(chart.proto.spec)
     assert {trace["name"] for trace in figure["data"]} == {"shop_orders"}
-    assert any("guessed (not saved yet)" in c.value for c in at.caption)
+    assert any("guessed, not saved yet" in c.value for c in at.caption)
 
 
 def test_score_defaults_come_from_the_warehouse_and_the_project(

@@ -113,7 +113,13 @@ def test_dry_run_then_publish_then_history(publish_page, scores, segment_server)
     assert segment_server.snapshot()["messages_accepted"] == N
     assert segment_server.user_traits("u42") == {"score": 42 / N}
     runs = _frame(at, "status")
-    assert list(runs["status"]) == ["succeeded"] and list(runs["sent"]) == [N]
+    assert list(runs["status"]) == ["succeeded"] and list(runs["sent"]) == [f"{N:,}"]
+    # narrow and in the one format (issue 17 item 9): no sideways scroll, no raw timestamps
+    assert list(runs.columns) == [
+        "started", "source", "status", "sent", "failed", "changes", "time", "run", "error"
+    ]  # fmt: skip
+    assert list(runs["changes"]) == [f"{N:,} new · 0 changed · 0 removed"]
+    assert runs["started"].str.endswith(" UTC").all() and list(runs["error"]) == ["—"]
     assert at.get("progress")  # the live progress bar was drawn
 
     # the next dry run finds nothing to send

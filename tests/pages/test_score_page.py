@@ -71,10 +71,19 @@ def test_scoring_writes_the_table_and_reports_paths(page, duckdb_wh, trained, tm
     models = at.dataframe[0].value
     assert models["model"].tolist() == ["churn@1", "btyd@1"]
     assert models["path"].tolist() == ["in the warehouse", "in the warehouse"]
-    assert (models["why"] == "in SQL, checked against scikit-learn").all()
+    assert models["why"].tolist() == [
+        "SQL checked against scikit-learn",
+        "SQL checked against numpy",  # the BG/NBD pair's reference is numpy, not scikit-learn
+    ]
     details = next(e for e in at.expander if e.label == "Each model's path in detail")
     assert "max |SQL - scikit-learn|" in details.caption[0].value  # the figure, kept
-    assert at.dataframe[1].value["current"].tolist() == [True]
+    # every figure in the one format: a parity difference is 2.2e-16, not 17 decimals
+    assert all(len(v) <= 8 for v in models["max |diff|"]), models["max |diff|"]
+    runs = at.dataframe[1].value  # the runs as a person reads them (issue 17 item 9)
+    assert list(runs.columns) == ["run", "scored at", "models", "rows", "current"]
+    assert runs["current"].tolist() == [True] and runs["rows"].tolist() == ["2,000"]
+    assert runs["models"].tolist() == ["churn@1, btyd@1"]
+    assert runs["scored at"].str.endswith(" UTC").all()
     links = [(e.proto.page, e.proto.label) for e in at.get("page_link")]
     assert any(label.startswith("Preview the traits") for _, label in links), links
     assert duckdb_wh.table("churn_traits").count().execute() == 2_000

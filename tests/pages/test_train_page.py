@@ -193,7 +193,7 @@ def test_a_bad_feature_spec_is_a_message(page):
 def test_the_guided_path_sets_up_exactly_the_models_the_trait_set_needs(page, trained, tmp_path):
     at = page("pages/train.py").run()
     assert not at.exception, at.exception
-    assert "Trait set **churn** needs 3 model(s); 3 to train" in at.info[0].value
+    assert "Trait set **churn** needs 3 models; 3 to train" in at.info[0].value
     labels = [b.label for b in at.button if b.key.startswith("train_prepare_")]
     assert labels == ["Set up churn", "Set up ltv", "Set up btyd"]
     at.button(key="train_prepare_btyd").click().run()  # btyd: the BG/NBD pair, p_alive

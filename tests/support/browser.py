@@ -185,8 +185,18 @@ def text_of(page, key: str) -> str:
 
 
 def assert_clean(page) -> None:
+    """No error on the page, and no raw number or timestamp in its text (code blocks are exact
+    SQL or JSON; dataframes are drawn on a canvas: their cells are checked by AppTest tests)."""
+    from tests.support.readable import raw_renderings
+
     found = problems(page)
     assert not found, f"errors on the page: {found}"
+    text = page.get_by_test_id("stMain").inner_text()
+    code = page.get_by_test_id("stMain").get_by_test_id("stCode")  # SQL and JSON: exact text
+    for i in range(code.count()):
+        text = text.replace(code.nth(i).inner_text(), "")
+    raw = raw_renderings(text)
+    assert not raw, f"raw renderings on the page: {raw}"
 
 
 def alert(page, kind: str, text: str):

@@ -59,8 +59,9 @@ def make_client(
     key = write_key if write_key is not None else getattr(settings, "segment_write_key", None)
     if key is None or (isinstance(key, str) and not key.strip()):
         raise ConfigError(
-            "no Segment write key: set SEGMENT_WRITE_KEY in the environment, or "
-            "segment_write_key in .streamlit/secrets.toml"
+            "no Segment write key: set SEGMENT_WRITE_KEY in the environment (the app also "
+            "reads write_key under [segment] in .streamlit/secrets.toml); to try a publish "
+            "without a Segment account, `sqltraits standin` runs a local test server"
         )
     region = region or getattr(settings, "segment_region", None) or "us"
     endpoint = endpoint or getattr(settings, "segment_endpoint", None)

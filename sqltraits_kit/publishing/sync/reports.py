@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from sqltraits_kit import formatting as fmt
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing.sync.destination import display
 
@@ -110,12 +111,12 @@ class Verdicts:
             out.append(f"the table breaks Segment's SQL-trait contract{cannot} ({failed})")
         if self.drift_over and not allow_drift:
             traits = ", ".join(
-                f"{t} (PSI {self.drift.psi[t].psi:.3f})"  # type: ignore[union-attr]
+                f"{t} (PSI {fmt.figure(self.drift.psi[t].psi)})"  # type: ignore[union-attr]
                 for t in self.drift_over
             )
             out.append(
-                f"drift over the threshold {self.drift_threshold:g} against what was last "
-                f"published: {traits}; review it in the Preview, then override explicitly "
+                f"drift over the threshold {fmt.figure(self.drift_threshold)} against what was "
+                f"last published: {traits}; review it in the Preview, then override explicitly "
                 "(allow_drift / --allow-drift)"
             )
         if self.empties_published and not allow_drift:
@@ -216,7 +217,7 @@ class SyncResult:
             )
         lines.append(
             f"  sent {self.sent:,}, failed {self.failed:,} in {self.requests:,} requests, "
-            f"{self.duration_s:.1f} s ({self.messages_per_second:,.0f} messages/s)"
+            f"{fmt.seconds(self.duration_s)} ({fmt.count(self.messages_per_second)} messages/s)"
         )
         lines += [f"  failed: {error}" for error in self.errors]
         if self.error:
@@ -313,13 +314,13 @@ class DryRunReport:
             f"  {self.rows:,} rows: {self.new:,} new, {self.changed:,} changed, "
             f"{self.removed:,} removed, {self.unchanged:,} unchanged",
             f"  would send {self.to_send:,} messages in {approx}{self.requests:,} requests "
-            f"({self.payload_bytes / 1e6:.1f} MB)",
+            f"({fmt.figure(self.payload_bytes / 1e6, digits=2)} MB)",
         ]
         if self.expected_seconds is not None:
             lines.append(
-                f"  expected duration {self.expected_seconds:,.1f} s at "
-                f"{self.max_requests_per_second or 'unlimited'} requests/s, "
-                f"{self.max_events_per_second or 'unlimited'} events/s"
+                f"  expected duration {fmt.seconds(self.expected_seconds)} at "
+                f"{_limit(self.max_requests_per_second, 'requests')}, "
+                f"{_limit(self.max_events_per_second, 'events')}"
             )
         if self.rejected:
             lines.append(f"  {self.rejected:,} rows would be rejected, e.g.:")
@@ -327,3 +328,8 @@ class DryRunReport:
         lines += [f"  REFUSED: {problem}" for problem in self.problems()]
         lines += [f"  {payload}" for payload in self.sample]
         return "\n".join(lines)
+
+
+def _limit(per_second: float | None, unit: str) -> str:
+    """``20 requests/s``, or ``no requests limit`` (0 or None)."""
+    return fmt.rate(per_second, unit=unit) if per_second else f"no {unit} limit"

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
+from sqltraits_kit import formatting as fmt
+
 if TYPE_CHECKING:
     import ibis.expr.types as ir
     import pandas as pd
@@ -218,7 +220,7 @@ class ContractReport:
         warnings = plural(len(self.warnings), "warning")
         lines.append(
             f"{verdict}: {passed}/{len(self.rules)} rules passed, {errors}, {warnings} "
-            f"({rows} rows, {len(self.columns)} columns, {self.seconds:.2f} s)"
+            f"({rows} rows, {len(self.columns)} columns, {fmt.seconds(self.seconds)})"
         )
         return "\n".join(lines)
 

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqltraits_kit import formatting as fmt
 from sqltraits_kit.errors import SqlTraitsError
 from sqltraits_kit.traits.gate import BASELINE_NAMES, BaselineKind
 from sqltraits_kit.traits.traitset import TraitSet, resolve
@@ -58,7 +59,7 @@ class DriftCheck:
         hits = self.over_threshold
         if not hits or self.report is None:
             return None
-        values = ", ".join(f"{t} {self.report.psi[t].psi:.3f}" for t in hits)
+        values = ", ".join(f"{t} {fmt.figure(self.report.psi[t].psi)}" for t in hits)
         against = BASELINE_NAMES.get(self.baseline_kind or "", "baseline")
         then = (
             "the Publish step asks for confirmation"
@@ -137,18 +138,20 @@ def drift_check(
     movers: str | None = None,
     n_movers: int = 20,
     psi_bins: int = 10,
+    sync_key: str | None = None,
 ) -> DriftCheck:
     """PSI, transitions, membership and top movers against :func:`baseline`.
 
     ``movers``: the numeric trait of the top-movers list (default: the first numeric column
-    trait); ``drift_threshold`` overrides the trait set's.
+    trait); ``drift_threshold`` overrides the trait set's; ``sync_key`` the published state to
+    compare with (the Publish page's destination: see :func:`baseline_of`).
     """
     from sqltraits_kit.traits.drift import compare_trait_set
 
     started = time.perf_counter()
     if drift_threshold is not None:
         trait_set = trait_set.with_(drift_threshold=float(drift_threshold))
-    base, label = baseline_of(wh, trait_set)
+    base, label = baseline_of(wh, trait_set, sync_key=sync_key)
     if base is None:
         return DriftCheck(trait_set, None, label, None, seconds=timed(started))
     current = resolve(wh, trait_set)

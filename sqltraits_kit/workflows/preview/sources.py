@@ -110,10 +110,10 @@ def _current_run_id(wh: Warehouse, table: str) -> str | None:
     return str(values[0]) if values and values[0] is not None else None
 
 
-def _published(wh: Warehouse, trait_set: TraitSet) -> tuple[Baseline | None, int]:
+def _published(wh: Warehouse, trait_set: TraitSet, sync_key: str) -> tuple[Baseline | None, int]:
     from sqltraits_kit.publishing.sync.checks import published_baseline
 
-    base, published = published_baseline(wh, trait_set.name)
+    base, published = published_baseline(wh, sync_key)
     if base is None:
         return None, 0
     ident, id_col = trait_set.identifier, trait_set.id_column
@@ -142,7 +142,7 @@ def _previous_run(wh: Warehouse, trait_set: TraitSet) -> tuple[Baseline | None, 
         return None, f"the current rows of {table} are not a run of {history}"
     position = ids.index(current)
     if position + 1 >= len(kept):
-        return None, f"{table} has no run before {current}"
+        return None, f"{table} has only one scoring run so far"
     previous = kept[position + 1]
     hist = wh.con.table(history)
     # resolved by the code that resolves the current table: renames, rounding, tiers and that
@@ -154,10 +154,16 @@ def _previous_run(wh: Warehouse, trait_set: TraitSet) -> tuple[Baseline | None, 
     return Baseline(resolved, "previous_run", label), label
 
 
-def baseline_of(wh: Warehouse, trait_set: TraitSet, /) -> tuple[Baseline | None, str]:
-    """(the :class:`~sqltraits_kit.traits.gate.Baseline` of :func:`baseline`, its label)."""
-    key = trait_set.name
-    published, count = _published(wh, trait_set)
+def baseline_of(
+    wh: Warehouse, trait_set: TraitSet, /, *, sync_key: str | None = None
+) -> tuple[Baseline | None, str]:
+    """(the :class:`~sqltraits_kit.traits.gate.Baseline` of :func:`baseline`, its label).
+
+    ``sync_key``: the published state to compare with (default: the trait set's name, what a
+    publish to the production destination keeps; another destination keeps ``name@dest``).
+    """
+    key = sync_key or trait_set.name
+    published, count = _published(wh, trait_set, key)
     if published is not None and count:
         return published, published.label
     nothing = (
@@ -183,7 +189,7 @@ def baseline(wh: Warehouse, trait_set: TraitSet, /) -> tuple[ir.Table | None, st
     return (None if base is None else base.table), label
 
 
-def data_version(wh: Warehouse, trait_set: TraitSet, /) -> str:
+def data_version(wh: Warehouse, trait_set: TraitSet, /, *, sync_key: str | None = None) -> str:
     """A cheap fingerprint of what a preview depends on: the current run id and row count of the
     source table and the last acknowledged sequence number of the published state.
 
@@ -196,5 +202,6 @@ def data_version(wh: Warehouse, trait_set: TraitSet, /) -> str:
         source = wh.con.table(trait_set.table)
         parts.append(f"run={_current_run_id(wh, trait_set.table)}")
         parts.append(f"rows={int(source.count().execute())}")
-    parts.append(f"published={published_version(wh, trait_set.name)}")
+    key = sync_key or trait_set.name
+    parts.append(f"published={published_version(wh, key)};key={key}")
     return ";".join(parts)
