@@ -61,7 +61,9 @@ def _remove_derived(slug: str, index: int) -> None:
 
 def _row(slug: str, row: TraitRow) -> TraitRow:
     key = f"preview_edit_{slug}_{_slug(row.column)}"
-    publish, name, decimals, tolerance = st.columns([2, 3, 2, 2], vertical_alignment="bottom")
+    publish, name, decimals, tolerance, relative = st.columns(
+        [2, 3, 2, 2, 2], vertical_alignment="bottom"
+    )
     on = publish.checkbox(row.column, value=row.publish, key=f"{key}_on")
     trait = name.text_input(
         f"Trait name for {row.column}",
@@ -89,12 +91,24 @@ def _row(slug: str, row: TraitRow) -> TraitRow:
         label_visibility="collapsed",
         disabled=not on,
     )
+    percent = relative.number_input(
+        f"Relative tolerance of {row.column} (%)",
+        min_value=0.0,
+        max_value=99.0,
+        value=round(float(row.relative) * 100, 6),
+        step=1.0,
+        format="%g",
+        key=f"{key}_relative",
+        label_visibility="collapsed",
+        disabled=not on,
+    )
     return TraitRow(
         column=row.column,
         publish=on,
         trait=trait,
         decimals=None if places == "as is" else int(places),
         tolerance=float(change),
+        relative=float(percent) / 100,
     )
 
 
@@ -191,7 +205,10 @@ def editor(wh: Warehouse, base: TraitSet, columns: list[str], *, new: bool) -> T
             f"{base.kind} traits ({base.message_type} calls), identifier `{base.id_column}` "
             f"sent as `{base.identifier}`"
         )
-        st.caption("Publish · trait name · decimals · tolerance (a smaller change is not re-sent)")
+        st.caption(
+            "Publish · trait name · decimals · tolerance · relative tolerance in % of the "
+            "published value (a smaller change is not re-sent; the larger bound wins)"
+        )
         rows = [_row(slug, row) for row in rows_of(base, columns)]
         st.caption("Derived traits: tiers, flags and quantiles, from a column before rounding")
         trait_columns = [r.column for r in rows]

@@ -41,6 +41,8 @@ QUICK_CUSTOMERS = 20_000
 DEFAULT_SEED = 7
 RESULT_PREFIX = "BENCH_RESULT="
 #: Sections of RESULTS.md, in the order the issue lists them.
+#: The sections of RESULTS.md, in order. Only text inside a section's markers survives a
+#: script rewriting its own section: hand-written notes get a section of their own.
 SECTIONS = (
     "summary",  # written by hand after a full run: targets missed, bottlenecks, fixes
     "features",
@@ -48,7 +50,9 @@ SECTIONS = (
     "diff",
     "sync",
     "sync_sink",
+    "ledger_ab",  # by hand: benchmarks.ab_sync before and after the delivery ledger
     "sync_memory",
+    "sync_memory_notes",  # by hand: per-phase profile
     "events_sent",
     "app",
 )

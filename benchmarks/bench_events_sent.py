@@ -136,7 +136,12 @@ def dry_runs(path: str) -> dict[str, Any]:
     for name in TRAIT_SETS:
         ts = _trait_set(name)
         for factor in WHAT_IF:
-            wider = ts.with_(tolerance={k: v * factor for k, v in ts.tolerance.items()})
+            wider = ts.with_(
+                tolerance={k: v * factor for k, v in ts.tolerance.items()},
+                relative_tolerance={
+                    k: min(v * factor, 0.99) for k, v in ts.relative_tolerance.items()
+                },
+            )
             out[f"{name}_x{factor}"] = sync_mod.dry_run(wh, wider).to_send
     # The reference: profiles whose unrounded scores moved at all.
     cur, old = wh.table("churn_traits"), wh.table("bench_scores_day_before")
@@ -173,6 +178,14 @@ def main(argv: list[str] | None = None) -> int:
         ts = _trait_set(name)
         rules = ", ".join(f"{k}: {v} decimals" for k, v in ts.decimals.items())
         rules += "; tolerance " + ", ".join(f"{k} {v}" for k, v in ts.tolerance.items())
+        if ts.relative_tolerance:
+            rules += "; relative tolerance " + ", ".join(
+                f"{k} {v:.0%}" for k, v in ts.relative_tolerance.items()
+            )
+        if ts.tolerance_followers():
+            rules += "; derived traits re-sent with their value: " + ", ".join(
+                ts.tolerance_followers()
+            )
         bench.add(
             h.Row(
                 f"trait set {name}: share of profiles sent",
@@ -193,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             h.Row(
                 f"what-if: trait set {name} with wider tolerances",
                 shares,
-                note="share sent with every [tolerance] multiplied (derived tiers unchanged)",
+                note="share sent with every [tolerance] and [relative_tolerance] multiplied",
             )
         )
     raw = 100.0 * m.runs[-1]["raw_moved"] / max(m.runs[-1]["raw_rows"], 1)

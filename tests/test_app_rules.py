@@ -107,6 +107,19 @@ def test_saving_over_a_file_keeps_its_comments_and_layout(tmp_path):
     assert text_diff(after, after) == ""
 
 
+def test_the_editor_keeps_a_relative_tolerance_and_writes_it_back(tmp_path):
+    path = tmp_path / "churn.toml"
+    path.write_text(CHURN.read_text())
+    ts = TraitSet.load(path).with_(relative_tolerance={"p_alive": 0.1})
+    rows = rows_of(ts, ["user_id", "churn_probability", "p_alive"])
+    assert {r.trait: r.relative for r in rows} == {"churn_probability": 0.0, "p_alive": 0.1}
+    edited = build(ts, rows=rows, derived=ts.derived)
+    assert edited.relative_tolerance == {"p_alive": 0.1}
+    edited.dump(path)
+    assert TraitSet.load(path).relative_tolerance == {"p_alive": 0.1}
+    assert "[relative_tolerance]" in path.read_text()
+
+
 def test_the_editor_lists_a_named_column_the_table_lacks():
     rows = rows_of(TraitSet.load(CHURN), ["user_id", "churn_probability_90d", "predicted_ltv_90d"])
     assert [(r.column, r.publish) for r in rows] == [

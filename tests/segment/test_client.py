@@ -351,3 +351,65 @@ def test_a_failing_callback_stops_the_run(segment_server, segment_client):
     with pytest.raises(RuntimeError, match="state store down"):
         segment_client.send_batches(batches_for(rows(5000), max_messages=100), on_result=boom)
     assert segment_server.snapshot()["requests"] < 50
+
+
+def _result(status, *, messages=2, rejected=0, error=None, attempts=1):
+    from sqltraits_kit.publishing.segment import BatchResult
+    from sqltraits_kit.publishing.segment.batching import Rejection
+
+    msg = build_encoded_message("identify", identifier="u", traits={"p": 1}, run_id="r")
+    batch = Batch(
+        messages=(msg,) * messages,
+        rejected=tuple(Rejection(message=msg, reason="too big") for _ in range(rejected)),
+    )
+    return BatchResult(batch, status, 200, attempts, error)
+
+
+def test_the_summary_adds_up_every_batch_and_keeps_five_distinct_errors():
+    from sqltraits_kit.publishing.segment import DeliverySummary
+
+    summary = DeliverySummary()
+    summary.add(_result(DeliveryStatus.DELIVERED, messages=3, rejected=1, attempts=2))
+    summary.add(_result(DeliveryStatus.DELIVERED, messages=2, rejected=2))
+    assert (summary.batches, summary.requests, summary.delivered_messages) == (2, 3, 5)
+    assert summary.rejected_messages == 3 and not summary.ok  # rejections add up, run by run
+    assert summary.errors == [] and summary.failed_batches == 0
+    # a failed batch with no error text records no error
+    summary.add(_result(DeliveryStatus.FAILED_PERMANENT, messages=4, error=None))
+    assert (summary.failed_messages, summary.failed_batches, summary.errors) == (4, 1, [])
+    # distinct errors, first five only; a repeated one is not recorded twice
+    for text in ["e1", "e1", "e2", "e3", "e4", "e5", "e6", "e7"]:
+        summary.add(_result(DeliveryStatus.FAILED_RETRIES_EXHAUSTED, messages=1, error=text))
+    assert summary.errors == ["e1", "e2", "e3", "e4", "e5"]
+    assert summary.failed_batches == 9 and summary.failed_messages == 12
+    # a delivered batch never records an error, even with text
+    summary.add(_result(DeliveryStatus.DELIVERED, messages=1, error="ignored"))
+    assert "ignored" not in summary.errors and summary.delivered_messages == 6
+    clean = DeliverySummary()
+    clean.add(_result(DeliveryStatus.DELIVERED))
+    assert clean.ok
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_at_most_twice_the_concurrency_batches_are_held_before_the_first_is_settled(
+    segment_server, concurrency
+):
+    client = make_client(segment_server, concurrency=concurrency)
+    batches = batches_for(rows(200), max_messages=10)
+    pulled, seen = [], []
+
+    def source():
+        for i, batch in enumerate(batches):
+            pulled.append(i)
+            yield batch
+
+    def on_result(result):
+        seen.append(len(pulled))
+
+    summary = client.send_batches(source(), on_result=on_result)
+    assert summary.delivered_messages == 200 and summary.batches == 20
+    window = 1 if concurrency == 1 else 2 * concurrency
+    # when the first result is settled, exactly the window's batches have been taken
+    assert seen[0] == window
+    assert max(seen[i] - i for i in range(len(seen))) == window
+    client.close()

@@ -178,6 +178,119 @@ def test_trait_set_rounding_and_tolerance_against_the_acknowledged_value(
     assert server_profiles(segment_server)["b"] == {"churn_score": 0.9, "orders": 3, "risk": "high"}
 
 
+def test_a_tier_is_re_sent_only_with_the_toleranced_value_it_derives_from(
+    wh, unique_name, segment_server, client
+):
+    ts = _trait_set(unique_name)
+    assert ts.tolerance_followers() == {"risk": "churn_score"}
+    make_table(wh, unique_name, {"user_id": ["a", "b"], "score": [0.48, 0.9], "orders": [1, 2]})
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 2
+    assert server_profiles(segment_server)["a"] == {"churn_score": 0.48, "orders": 1, "risk": "low"}
+
+    # 0.48 -> 0.51 crosses the tier's 0.5 but moves less than the 0.05 tolerance: Segment keeps
+    # 0.48 and "low", which agree; the dry run says the same as the publish
+    make_table(wh, unique_name, {"user_id": ["a", "b"], "score": [0.51, 0.9], "orders": [1, 2]})
+    assert dry_run(wh, ts).to_send == 0
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 0
+    assert server_profiles(segment_server)["a"] == {"churn_score": 0.48, "orders": 1, "risk": "low"}
+    # moved by the tolerance: the value and its tier go together
+    make_table(wh, unique_name, {"user_id": ["a", "b"], "score": [0.53, 0.9], "orders": [1, 2]})
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 1
+    assert server_profiles(segment_server)["a"] == {
+        "churn_score": 0.53,
+        "orders": 1,
+        "risk": "high",
+    }
+    # another trait changing re-sends the profile with its current values, within tolerance or not
+    make_table(wh, unique_name, {"user_id": ["a", "b"], "score": [0.53, 0.88], "orders": [1, 5]})
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 1
+    assert server_profiles(segment_server)["b"] == {
+        "churn_score": 0.88,
+        "orders": 5,
+        "risk": "high",
+    }
+
+    # without a tolerance the tier is compared exactly: a boundary crossing is sent at once
+    exact = _trait_set(unique_name, tolerance={}, name=f"exact_{unique_name}")
+    assert exact.tolerance_followers() == {}
+    make_table(wh, unique_name, {"user_id": ["a", "b"], "score": [0.49, 0.88], "orders": [1, 5]})
+    assert sync(wh, exact, client=client, allow_drift=True).sent == 2
+    make_table(wh, unique_name, {"user_id": ["a", "b"], "score": [0.5, 0.88], "orders": [1, 5]})
+    assert sync(wh, exact, client=client, allow_drift=True).sent == 1
+
+
+def test_a_relative_tolerance_scales_with_the_value_segment_holds(
+    wh, unique_name, segment_server, client
+):
+    spec = {
+        "name": f"rel_{unique_name}",
+        "table": unique_name,
+        "traits": {"ltv": "ltv"},
+        "decimals": {"ltv": 2},
+        "tolerance": {"ltv": 1.0},
+        "relative_tolerance": {"ltv": 0.05},
+    }
+    ts = TraitSet.from_dict(spec)
+    ids = ["small", "big", "zero", "null"]
+    make_table(wh, unique_name, {"user_id": ids, "ltv": [10.0, 1000.0, 0.0, None]})
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 4
+    # small: +1.5 is over the absolute 1.0 (5% of 10 is 0.5): sent. big: +40 is under 5% of
+    # 1000: kept. zero: 0 -> 0.5, under the absolute bound. null -> a value: always sent.
+    make_table(wh, unique_name, {"user_id": ids, "ltv": [11.5, 1040.0, 0.5, 3.0]})
+    report = dry_run(wh, ts)
+    result = sync(wh, ts, client=client, allow_drift=True)
+    assert (report.changed, result.changed, result.sent) == (2, 2, 2)
+    held = server_profiles(segment_server)
+    assert (held["small"]["ltv"], held["big"]["ltv"], held["null"]["ltv"]) == (11.5, 1000.0, 3.0)
+    # big: exactly 5% of what Segment holds (1000 -> 1050) is a change; 5% of the *current*
+    # value would not be the rule (1049.99 is under 5% of 1000 by a cent)
+    make_table(wh, unique_name, {"user_id": ids, "ltv": [11.5, 1049.99, 0.5, 3.0]})
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 0
+    make_table(wh, unique_name, {"user_id": ids, "ltv": [11.5, 1050.0, 0.5, 3.0]})
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 1
+    assert server_profiles(segment_server)["big"]["ltv"] == 1050.0
+    # a relative tolerance alone never counts an unchanged zero as moved
+    alone = TraitSet.from_dict({**spec, "name": f"alone_{unique_name}", "tolerance": {}})
+    make_table(wh, unique_name, {"user_id": ids, "ltv": [0.0, 0.0, 0.0, 0.0]})
+    assert sync(wh, alone, client=client, allow_drift=True).sent == 4
+    assert dry_run(wh, alone).to_send == 0
+
+
+def test_deciles_whose_cut_points_move_are_not_a_reason_to_re_send(
+    wh, unique_name, segment_server, client
+):
+    """A decile's cut points move with the population: a profile whose own value stayed within
+    its tolerance keeps its published value and decile; without a tolerance it is re-sent."""
+    ids = [f"u{i:03d}" for i in range(100)]
+    spec = {
+        "name": f"deciles_{unique_name}",
+        "table": unique_name,
+        "traits": {"ltv": "ltv"},
+        "decimals": {"ltv": 2},
+        "tolerance": {"ltv": 1.0},
+        "derived": [{"name": "ltv_decile", "type": "quantiles", "column": "ltv", "bins": 10}],
+    }
+    ts = TraitSet.from_dict(spec)
+    make_table(wh, unique_name, {"user_id": ids, "ltv": [float(i) for i in range(100)]})
+    assert sync(wh, ts, client=client, allow_drift=True).sent == 100
+    # the 20 lowest values jump above every other: the cut points move and so do the deciles
+    # of profiles whose own value did not move at all
+    moved = [float(i) + (200.0 if i < 20 else 0.0) for i in range(100)]
+    make_table(wh, unique_name, {"user_id": ids, "ltv": moved})
+    result = sync(wh, ts, client=client, allow_drift=True)
+    assert (result.changed, result.sent) == (20, 20)
+    held = server_profiles(segment_server)
+    assert held["u029"] == {"ltv": 29.0, "ltv_decile": 3}  # its value stayed: published decile
+    assert held["u019"] == {"ltv": 219.0, "ltv_decile": 10}
+    # the same data without a tolerance re-sends every profile whose decile moved as well
+    exact = TraitSet.from_dict({**spec, "name": f"exact_{unique_name}", "tolerance": {}})
+    make_table(wh, unique_name, {"user_id": ids, "ltv": [float(i) for i in range(100)]})
+    assert sync(wh, exact, client=client, allow_drift=True).sent == 100
+    make_table(wh, unique_name, {"user_id": ids, "ltv": moved})
+    report = dry_run(wh, exact)
+    assert report.to_send > 20  # the 20 that moved, and the deciles that moved under others
+
+
 def test_group_traits_go_to_accounts(wh, unique_name, segment_server, client):
     make_table(wh, unique_name, {"group_id": ["acme", "globex"], "seats": [10, 25]})
     result = sync(wh, unique_name, client=client, kind="group")

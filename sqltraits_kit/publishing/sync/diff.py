@@ -6,8 +6,11 @@ profile into one category:
 - **new**: in the source, not published (never, or set to null since);
 - **changed**: in both, and some trait differs — null-safe (``IS NOT DISTINCT FROM``); a numeric
   trait with a tolerance counts as changed only when ``|current - published| >= tolerance``
+  (and, with a relative tolerance, ``>= relative * |published|``: the larger bound wins)
   (the trait set's "smaller changes are not re-sent"; compared with the *acknowledged* value,
   so slow drift still gets sent once it adds up);
+  A derived trait (tier, decile, flag) of a toleranced trait is re-sent only with it
+  (``SyncSource.follows``), so Segment keeps a value and its tier that agree;
 - **removed**: published, no longer in the source;
 - **uncertain**: the latest ledger row is *unknown* (sent, never acknowledged): Segment may hold
   that value or the one before it, so the current value is sent again (the null traits when the
@@ -62,15 +65,28 @@ def trait_alias(i: int) -> str:
     return f"_c{i}"
 
 
-def _differs(cur: ir.Value, pub: ir.Value, tolerance: float) -> ir.BooleanValue:
+def _differs(
+    cur: ir.Value, pub: ir.Value, tolerance: float, relative: float = 0.0
+) -> ir.BooleanValue:
+    """Whether the current value differs from the published one enough to be sent: a move of
+    at least ``max(tolerance, relative * |published|)`` for a number with a tolerance, any
+    change otherwise (null-safe)."""
     import ibis
 
     same = cur.identical_to(pub)
     dtype = cur.type()
-    if tolerance > 0 and dtype.is_numeric() and not dtype.is_boolean():
+    if not (dtype.is_numeric() and not dtype.is_boolean()):
+        return ~same
+    if relative > 0:
+        delta = (cur.cast("float64") - pub.cast("float64")).abs()
+        scaled = pub.cast("float64").abs() * (relative * (1 - _TOLERANCE_SLACK))
+        bound = ibis.greatest(ibis.literal(tolerance * (1 - _TOLERANCE_SLACK), "float64"), scaled)
+        moved = (delta >= bound) & (delta > 0)
+    elif tolerance > 0:
         moved = (cur - pub).abs() >= tolerance * (1 - _TOLERANCE_SLACK)
-        return ibis.ifelse(cur.isnull() | pub.isnull(), ~same, moved)
-    return ~same
+    else:
+        return ~same
+    return ibis.ifelse(cur.isnull() | pub.isnull(), ~same, moved)
 
 
 def _blank(key: ir.Value) -> ir.BooleanValue:
@@ -166,10 +182,18 @@ def diff_table(src: SyncSource, latest: ir.Table | None, *, screen: bool = True)
     gone = j["_pgone"].fill_null(False)
     published = in_ledger & ~gone
     uncertain = in_ledger & j["_punk"]
+    # A derived trait that follows a toleranced trait is no reason to send on its own: it is
+    # re-sent with that trait (which also covers it turning null or non-null).
     differs = ibis.or_(
         *(
-            _differs(j[trait_alias(i)], j[f"_p{i}"], src.tolerance.get(t, 0.0))
+            _differs(
+                j[trait_alias(i)],
+                j[f"_p{i}"],
+                src.tolerance.get(t, 0.0),
+                src.relative_tolerance.get(t, 0.0),
+            )
             for i, t in enumerate(src.traits)
+            if t not in src.follows
         )
     )
     identical = ibis.and_(*(j[trait_alias(i)].identical_to(j[f"_p{i}"]) for i in range(n)))

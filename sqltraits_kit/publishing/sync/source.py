@@ -72,6 +72,10 @@ class SyncSource:
     label: str
     on_remove: OnRemove
     tolerance: Mapping[str, float] = field(default_factory=dict)
+    #: Per trait: a change below this fraction of the published value is not re-sent either.
+    relative_tolerance: Mapping[str, float] = field(default_factory=dict)
+    #: Derived trait -> the toleranced trait it is re-sent with (``TraitSet.tolerance_followers``).
+    follows: Mapping[str, str] = field(default_factory=dict)
     drift_threshold: float = DEFAULT_DRIFT_THRESHOLD
     trait_set: TraitSet | None = None
     #: The table the traits were read from (a trait set's or a bare table), for the record of
@@ -193,6 +197,10 @@ def resolve_source(
             label=label,
             on_remove=_check_on_remove(on_remove or ts.on_remove),
             tolerance={t: float(v) for t, v in ts.tolerance.items() if float(v) > 0},
+            relative_tolerance={
+                t: float(v) for t, v in ts.relative_tolerance.items() if float(v) > 0
+            },
+            follows={d: t for d, t in ts.tolerance_followers().items() if t in traits},
             drift_threshold=float(ts.drift_threshold),
             trait_set=ts,
             base_table=ts.table,
@@ -265,5 +273,7 @@ def describe(src: SyncSource) -> dict[str, Any]:
         "traits": list(src.traits),
         "on_remove": src.on_remove,
         "tolerance": dict(src.tolerance),
+        "relative_tolerance": dict(src.relative_tolerance),
+        "follows": dict(src.follows),
         "drift_threshold": src.drift_threshold,
     }

@@ -16,8 +16,12 @@ the unit that gets validated, previewed and published. Example::
     [decimals]                     # per numeric trait: round before publishing
     churn_probability = 3
 
-    [tolerance]                    # per numeric trait: smaller changes are not re-sent
+    [tolerance]                    # per numeric trait: smaller changes are not re-sent, nor
+                                   # are changes of the traits derived from its column alone
     churn_probability = 0.005
+
+    [relative_tolerance]           # per numeric trait: nor is a change below this share of the
+    churn_probability = 0.1        # published value; the larger of the two bounds wins
 
     [model]                        # what the scoring step runs (optional)
     name = "churn"

@@ -139,13 +139,15 @@ def text_diff(old: str, new: str, /, *, path: str | Path = "trait set") -> str:
 @dataclass(frozen=True)
 class TraitRow:
     """One source column as the editor shows it: published or not, under which trait name,
-    rounded to how many decimals (None: as is), re-sent above which change (0: any)."""
+    rounded to how many decimals (None: as is), re-sent above which change (0: any) and above
+    which share of the published value (``relative``: 0.05 = 5%; 0: no relative bound)."""
 
     column: str
     publish: bool
     trait: str
     decimals: int | None = None
     tolerance: float = 0.0
+    relative: float = 0.0
 
 
 def rows_of(trait_set: TraitSet, columns: Iterable[str], /) -> list[TraitRow]:
@@ -170,6 +172,7 @@ def rows_of(trait_set: TraitSet, columns: Iterable[str], /) -> list[TraitRow]:
                 trait=trait,
                 decimals=trait_set.decimals.get(trait),
                 tolerance=float(trait_set.tolerance.get(trait, 0.0)),
+                relative=float(trait_set.relative_tolerance.get(trait, 0.0)),
             )
         )
     return out
@@ -194,11 +197,13 @@ def build(
     traits = {r.column: r.trait.strip() for r in published}
     decimals = {r.trait.strip(): int(r.decimals) for r in published if r.decimals is not None}
     tolerance = {r.trait.strip(): float(r.tolerance) for r in published if r.tolerance}
+    relative = {r.trait.strip(): float(r.relative) for r in published if r.relative}
     return base.with_(
         traits=traits,
         exclude=(),
         decimals=decimals,
         tolerance=tolerance,
+        relative_tolerance=relative,
         derived=tuple(derived),
         **changes,
     )

@@ -118,7 +118,7 @@ def resolve(wh: Warehouse, trait_set: TraitSet, /, *, source: ir.Table | None = 
         )
     mapping = trait_set.trait_map(table.columns)
     schema = table.schema()
-    for key in ("decimals", "tolerance"):
+    for key in ("decimals", "tolerance", "relative_tolerance"):
         for trait in getattr(trait_set, key):
             column = next((c for c, t in mapping.items() if t == trait), None)
             if column is None:

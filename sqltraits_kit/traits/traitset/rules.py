@@ -59,6 +59,7 @@ TOP_KEYS = {
     "traits",
     "decimals",
     "tolerance",
+    "relative_tolerance",
     "model",
     "derived",
     "holdout",
@@ -300,7 +301,11 @@ def _check_trait_names(ts: SpecLike, err: Callable[[str, str], TraitSetError]) -
 
 def _check_numbers(ts: SpecLike, err: Callable[[str, str], TraitSetError]) -> None:
     derived_names = {d.name for d in ts.derived}
-    for key, mapping in (("decimals", ts.decimals), ("tolerance", ts.tolerance)):
+    for key, mapping in (
+        ("decimals", ts.decimals),
+        ("tolerance", ts.tolerance),
+        ("relative_tolerance", ts.relative_tolerance),
+    ):
         for trait, value in mapping.items():
             where = f"{key}.{trait}"
             if trait in derived_names:
@@ -315,6 +320,14 @@ def _check_numbers(ts: SpecLike, err: Callable[[str, str], TraitSetError]) -> No
                 not is_number(value) or not math.isfinite(value) or value < 0
             ):
                 raise err(f"must be a number >= 0, got {value!r}", where)
+            if key == "relative_tolerance" and (
+                not is_number(value) or not math.isfinite(value) or not 0 <= value < 1
+            ):
+                raise err(
+                    f"must be a fraction of the published value from 0 to below 1 "
+                    f"(0.05 = 5%), got {value!r}",
+                    where,
+                )
 
 
 def _check_model(m: ModelRef, err: Callable[[str, str], TraitSetError]) -> None:

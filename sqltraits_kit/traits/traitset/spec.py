@@ -59,6 +59,9 @@ class TraitSet:
     derived: tuple[DerivedTrait, ...] = ()
     decimals: Mapping[str, int] = field(default_factory=dict)
     tolerance: Mapping[str, float] = field(default_factory=dict)
+    #: Per trait, a change smaller than this fraction of the published value is not re-sent
+    #: either (the bound is the larger of the two).
+    relative_tolerance: Mapping[str, float] = field(default_factory=dict)
     on_remove: OnRemove = "null"
     drift_threshold: float = DEFAULT_DRIFT_THRESHOLD
     model: ModelRef | None = None
@@ -144,6 +147,29 @@ class TraitSet:
         """The change below which a numeric trait is not re-sent (0: any change is sent)."""
         return float(self.tolerance.get(trait, 0.0))
 
+    def tolerance_followers(self) -> dict[str, str]:
+        """Derived trait -> the column trait whose tolerance it follows.
+
+        A tier, decile or flag computed from a column that is also published as a trait with a
+        ``[tolerance]`` is re-sent only together with that trait: when the value moved by less
+        than the tolerance, Segment keeps the old value *and* the old tier, which agree with each
+        other. Without this, a value wobbling across a tier boundary (or a decile's cut point
+        moving under it) would re-send the profile every run whatever the tolerance says.
+        """
+        out: dict[str, str] = {}
+        for d in self.derived:
+            if self.traits:
+                trait = self.traits.get(d.column)
+            elif d.column in {self.id_column, *METADATA_COLUMNS, *self.exclude}:
+                trait = None
+            else:
+                trait = snake_case(d.column)
+            if trait is not None and (
+                self.tolerance_for(trait) > 0 or self.relative_tolerance.get(trait, 0.0) > 0
+            ):
+                out[d.name] = trait
+        return out
+
     def with_(self, **changes: Any) -> TraitSet:
         """A validated copy with some fields changed (how the Preview page edits a trait set)."""
         return dataclasses.replace(self, **changes)
@@ -165,7 +191,7 @@ class TraitSet:
         unknown = sorted(set(data) - TOP_KEYS)
         if unknown:
             raise err(f"unknown key (allowed: {', '.join(sorted(TOP_KEYS))})", unknown[0])
-        for key in ("traits", "decimals", "tolerance", "model", "holdout"):
+        for key in ("traits", "decimals", "tolerance", "relative_tolerance", "model", "holdout"):
             if key in data and not isinstance(data[key], Mapping):
                 raise err(f"expected a table ([{key}]), got {type(data[key]).__name__}", key)
         derived_raw = data.get("derived", [])
@@ -206,6 +232,7 @@ class TraitSet:
             traits=dict(data.get("traits", {})),
             decimals=dict(data.get("decimals", {})),
             tolerance=dict(data.get("tolerance", {})),
+            relative_tolerance=dict(data.get("relative_tolerance", {})),
             exclude=tuple(exclude),
             derived=derived,
             model=model,
@@ -249,7 +276,7 @@ class TraitSet:
         out["drift_threshold"] = self.drift_threshold
         if self.exclude:
             out["exclude"] = list(self.exclude)
-        for key in ("traits", "decimals", "tolerance"):
+        for key in ("traits", "decimals", "tolerance", "relative_tolerance"):
             value = getattr(self, key)
             if value:
                 out[key] = dict(value)
