@@ -111,7 +111,7 @@ def test_the_editor_keeps_a_relative_tolerance_and_writes_it_back(tmp_path):
     path = tmp_path / "churn.toml"
     path.write_text(CHURN.read_text())
     ts = TraitSet.load(path).with_(relative_tolerance={"p_alive": 0.1})
-    rows = rows_of(ts, ["user_id", "churn_probability", "p_alive"])
+    rows = rows_of(ts, ["user_id", "churn_probability_90d", "p_alive"])
     assert {r.trait: r.relative for r in rows} == {"churn_probability": 0.0, "p_alive": 0.1}
     edited = build(ts, rows=rows, derived=ts.derived)
     assert edited.relative_tolerance == {"p_alive": 0.1}
