@@ -90,11 +90,11 @@ def test_the_hint_says_what_a_missing_column_became():
     )
     assert renamed_column("churn_probability_90d", ["churn_probability"]) == SCORED_BEFORE
     assert renamed_column("churn_probability_90d", ["churn_probability_180d"]) == (
-        "the table has 'churn_probability_180d', written by a 180-day model: read that column, "
-        "or score a 90-day model into this table"
+        "'churn_probability_180d' is there instead, from a 180-day model: read that column, "
+        "or score with a 90-day model"
     )
     assert renamed_column("expected_spend_90d", ["expected_spend_30d"]).startswith(
-        "the table has 'expected_spend_30d', written by a 30-day model"
+        "'expected_spend_30d' is there instead, from a 30-day model"
     )
     assert renamed_column("orders", ["user_id"]) == renamed_column("p_alive", []) == ""
     # the pages' list of what a trait set lacks, with the notes

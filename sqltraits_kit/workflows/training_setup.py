@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqltraits_kit.errors import SqlTraitsError
 from sqltraits_kit.modelling.features import TableMapping
 from sqltraits_kit.modelling.mapping_guess import guess_mapping
-from sqltraits_kit.traits.output import column_model
+from sqltraits_kit.traits.output import LEGACY_COLUMNS, column_model
 from sqltraits_kit.traits.scoring import trait_columns
 from sqltraits_kit.workflows.catalog import model_names, renamed_columns
 
@@ -257,7 +257,9 @@ def needed_models(trait_set: TraitSet, cards: Iterable[ModelCard], /) -> list[Ne
         if card is not None:
             written = trait_columns(card)
             missing = tuple(c for c in columns if c not in written)
-            renamed = tuple(renamed_columns(missing, columns=written))
+            # a name from before the horizon: an edit of the trait set, not another model
+            old = [c for c in missing if c in LEGACY_COLUMNS]
+            renamed = tuple(renamed_columns(old, columns=written))
         out.append(
             NeededModel(
                 name=name,

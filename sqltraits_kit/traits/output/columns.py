@@ -67,7 +67,7 @@ def renamed_column(column: str, columns: Iterable[str], /) -> str:
 
     Three cases: a trait set reads a name from before the horizon (``churn_probability``) while
     the models write ``churn_probability_90d``; a table scored before the rename holds the old
-    name; the table holds the same score for another horizon.
+    name; the table (or the chosen models) hold the same score for another horizon.
     """
     columns = list(columns)
     if column in LEGACY_COLUMNS:
@@ -95,7 +95,7 @@ def renamed_column(column: str, columns: Iterable[str], /) -> str:
     if others:
         other_days = _parts(others[0])[1]  # type: ignore[index]
         return (
-            f"the table has {others[0]!r}, written by a {other_days}-day model: read that "
-            f"column, or score a {days}-day model into this table"
+            f"{others[0]!r} is there instead, from a {other_days}-day model: read that column, "
+            f"or score with a {days}-day model"
         )
     return ""
