@@ -15,7 +15,7 @@ from sqltraits_kit.traits.contract import ContractReport, validate_trait_set
 from sqltraits_kit.traits.traitset import TraitSet
 from sqltraits_kit.traits.traitset.editing import draft
 from sqltraits_kit.warehouse import Warehouse
-from sqltraits_kit.workflows.catalog import missing_columns
+from sqltraits_kit.workflows.catalog import missing_columns, renamed_columns
 from sqltraits_kit.workflows.preview import (
     Distributions,
     DriftCheck,
@@ -195,10 +195,11 @@ def missing_columns_state(wh: Warehouse, trait_set: TraitSet) -> None:
         return
     writers = [n.name for n in needed_models(trait_set, []) if set(n.columns) & set(missing)]
     by = f" Written by: {', '.join(writers)}." if writers else ""
+    renamed = "".join(f"\n\n- {note}" for note in renamed_columns(missing, columns=columns))
     st.warning(
         f"Trait set **{trait_set.name}** reads {', '.join(missing)}, which `{trait_set.table}` "
         f"does not have.{by} Train what the trait set needs (the Train page sets each model up), "
-        "score again, or untick those traits in the editor above.",
+        f"score again, or untick those traits in the editor above.{renamed}",
         icon=":material/warning:",
     )
     app_state.page_link("pages/train.py", "Train the models it needs", ":material/model_training:")

@@ -16,10 +16,15 @@ from sqltraits_kit.errors import SqlTraitsError
 from sqltraits_kit.modelling.features import TableMapping
 from sqltraits_kit.modelling.registry import ModelCard, Registry
 from sqltraits_kit.traits.output import METADATA_COLUMNS, is_output_table, runs
-from sqltraits_kit.traits.scoring import default_as_of, score, trait_columns
+from sqltraits_kit.traits.scoring import (
+    check_distinct_columns,
+    default_as_of,
+    score,
+    trait_columns,
+)
 from sqltraits_kit.traits.traitset import TraitSet
 from sqltraits_kit.warehouse import Warehouse
-from sqltraits_kit.workflows.catalog import missing_columns, model_names
+from sqltraits_kit.workflows.catalog import missing_columns, model_names, renamed_columns
 from sqltraits_kit.workflows.defaults import (
     SCORE_IDENTIFIERS,
     default_output_table,
@@ -158,8 +163,9 @@ def run_options(
 
 
 def check_target(wh: Warehouse, target: str, picked: list[Any], sets: list[TraitSet]) -> bool:
-    """Whether scoring into ``target`` is refused (an input table), and what the trait sets
-    reading it will find there: the default one warns, the others are a note."""
+    """Whether scoring into ``target`` is refused (an input table, or two models writing one
+    column), and what the trait sets reading it will find there: the default one warns, the
+    others are a note."""
     blocked = bool(target) and wh.has_table(target) and not is_output_table(wh, target)
     if blocked:  # score() swaps the table in whole: an input table would be gone
         st.error(
@@ -168,6 +174,11 @@ def check_target(wh: Warehouse, target: str, picked: list[Any], sets: list[Trait
             "Choose another name.",
             icon=":material/error:",
         )
+    try:  # two models of one kind and horizon would write the same column
+        check_distinct_columns(picked)
+    except SqlTraitsError as exc:
+        st.error(str(exc), icon=":material/error:")
+        blocked = True
     written = {column for card in picked for column in trait_columns(card)}
     notes = []
     for ts in sets:
@@ -180,9 +191,10 @@ def check_target(wh: Warehouse, target: str, picked: list[Any], sets: list[Trait
         models = ", ".join(model_names(ts))
         notes.append(f"**{ts.name}** needs {', '.join(missing)} (its models: {models})")
         if ts is sets[0]:
+            renamed = "".join(f"\n\n- {note}" for note in renamed_columns(missing, columns=written))
             st.warning(
                 f"Trait set {ts.name!r} reads {', '.join(missing)} from `{target}`, which no "
-                f"chosen model writes: add {models}, or its checks fail.",
+                f"chosen model writes: add {models}, or its checks fail.{renamed}",
                 icon=":material/warning:",
             )
     if notes:

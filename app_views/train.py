@@ -139,6 +139,11 @@ def guided_path(wh: Warehouse, cards: list[ModelCard]) -> None:
             why = f"{need.saved.ref} does not write {', '.join(need.missing)}"
         horizon = f", horizon {need.horizon_days} days" if need.horizon_days else ""
         right.caption(f"**{need.name}**: {KIND_NAMES.get(need.kind, need.kind)}{horizon}; {why}.")
+        for note in need.renamed:  # training again would not help: the trait set needs an edit
+            st.warning(
+                f"Trait set **{chosen.name}** reads {note}. Edit it on the Preview page.",
+                icon=":material/warning:",
+            )
     if prepared:
         st.caption(f":material/check: {prepared}")
 

@@ -40,9 +40,9 @@ EVENTS_CODE = (
     "traitsets",
 )
 WHAT_IF = (2, 5)  # tolerance multipliers tried beside the trait sets' own
-SCORE_COLUMNS = (
-    "churn_probability",
-    "predicted_ltv",
+SCORE_COLUMNS = (  # what MODELS write (traits.output.score_columns, 90-day horizon)
+    "churn_probability_90d",
+    "predicted_ltv_90d",
     "p_alive",
     "p_no_purchase_90d",
     "expected_purchases_90d",

@@ -12,7 +12,7 @@ import pytest
 
 from sqltraits_kit import formatting as fmt
 from sqltraits_kit.modelling.features import TableMapping
-from sqltraits_kit.traits.traitset import TraitSet, TraitSetError
+from sqltraits_kit.traits.traitset import ModelRef, TraitSet, TraitSetError
 from sqltraits_kit.traits.traitset.editing import (
     TraitRow,
     build,
@@ -80,9 +80,9 @@ def test_saving_over_a_file_keeps_its_comments_and_layout(tmp_path):
     path.write_text(CHURN.read_text())
     ts = TraitSet.load(path)
     rows = [
-        TraitRow(r.column, r.publish, "risk" if r.column == "churn_probability" else r.trait,
+        TraitRow(r.column, r.publish, "risk" if r.column == "churn_probability_90d" else r.trait,
                  r.decimals, r.tolerance)
-        for r in rows_of(ts, ["user_id", "churn_probability", "p_alive", "run_id"])
+        for r in rows_of(ts, ["user_id", "churn_probability_90d", "p_alive", "run_id"])
     ]  # fmt: skip
     edited = build(ts, rows=rows, derived=ts.derived, drift_threshold=0.3)
     before = path.read_text()
@@ -98,8 +98,8 @@ def test_saving_over_a_file_keeps_its_comments_and_layout(tmp_path):
         [
             "-drift_threshold = 0.2",
             "+drift_threshold = 0.3",
-            '-churn_probability = "churn_probability"',
-            '+churn_probability = "risk"',
+            '-churn_probability_90d = "churn_probability"',
+            '+churn_probability_90d = "risk"',
             "-churn_probability = 3",
             "+risk = 3",
             "-churn_probability = 0.02",
@@ -113,7 +113,7 @@ def test_the_editor_keeps_a_relative_tolerance_and_writes_it_back(tmp_path):
     path = tmp_path / "churn.toml"
     path.write_text(CHURN.read_text())
     ts = TraitSet.load(path).with_(relative_tolerance={"p_alive": 0.1})
-    rows = rows_of(ts, ["user_id", "churn_probability", "p_alive"])
+    rows = rows_of(ts, ["user_id", "churn_probability_90d", "p_alive"])
     assert {r.trait: r.relative for r in rows} == {"churn_probability": 0.0, "p_alive": 0.1}
     edited = build(ts, rows=rows, derived=ts.derived)
     assert edited.relative_tolerance == {"p_alive": 0.1}
@@ -123,10 +123,10 @@ def test_the_editor_keeps_a_relative_tolerance_and_writes_it_back(tmp_path):
 
 
 def test_the_editor_lists_a_named_column_the_table_lacks():
-    rows = rows_of(TraitSet.load(CHURN), ["user_id", "churn_probability", "predicted_ltv"])
+    rows = rows_of(TraitSet.load(CHURN), ["user_id", "churn_probability_90d", "predicted_ltv_90d"])
     assert [(r.column, r.publish) for r in rows] == [
-        ("churn_probability", True),
-        ("predicted_ltv", False),
+        ("churn_probability_90d", True),
+        ("predicted_ltv_90d", False),
         ("p_alive", True),  # named by the file, not in the table: listed, to be dropped
     ]
 
@@ -135,16 +135,16 @@ def test_derived_rules_read_and_write_one_line_each():
     for ts in (TraitSet.load(CHURN), TraitSet.load(LTV)):
         for d in ts.derived:
             assert parse_derived(d.name, d.type, d.column, derived_rule(d)) == d
-    flag = parse_derived("big", "flag", "predicted_ltv", "> 100")
+    flag = parse_derived("big", "flag", "predicted_ltv_90d", "> 100")
     assert (flag.op, flag.value) == (">", 100)
     with pytest.raises(TraitSetError, match="operator"):
         parse_derived("big", "flag", "x", "about 100")
     with pytest.raises(TraitSetError, match="thresholds then labels"):
         parse_derived("tier", "tiers", "x", "low, high")
-    short = parse_derived("tier", "tiers", "churn_probability", "0.3, 0.7 -> low, high")
+    short = parse_derived("tier", "tiers", "churn_probability_90d", "0.3, 0.7 -> low, high")
     ts = TraitSet.load(CHURN)
     with pytest.raises(TraitSetError, match="expected 3 labels"):  # the spec's own rules
-        build(ts, rows=rows_of(ts, ["churn_probability"]), derived=[short])
+        build(ts, rows=rows_of(ts, ["churn_probability_90d"]), derived=[short])
 
 
 def test_a_draft_rounds_names_and_keeps_the_models(duckdb_wh):
@@ -152,7 +152,7 @@ def test_a_draft_rounds_names_and_keeps_the_models(duckdb_wh):
         {
             "user_id": ["a", "b"],
             "churnProbability": [0.12345, 0.5],
-            "predicted_ltv": [10.123, 2.5],
+            "predicted_ltv_90d": [10.123, 2.5],  # what a 90-day LTV model writes
             "orders_count": [1.0, 2.0],
             "model_name": ["repeat,value"] * 2,
             "model_version": ["1,1"] * 2,
@@ -165,16 +165,22 @@ def test_a_draft_rounds_names_and_keeps_the_models(duckdb_wh):
     assert ts.id_column == "user_id" and ts.kind == "user"
     assert ts.traits == {
         "churnProbability": "churn_probability",
-        "predicted_ltv": "predicted_ltv",
+        "predicted_ltv_90d": "predicted_ltv_90d",
         "orders_count": "orders_count",
     }
-    assert ts.decimals == {"churn_probability": 3, "predicted_ltv": 2, "orders_count": 2}
-    assert ts.tolerance == {"churn_probability": 0.02, "predicted_ltv": 1.0, "orders_count": 0.1}
+    assert ts.decimals == {"churn_probability": 3, "predicted_ltv_90d": 2, "orders_count": 2}
+    assert ts.tolerance == {
+        "churn_probability": 0.02,
+        "predicted_ltv_90d": 1.0,
+        "orders_count": 0.1,
+    }
     assert ts.model is not None and ts.model.refs() == ["repeat", "value"]
     with pytest.raises(TraitSetError, match="at least one column"):
-        build(ts, rows=[TraitRow("predicted_ltv", False, "predicted_ltv")])
+        build(ts, rows=[TraitRow("predicted_ltv_90d", False, "predicted_ltv_90d")])
     with pytest.raises(TraitSetError, match="also given by"):
-        build(ts, rows=[TraitRow("predicted_ltv", True, "x"), TraitRow("orders_count", True, "x")])
+        build(
+            ts, rows=[TraitRow("predicted_ltv_90d", True, "x"), TraitRow("orders_count", True, "x")]
+        )
 
 
 # ------------------------------------------------------------------ the guided path (17.2)
@@ -203,6 +209,48 @@ def test_a_trait_set_says_which_models_to_train():
     btyd = {n.name: n for n in needed_models(ltv, long)}["btyd"]
     assert not btyd.ready and btyd.missing == ("expected_purchases_90d",)
     assert btyd.horizon_days == 90
+    # churn.toml reads churn_probability_90d: a 180-day churn model does not write it
+    churn180 = card("churn", "churn", "logistic", cutoff, version=2)
+    churn180.horizon_days = 180
+    need = {n.name: n for n in needed_models(churn, [churn180])}["churn"]
+    assert (need.ready, need.missing, need.horizon_days) == (False, ("churn_probability_90d",), 90)
+
+
+def test_the_guided_path_gives_each_model_its_own_horizon():
+    two = TraitSet(
+        name="two",
+        table="scores",
+        traits={"churn_probability_90d": "churn_90", "churn_probability_180d": "churn_180"},
+        model=ModelRef(name="churn", output_table="scores", also=("churn_long",)),
+    )
+    needs = needed_models(two, [])
+    assert [(n.name, n.kind, n.horizon_days, n.columns) for n in needs] == [
+        ("churn", "churn", 90, ("churn_probability_90d",)),
+        ("churn_long", "churn", 180, ("churn_probability_180d",)),
+    ]
+    cutoff = dt.datetime(2026, 1, 1)
+    short = card("churn", "churn", "logistic", cutoff, version=1)
+    long = card("churn_long", "churn", "logistic", cutoff, version=1)
+    long.horizon_days = 180
+    assert all(n.ready for n in needed_models(two, [short, long]))
+    # a saved model claims its card's horizon, whatever the order of the names
+    short.horizon_days, long.horizon_days = 180, 90
+    needs = {n.name: n for n in needed_models(two, [short, long])}
+    assert needs["churn"].columns == ("churn_probability_180d",) and needs["churn"].ready
+
+
+def test_the_guided_path_says_a_column_was_renamed_not_to_train_again():
+    old = TraitSet.load(CHURN).with_(
+        traits={"churn_probability": "churn_probability", "p_alive": "p_alive"}, derived=()
+    )
+    saved = [card("churn", "churn", "logistic", dt.datetime(2026, 1, 1), version=1)]
+    need = {n.name: n for n in needed_models(old, saved)}["churn"]
+    assert not need.ready and need.missing == ("churn_probability",)
+    assert need.renamed == (
+        "churn_probability: the model now writes 'churn_probability_90d' (output columns carry "
+        "the model's horizon): read 'churn_probability_90d' instead ([traits] "
+        'churn_probability_90d = "churn_probability" keeps the trait name Segment has)',
+    )
 
 
 # ------------------------------------------------------------------ per-warehouse defaults

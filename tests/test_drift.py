@@ -252,7 +252,7 @@ def test_compare_trait_set_uses_tiers_and_threshold(wh, unique_name):
 
     before = churn_traits_table(400, seed=1).to_pandas()
     after = before.copy()
-    after["predicted_ltv"] *= 1.5  # everyone looks more valuable: ranks, so deciles, stay put
+    after["predicted_ltv_90d"] *= 1.5  # everyone looks more valuable: ranks, so deciles, stay put
     put(wh, unique_name + "_b", before)
     put(wh, unique_name + "_c", after)
     ts = TraitSet.load(LTV)

@@ -57,8 +57,8 @@ def test_preview_and_publish_show_the_same_drift_figure(
     assert any("drift over the threshold" in p for p in dry.problems())
 
     # the rows: the current values of the profiles Segment holds, against what it holds
-    before = r1.to_pandas().set_index("user_id")["churn_probability"]
-    after = r2.to_pandas().set_index("user_id")["churn_probability"]
+    before = r1.to_pandas().set_index("user_id")["churn_probability_90d"]
+    after = r2.to_pandas().set_index("user_id")["churn_probability_90d"]
     held = after.index.intersection(before.index)
     assert len(held) == N - 20
     want = psi_of_values(wh, unique_name, rounded(after.loc[held]), rounded(before))
@@ -94,7 +94,7 @@ def test_a_trait_added_after_a_publish_is_new_on_both_screens(
 ):
     full = churn_set(unique_name)
     first = full.with_(
-        traits={"churn_probability": "churn_probability"},
+        traits={"churn_probability_90d": "churn_probability"},
         decimals={"churn_probability": 3},
         tolerance={"churn_probability": 0.02},
     )

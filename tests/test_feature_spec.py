@@ -151,7 +151,7 @@ def test_a_model_trained_on_a_spec_keeps_it_and_scores_with_it(duckdb_wh, tmp_pa
     X = build_features(duckdb_wh, as_of=run.as_of, spec=card.feature_spec).to_pandas()
     X = X.set_index("profile_id").loc[scored.index]
     expected = result.model.predict_proba(X[card.features])[:, 1]
-    np.testing.assert_allclose(scored["churn_probability"], expected, atol=1e-9)
+    np.testing.assert_allclose(scored["churn_probability_90d"], expected, atol=1e-9)
 
 
 def test_replace_gives_the_models_only_the_spec(sample_file):

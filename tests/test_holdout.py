@@ -73,7 +73,7 @@ def test_identical_across_two_runs_and_two_model_versions(
         {
             "name": "churn",
             "table": "churn_traits",
-            "traits": {"churn_probability": "churn_probability"},
+            "traits": {"churn_probability_90d": "churn_probability"},
             "decimals": {"churn_probability": 3},
             "holdout": {"share": 0.2, "salt": "control-2026"},
         }

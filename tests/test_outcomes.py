@@ -36,13 +36,13 @@ from tests.support.sync import make_client
 TRAIT_SET = {
     "name": "churn",
     "table": "churn_traits",
-    "traits": {"churn_probability": "churn_probability", "predicted_ltv": "predicted_ltv"},
+    "traits": {"churn_probability_90d": "churn_probability", "predicted_ltv_90d": "predicted_ltv"},
     "decimals": {"churn_probability": 3, "predicted_ltv": 2},
     "derived": [
         {
             "name": "churn_risk_tier",
             "type": "tiers",
-            "column": "churn_probability",
+            "column": "churn_probability_90d",
             "thresholds": [0.5, 0.8],
             "labels": ["low", "medium", "high"],
         }

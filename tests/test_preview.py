@@ -88,8 +88,8 @@ def test_baseline_is_the_previous_run_until_something_is_published(wh, unique_na
     r1 = run_rows(seed=1, run_id="r1", day=1).to_pandas()
     # resolved like the current table: renamed, rounded, tiers from the unrounded score
     assert list(got.columns) == list(resolve(wh, ts).columns)
-    np.testing.assert_allclose(got["churn_probability"], rounded(r1["churn_probability"]))
-    assert got["churn_risk_tier"].tolist() == [tier(p) for p in r1["churn_probability"]]
+    np.testing.assert_allclose(got["churn_probability"], rounded(r1["churn_probability_90d"]))
+    assert got["churn_risk_tier"].tolist() == [tier(p) for p in r1["churn_probability_90d"]]
 
 
 def test_baseline_prefers_the_published_snapshot(
@@ -146,13 +146,13 @@ def test_preview_numbers_match_numpy(wh, unique_name):
     assert report.rows == N and report.contract.ok
     assert report.traits == ("churn_probability", "p_alive", "churn_risk_tier", "high_churn_risk")
 
-    churn = rounded(after["churn_probability"])
+    churn = rounded(after["churn_probability_90d"])
     summary = report.summaries["churn_probability"]
     assert summary.null_rate == 0 and sum(summary.histogram.counts) == N
     assert len(summary.histogram.counts) == 20
     assert summary.quantiles["p50"] == pytest.approx(np.quantile(churn, 0.5), abs=1e-12)
     tiers = report.tiers["churn_risk_tier"].set_index("tier")["count"].to_dict()
-    expected = pd.Series([tier(p) for p in after["churn_probability"]]).value_counts()
+    expected = pd.Series([tier(p) for p in after["churn_probability_90d"]]).value_counts()
     assert tiers == {t: int(expected.get(t, 0)) for t in ("low", "medium", "high")}
 
     assert report.baseline_kind == "previous_run"
@@ -160,19 +160,19 @@ def test_preview_numbers_match_numpy(wh, unique_name):
     m = drift.membership
     assert (m.entering, m.leaving, m.staying) == (20, 20, N - 20)
     psi = drift.psi["churn_probability"].psi
-    want = psi_of_values(wh, unique_name, churn, rounded(before["churn_probability"]))
+    want = psi_of_values(wh, unique_name, churn, rounded(before["churn_probability_90d"]))
     assert psi == pytest.approx(want, rel=1e-9)
     assert set(drift.psi) == {"churn_probability", "p_alive"}  # tiers and flags: transitions
     both = before.index.intersection(after.index)
     moves = pd.crosstab(
-        before.loc[both, "churn_probability"].map(tier),
-        after.loc[both, "churn_probability"].map(tier),
+        before.loc[both, "churn_probability_90d"].map(tier),
+        after.loc[both, "churn_probability_90d"].map(tier),
     )
     matrix = drift.transitions["churn_risk_tier"]
     assert matrix.count("low", "medium") == moves.loc["low", "medium"]
     assert matrix.count("medium", "high") == moves.loc["medium", "high"]
-    change = rounded(after.loc[both, "churn_probability"]) - rounded(
-        before.loc[both, "churn_probability"]
+    change = rounded(after.loc[both, "churn_probability_90d"]) - rounded(
+        before.loc[both, "churn_probability_90d"]
     )
     top = both[np.argmax(np.abs(change))]
     assert drift.movers_trait == "churn_probability"
@@ -208,7 +208,7 @@ def test_sample_payloads_are_the_messages_a_publish_builds(wh, unique_name):
     source = churn_traits_table(50, bad_rows=True).to_pylist()[:4]
     assert [m["userId"] for m in sample.messages] == ["u00000", "u00001", "u00002", "u00003"]
     for msg, row in zip(sample.messages, source, strict=True):
-        p = row["churn_probability"]
+        p = row["churn_probability_90d"]
         missing = p is None or math.isnan(p)
         traits = {
             "churn_probability": None if missing else round(p * 1000) / 1000,
@@ -248,7 +248,7 @@ def test_account_trait_sets_sample_group_calls(wh, unique_name):
 def test_segment_sql_runs_and_returns_the_resolved_table(wh, unique_name):
     write_run(wh, unique_name, run_rows(seed=1, run_id="r1", day=1))
     ts = churn_set(unique_name).with_(
-        traits={"churn_probability": "churn_probability", "p_alive": 'alive "now"'},
+        traits={"churn_probability_90d": "churn_probability", "p_alive": 'alive "now"'},
         decimals={"churn_probability": 3},
         tolerance={},
     )
@@ -278,7 +278,7 @@ def test_segment_sql_freezes_quantile_cut_points(wh, unique_name):
     ts = TraitSet.load(LTV).with_(name=unique_name, table=unique_name)
     assert frozen_cut_points(ts) == ["ltv_decile"]
     assert frozen_cut_points(churn_set(unique_name)) == []
-    ltv = run_rows(seed=1, run_id="r1", day=1).column("predicted_ltv").to_numpy()
+    ltv = run_rows(seed=1, run_id="r1", day=1).column("predicted_ltv_90d").to_numpy()
     # deciles of the value as published (rounded per [decimals]), so tiers agree with it
     median = float(np.quantile(np.round(ltv, ts.decimals["predicted_ltv_90d"]), 0.5))
     assert f"{median:.6g}" in segment_sql(wh, ts, dialect="snowflake")

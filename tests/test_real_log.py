@@ -103,7 +103,8 @@ def test_cdnow_train_score_validate_dry_run(crm, tmp_path, capsys, monkeypatch):
         out = wh.table(table).to_pandas()
     finally:
         wh.close()
-    assert out["churn_probability"].between(0, 1).all() and (out["predicted_ltv"] >= 0).all()
+    assert out["churn_probability_90d"].between(0, 1).all()
+    assert (out["predicted_ltv_90d"] >= 0).all()
 
     # ---- Segment's contract, then a dry run: nothing sent, every profile counted
     code = main(["validate", "--db", url, "--table", table, "--json"])

@@ -80,7 +80,7 @@ def test_an_outside_pipeline_gets_a_card_and_scores_like_the_kits(duckdb_wh, tmp
     scored = duckdb_wh.table("forest_scores").to_pandas().set_index("user_id")
     X = build_features(duckdb_wh, as_of=run.as_of, spec=SPEC).to_pandas().set_index("profile_id")
     direct = loaded.model.predict_proba(X.loc[scored.index, columns])[:, 1]
-    np.testing.assert_allclose(scored["churn_probability"], direct, atol=1e-12)
+    np.testing.assert_allclose(scored["churn_probability_90d"], direct, atol=1e-12)
 
 
 def test_a_crafted_forest_is_refused_at_load(duckdb_wh, tmp_path):

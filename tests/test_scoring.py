@@ -10,7 +10,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
 from sqltraits_kit.errors import ConfigError, DataError, ModelLoadError
@@ -21,7 +21,7 @@ from sqltraits_kit.modelling.features import (
     data_end,
     profile_count,
 )
-from sqltraits_kit.modelling.registry import LoadedModel
+from sqltraits_kit.modelling.registry import LoadedModel, Registry
 from sqltraits_kit.traits.output import runs
 from sqltraits_kit.traits.scoring import default_as_of, score
 from sqltraits_kit.warehouse import connect
@@ -63,9 +63,9 @@ def test_linear_models_score_in_the_warehouse_and_match_sklearn(wh, trained, uni
         assert "translated to SQL" in run.reason
     got = output(wh, unique_name)
     ref = sklearn_reference(wh, registry, churn.ref, as_of)
-    assert max_diff(got["churn_probability"], ref) <= TOLERANCE
+    assert max_diff(got["churn_probability_90d"], ref) <= TOLERANCE
     ref = sklearn_reference(wh, registry, ltv.ref, as_of)
-    assert max_diff(got["predicted_ltv"], ref) <= TOLERANCE
+    assert max_diff(got["predicted_ltv_90d"], ref) <= TOLERANCE
     assert leftovers(wh) == []
 
 
@@ -81,7 +81,7 @@ def test_streamed_path_matches_sklearn_over_many_batches(wh, trained, unique_nam
     got = output(wh, unique_name)
     ref = sklearn_reference(wh, registry, refs["gbm"], result.as_of)
     assert len(got) == len(ref) == 2_000
-    assert max_diff(got["churn_probability"], ref) <= TOLERANCE
+    assert max_diff(got["churn_probability_90d"], ref) <= TOLERANCE
     assert leftovers(wh) == []
 
 
@@ -100,7 +100,7 @@ def test_in_warehouse_and_streamed_paths_agree(wh, trained, unique_name):
     assert {m.path for m in inside.models} == {"warehouse"}
     assert {m.path for m in streamed.models} == {"streamed"}
     a, b = output(wh, unique_name), output(wh, f"{unique_name}_s")
-    for column in ["churn_probability", "predicted_ltv", *BTYD_COLUMNS]:
+    for column in ["churn_probability_90d", "predicted_ltv_90d", *BTYD_COLUMNS]:
         assert max_diff(a[column], b[column]) <= TOLERANCE, column
 
 
@@ -128,7 +128,7 @@ def test_churn_and_btyd_share_one_row_per_profile(duckdb_wh, trained):
     table = duckdb_wh.table("churn_traits")
     assert table.columns == (
         "user_id",
-        "churn_probability",
+        "churn_probability_90d",
         *BTYD_COLUMNS,
         "model_name",
         "model_version",
@@ -157,7 +157,7 @@ def test_a_failed_parity_check_streams_instead_and_says_why(duckdb_wh, trained):
     assert run.reason.startswith("parity check failed: max |SQL - scikit-learn|")
     assert 0 < run.parity_max_diff <= TOLERANCE
     ref = sklearn_reference(duckdb_wh, registry, refs["ltv"], result.as_of)
-    assert max_diff(output(duckdb_wh, "ltv_traits")["predicted_ltv"], ref) == 0.0
+    assert max_diff(output(duckdb_wh, "ltv_traits")["predicted_ltv_90d"], ref) == 0.0
     # refusing to stream turns the same finding into an error, and nothing is written
     with pytest.raises(DataError, match="parity check failed"):
         score(
@@ -188,16 +188,68 @@ def test_as_of_picks_the_profiles_and_must_be_a_date(duckdb_wh, trained):
     assert result.rows == profile_count(duckdb_wh, as_of=earlier) < 2_000
     assert any("after as_of" in n for n in result.notes)  # trained on later data
     ref = sklearn_reference(duckdb_wh, registry, refs["churn"], earlier)
-    assert max_diff(output(duckdb_wh, "churn_traits")["churn_probability"], ref) <= TOLERANCE
+    assert max_diff(output(duckdb_wh, "churn_traits")["churn_probability_90d"], ref) <= TOLERANCE
     with pytest.raises(ConfigError, match="as_of must be a date"):
         score(duckdb_wh, models=refs["churn"], registry=registry, as_of="2026-05-01T12:30")
     with pytest.raises(ConfigError, match="ISO date"):
         score(duckdb_wh, models=refs["churn"], registry=registry, as_of="yesterday")
 
 
+def _churn_180(wh, registry: Registry) -> str:
+    """A churn model over 180 days, fitted like the session's 90-day one; its reference."""
+    cutoff = _day(data_end(wh)) - dt.timedelta(days=180)
+    feats = build_features(wh, as_of=cutoff)
+    labels = build_labels(wh, cutoff=cutoff, horizon_days=180)
+    frame = feats.join(labels, "profile_id").order_by("profile_id").to_pandas()
+    model = Pipeline([*linear_front(), ("model", LogisticRegression(max_iter=2000))])
+    model.fit(frame[list(FEATURE_COLUMNS)], frame["churned"])
+    fitted = dataclasses.replace(card("churn_180", "churn", "logistic", cutoff), horizon_days=180)
+    return registry.save(model, fitted).ref
+
+
+def test_a_90_and_a_180_day_churn_model_share_one_output_table(wh, trained, unique_name, tmp_path):
+    registry, refs = trained
+    mine = Registry(tmp_path / "models")
+    short = registry.load(*refs["churn"].split("@"))
+    short_ref = mine.save(short.model, dataclasses.replace(short.card, version=0)).ref
+    long_ref = _churn_180(wh, mine)
+    result = score(wh, models=[short_ref, long_ref], table=unique_name, registry=mine)
+    assert [m.columns for m in result.models] == [
+        ("churn_probability_90d",),
+        ("churn_probability_180d",),
+    ]
+    got = output(wh, unique_name)
+    assert [c for c in got.columns if c.startswith("churn")] == [
+        "churn_probability_90d",
+        "churn_probability_180d",
+    ]
+    for ref, column in ((short_ref, "churn_probability_90d"), (long_ref, "churn_probability_180d")):
+        assert max_diff(got[column], sklearn_reference(wh, mine, ref, result.as_of)) <= TOLERANCE
+    # two models, two answers: more customers lapse over 180 days than over 90
+    assert got["churn_probability_180d"].mean() != got["churn_probability_90d"].mean()
+    assert leftovers(wh) == []
+
+
+def test_two_models_of_one_kind_and_horizon_are_refused_before_anything_is_written(
+    wh, trained, unique_name
+):
+    registry, refs = trained
+    first = score(wh, models=refs["churn"], table=unique_name, registry=registry)
+    # churn (logistic) and churn-gbm are both 90-day churn models: one column for two models
+    with pytest.raises(ConfigError) as info:
+        score(wh, models=[refs["churn"], refs["gbm"]], table=unique_name, registry=registry)
+    assert str(info.value) == (
+        f"models {refs['churn']} and {refs['gbm']} both write column 'churn_probability_90d' "
+        "(both are 90-day churn models): score them into separate output tables, or train one "
+        "over another horizon"
+    )
+    assert runs(wh, unique_name)[0].run_id == first.run_id  # the table is the first run's
+    assert len(runs(wh, unique_name)) == 1 and leftovers(wh) == []
+
+
 def test_bad_requests_are_clear_errors(duckdb_wh, trained, sample_file):
     registry, refs = trained
-    with pytest.raises(ConfigError, match="both write column 'churn_probability'"):
+    with pytest.raises(ConfigError, match="both write column 'churn_probability_90d'"):
         score(duckdb_wh, models=[refs["churn"], refs["gbm"]], registry=registry)
     with pytest.raises(ModelLoadError, match="no model named 'nope'"):
         score(duckdb_wh, models="nope", registry=registry)
@@ -208,7 +260,7 @@ def test_bad_requests_are_clear_errors(duckdb_wh, trained, sample_file):
     with pytest.raises(ConfigError, match="method must be one of"):
         score(duckdb_wh, models=refs["churn"], registry=registry, method="fast")
     with pytest.raises(ConfigError, match="both a trait and the identifier"):
-        score(duckdb_wh, models=refs["churn"], registry=registry, id_column="churn_probability")
+        score(duckdb_wh, models=refs["churn"], registry=registry, id_column="churn_probability_90d")
     ro = connect(f"duckdb:///{sample_file}", read_only=True)
     try:
         with pytest.raises(ConfigError, match="read-only"):
@@ -271,10 +323,10 @@ def test_scores_any_loaded_model_and_names_the_identifier(duckdb_wh, trained):
     (run,) = result.models
     assert run.ref == "ridge@7" and run.path == "warehouse"
     got = output(duckdb_wh, "ltv_traits", "group_id")
-    assert (got["predicted_ltv"] >= 0).all()  # clipped at 0, as training evaluated it
+    assert (got["predicted_ltv_90d"] >= 0).all()  # clipped at 0, as training evaluated it
     X = build_features(duckdb_wh, as_of=result.as_of).to_pandas().set_index("profile_id")
     ref = pd.Series(np.clip(ridge.predict(X[list(FEATURE_COLUMNS)]), 0, None), index=X.index)
-    assert max_diff(got["predicted_ltv"], ref) <= TOLERANCE
+    assert max_diff(got["predicted_ltv_90d"], ref) <= TOLERANCE
 
 
 def test_scoring_never_replaces_an_input_table(duckdb_wh, tmp_path):

@@ -58,7 +58,7 @@ def test_a_broken_translation_is_streamed_with_the_reason_and_warehouse_refuses(
     assert run.parity_max_diff == expected_diff
     # The scores written are scikit-learn's own, not the broken translation's.
     ref = sklearn_reference(wh, registry, refs["churn"], result.as_of)
-    assert max_diff(output(wh, unique_name)["churn_probability"], ref) == 0.0
+    assert max_diff(output(wh, unique_name)["churn_probability_90d"], ref) == 0.0
 
     with pytest.raises(DataError, match=r"model churn@\d+: parity check failed"):
         score(wh, models=refs["churn"], table=unique_name, registry=registry, method="warehouse")

@@ -34,7 +34,7 @@ from tests.support.sync import make_client
 pytestmark = [pytest.mark.pyspark, pytest.mark.slow]
 
 CHURN = TraitSet.load(ROOT / "traitsets" / "churn.toml")
-OUTPUT = CHURN.table  # churn_traits: churn_probability (logistic) and p_alive (BTYD)
+OUTPUT = CHURN.table  # churn_traits: churn_probability_90d (logistic) and p_alive (BTYD)
 MAX_ROWS = 150  # fewer than the sample's profiles: training must sample, not pull everything
 
 
@@ -83,13 +83,13 @@ def test_a_tree_model_is_scored_by_the_engines_workers(spark_wh, registry, monke
     result = score(spark_wh, models=["gbm"], registry=registry, table="gbm_traits")
     (run,) = result.models
     assert run.path == "streamed" and "engine's workers" in run.reason
-    got = spark_wh.table("gbm_traits").select("user_id", "churn_probability").to_pandas()
+    got = spark_wh.table("gbm_traits").select("user_id", "churn_probability_90d").to_pandas()
     loaded = registry.load("gbm")
     frame = build_features(spark_wh, as_of=result.as_of).to_pandas()
     expected = loaded.model.predict_proba(frame[loaded.card.features])[:, 1]
     want = dict(zip(frame["profile_id"], expected, strict=True))
     assert len(got) == len(want) == result.rows
-    diff = np.abs(got["churn_probability"].to_numpy() - got["user_id"].map(want).to_numpy())
+    diff = np.abs(got["churn_probability_90d"].to_numpy() - got["user_id"].map(want).to_numpy())
     assert diff.max() <= 1e-12
 
 
@@ -100,7 +100,7 @@ def test_the_output_is_a_view_switched_to_each_runs_table(spark_wh, scored):
     # A second run (scores moved), through the same write_output the scorer calls.
     table = spark_wh.table(OUTPUT)
     second = table.mutate(
-        churn_probability=table.churn_probability * 0.5, run_id=table.run_id + "_b"
+        churn_probability_90d=table.churn_probability_90d * 0.5, run_id=table.run_id + "_b"
     )
     write_output(spark_wh, second, table=OUTPUT, id_column="user_id", run_id="second")
     kept = runs(spark_wh, OUTPUT)

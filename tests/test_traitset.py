@@ -265,7 +265,7 @@ def test_resolve_churn_example(wh, churn_source):
     )
     got = table.to_pyarrow().to_pandas(types_mapper=None).set_index("user_id")
     src = churn_traits_table(200, bad_rows=True).to_pandas().set_index("user_id")
-    churn = src["churn_probability"]
+    churn = src["churn_probability_90d"]
     # rounding to 3 decimals (NaN and null pass through)
     rounded = got["churn_probability"]
     finite = churn.notna() & np.isfinite(churn)
@@ -293,7 +293,9 @@ def test_resolve_ltv_deciles_match_numpy(wh, churn_source):
         "ltv_decile",
         "ltv_tier",
     ]
-    ltv = churn_traits_table(200, bad_rows=True).to_pandas().set_index("user_id")["predicted_ltv"]
+    ltv = (
+        churn_traits_table(200, bad_rows=True).to_pandas().set_index("user_id")["predicted_ltv_90d"]
+    )
     valid = ltv.dropna()
     cuts = np.quantile(valid, np.arange(1, 10) / 10)  # linear, like percentile_cont
     expected = np.searchsorted(cuts, valid, side="right") + 1
@@ -326,14 +328,14 @@ def test_default_traits_are_every_other_column_snake_cased(wh, unique_name):
 
 def test_resolve_from_a_query(wh, churn_source):
     query = (
-        f"WITH s AS (SELECT user_id, churn_probability AS score FROM {churn_source}) "
+        f"WITH s AS (SELECT user_id, churn_probability_90d AS score FROM {churn_source}) "
         "SELECT * FROM s WHERE score > 0.5"
     )
     ts = TraitSet(name="q", query=query, decimals={"score": 1})
     table = resolve(wh, ts)
     got = table.to_pandas()
     src = churn_traits_table(200, bad_rows=True).to_pandas()
-    churn = src["churn_probability"]
+    churn = src["churn_probability_90d"]
     # SQL sorts NaN above every number, so the NaN row (u00000) passes `score > 0.5`; null does not
     assert len(got) == int((churn > 0.5).sum()) + 1
     assert "u00000" in set(got["user_id"]) and "u00003" not in set(got["user_id"])

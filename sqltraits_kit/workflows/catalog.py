@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sqltraits_kit.errors import SqlTraitsError
+from sqltraits_kit.traits.output import renamed_column
 from sqltraits_kit.traits.traitset import TraitSet
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "load_trait_sets",
     "missing_columns",
     "model_names",
+    "renamed_columns",
     "trait_set_files",
 ]
 
@@ -72,3 +74,11 @@ def missing_columns(trait_set: TraitSet, /, *, written: Iterable[str]) -> list[s
         return []
     needed = set(trait_set.traits) | {d.column for d in trait_set.derived}
     return sorted(needed - set(written))
+
+
+def renamed_columns(missing: Iterable[str], /, *, columns: Iterable[str]) -> list[str]:
+    """For each of the ``missing`` columns that a model now writes under another name (one of
+    ``columns``), a note saying which (``churn_probability`` became ``churn_probability_90d``),
+    for the pages that list what a trait set lacks."""
+    columns = list(columns)
+    return [f"{c}: {hint}" for c in missing if (hint := renamed_column(c, columns))]

@@ -109,8 +109,10 @@ def _card_figures(card: ModelCard, kind: str) -> dict[str, Any]:
 def _judged(card: ModelCard, columns: list[str]) -> list[tuple[str, str]]:
     """(kind, output column) pairs a model is judged on."""
     if card.kind == "btyd":
-        h = int(card.horizon_days)
-        return [("churn", f"p_no_purchase_{h}d"), ("ltv", f"expected_spend_{h}d")]
+        from sqltraits_kit.traits.scoring import trait_columns
+
+        _, no_purchase, _, spend = trait_columns(card)
+        return [("churn", no_purchase), ("ltv", spend)]
     return [(card.kind, columns[0])]
 
 

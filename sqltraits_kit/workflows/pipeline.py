@@ -84,6 +84,15 @@ class PipelineResult:
         return out
 
 
+def _written(model: ModelRef, registry: Registry | str | Path) -> list[str]:
+    """The columns the trait set's models write, from their cards (nothing loaded)."""
+    from sqltraits_kit.modelling.registry import Registry, parse_ref
+    from sqltraits_kit.traits.scoring import trait_columns
+
+    reg = registry if isinstance(registry, Registry) else Registry(registry)
+    return [c for ref in model.refs() for c in trait_columns(reg.card(*parse_ref(ref)))]
+
+
 def _score(
     wh: Warehouse,
     ts: TraitSet,
@@ -98,6 +107,7 @@ def _score(
     scores into (a query, another table) is validated by the publish's gate instead (None).
     """
     from sqltraits_kit.traits.contract import validate_trait_set
+    from sqltraits_kit.traits.output import METADATA_COLUMNS
     from sqltraits_kit.traits.scoring import score as score_models
 
     table = model.output_table or ts.table
@@ -116,6 +126,8 @@ def _score(
         checked.append(contract)
 
     reads_it = ts.table == table and ts.id_column == ts.identifier
+    if reads_it:  # a column no model writes (a renamed one) fails now, not after the scoring
+        ts.check_columns([ts.id_column, *_written(model, registry), *METADATA_COLUMNS])
     report(f"scoring {', '.join(model.refs())} into {table}", 0.0)
     scored = score_models(
         wh,

@@ -7,7 +7,6 @@ A page only shows these; the rules live here so the CLI and notebooks can ask th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,8 +14,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqltraits_kit.errors import SqlTraitsError
 from sqltraits_kit.modelling.features import TableMapping
 from sqltraits_kit.modelling.mapping_guess import guess_mapping
+from sqltraits_kit.traits.output import LEGACY_COLUMNS, column_model
 from sqltraits_kit.traits.scoring import trait_columns
-from sqltraits_kit.workflows.catalog import model_names
+from sqltraits_kit.workflows.catalog import model_names, renamed_columns
 
 if TYPE_CHECKING:
     from sqltraits_kit.modelling.registry import ModelCard
@@ -155,9 +155,6 @@ def check_mapping(
 
 # --------------------------------------------------------------------------- the guided path
 
-_BTYD_COLUMN = re.compile(r"^(p_alive|(p_no_purchase|expected_purchases|expected_spend)_(\d+)d)$")
-_KIND_OF_COLUMN = {"churn_probability": "churn", "predicted_ltv": "ltv"}
-
 
 @dataclass(frozen=True)
 class NeededModel:
@@ -168,9 +165,11 @@ class NeededModel:
     kind: str  # churn | ltv | btyd
     estimator: str  # what the guided path trains it with
     columns: tuple[str, ...]
-    horizon_days: int | None = None  # when a column names one (expected_purchases_90d)
+    horizon_days: int | None = None  # when a column names one (churn_probability_180d)
     saved: ModelCard | None = None
     missing: tuple[str, ...] = ()  # columns the saved version does not write
+    # what a missing column became: the trait set, not the model, needs an edit
+    renamed: tuple[str, ...] = ()
 
     @property
     def ready(self) -> bool:
@@ -182,15 +181,6 @@ class NeededModel:
         return "ltv" if self.kind == "btyd" else self.kind
 
 
-def _column_kind(column: str) -> tuple[str | None, int | None]:
-    if column in _KIND_OF_COLUMN:
-        return _KIND_OF_COLUMN[column], None
-    match = _BTYD_COLUMN.match(column)
-    if match:
-        return "btyd", int(match.group(3)) if match.group(3) else None
-    return None, None
-
-
 def _kind_of_name(name: str, card: ModelCard | None) -> str | None:
     if card is not None:
         return card.kind
@@ -198,13 +188,35 @@ def _kind_of_name(name: str, card: ModelCard | None) -> str | None:
     return next((kind for kind in ("btyd", "ltv", "churn") if kind in low), None)
 
 
+def _horizons(
+    by_kind: dict[str, list[str]], kinds: dict[str, str], latest: dict[str, ModelCard]
+) -> dict[str, int | None]:
+    """The horizon each model serves, when the columns name one. Several models of one kind (a
+    90-day and a 180-day churn model) split the horizons: a saved model takes its card's, the
+    others those left, in the trait set's order."""
+    out: dict[str, int | None] = {}
+    for kind, columns in by_kind.items():
+        horizons = list(dict.fromkeys(d for c in columns if (d := column_model(c)[1]) is not None))
+        names = [n for n, k in kinds.items() if k == kind]
+        if len(names) < 2:
+            out.update({n: (horizons[-1] if horizons else None) for n in names})
+            continue
+        out.update({n: int(latest[n].horizon_days) for n in names if n in latest})
+        free = iter([h for h in horizons if h not in out.values()])
+        out.update({n: next(free, None) for n in names if n not in latest})
+    return out
+
+
 def needed_models(trait_set: TraitSet, cards: Iterable[ModelCard], /) -> list[NeededModel]:
     """The models ``trait_set`` needs (its ``[model]`` names), each with the saved card that
     serves it and the columns that card does not write.
 
     The kind of each model comes from its saved card, else from its name, else from the columns
-    the trait set reads (``churn_probability`` a churn model, ``predicted_ltv`` an LTV model,
-    ``p_alive`` / ``expected_purchases_90d`` the BG/NBD pair with a 90-day horizon).
+    the trait set reads, named from the model and its horizon (:func:`column_model`:
+    ``churn_probability_180d`` a 180-day churn model, ``predicted_ltv_90d`` a 90-day LTV model,
+    ``p_alive`` / ``expected_purchases_90d`` the BG/NBD pair). A column named as before the
+    horizon (``churn_probability``) is missing from every model, with a note in ``renamed``
+    saying what the saved model writes instead.
     """
     latest: dict[str, ModelCard] = {}
     for card in cards:
@@ -214,13 +226,10 @@ def needed_models(trait_set: TraitSet, cards: Iterable[ModelCard], /) -> list[Ne
         dict.fromkeys([*trait_set.traits, *(d.column for d in trait_set.derived)])
     )
     by_kind: dict[str, list[str]] = {}
-    horizon: dict[str, int] = {}
     for column in needed_columns:
-        kind, days = _column_kind(column)
+        kind, _ = column_model(column)
         if kind is not None:
             by_kind.setdefault(kind, []).append(column)
-            if days is not None:
-                horizon[kind] = days
     names = model_names(trait_set)
     kinds: dict[str, str] = {}
     for name in names:
@@ -232,26 +241,35 @@ def needed_models(trait_set: TraitSet, cards: Iterable[ModelCard], /) -> list[Ne
             free = [k for k in by_kind if k not in kinds.values()]
             if free:
                 kinds[name] = free[0]
+    horizon = _horizons(by_kind, kinds, latest)
     out = []
     for name in names:
         kind = kinds.get(name)
         if kind is None:
             continue
-        columns = tuple(by_kind.get(kind, ()))
         card = latest.get(name)
+        days = horizon.get(name)
+        columns = tuple(by_kind.get(kind, ()))
+        if sum(k == kind for k in kinds.values()) > 1:  # each takes its own horizon's columns
+            columns = tuple(c for c in columns if column_model(c)[1] in (None, days))
         missing: tuple[str, ...] = ()
+        renamed: tuple[str, ...] = ()
         if card is not None:
-            written = set(trait_columns(card))
+            written = trait_columns(card)
             missing = tuple(c for c in columns if c not in written)
+            # a name from before the horizon: an edit of the trait set, not another model
+            old = [c for c in missing if c in LEGACY_COLUMNS]
+            renamed = tuple(renamed_columns(old, columns=written))
         out.append(
             NeededModel(
                 name=name,
                 kind=kind,
                 estimator="btyd" if kind == "btyd" else "auto",
                 columns=columns,
-                horizon_days=horizon.get(kind),
+                horizon_days=days,
                 saved=card,
                 missing=missing,
+                renamed=renamed,
             )
         )
     return out

@@ -42,7 +42,7 @@ def test_score_json_reports_rows_paths_and_run(db, trained, capsys):
     frame = _table(db, "churn_traits")
     assert len(frame) == out["rows"] > 0
     assert set(frame["run_id"]) == {out["run_id"]}
-    assert {"churn_probability", "p_alive", "predicted_ltv"} <= set(frame.columns)
+    assert {"churn_probability_90d", "p_alive", "predicted_ltv_90d"} <= set(frame.columns)
 
 
 def test_score_text_output_names_the_path_and_why(db, trained, capsys):

@@ -70,7 +70,7 @@ def test_trait_set_validates_the_resolved_table(db, capsys):
 
 
 def test_queries(db, capsys):
-    query = "SELECT user_id, churn_probability AS email FROM churn_traits"
+    query = "SELECT user_id, churn_probability_90d AS email FROM churn_traits"
     code, out, _ = _run(capsys, "--db", db, "--query", query)
     assert code == 1 and "identity_trait_names" in out
     code, out, _ = _run(capsys, "--db", db, "--query", query, "--allow-reserved", "email")
@@ -121,7 +121,7 @@ def test_validate_on_postgres(postgres_wh, unique_name, capsys):
     data = json.loads(out)
     assert code == 1
     rule = next(r for r in data["rules"] if r["name"] == "finite_numbers")
-    assert rule["columns"] == {"churn_probability": 1, "predicted_ltv": 1}
+    assert rule["columns"] == {"churn_probability_90d": 1, "predicted_ltv_90d": 1}
 
 
 def _console_script() -> list[str]:

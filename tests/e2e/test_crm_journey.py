@@ -90,13 +90,13 @@ def test_own_tables_to_own_traits_in_the_browser(crm_page, crm_app):
     assert selected(page, "preview_table") == "repeat_scores"
     page.locator(".js-plotly-plot").first.wait_for()
     type_into(page, f"{EDIT}_name", "crm_churn")
-    type_into(page, f"{EDIT}_churn_probability_trait", "churn_risk")
+    type_into(page, f"{EDIT}_churn_probability_90d_trait", "churn_risk")
     tick(page, f"{EDIT}_p_no_purchase_90d_on")
     click(page, f"{EDIT}_add")
     type_into(page, f"{EDIT}_d0_name", "risk_tier")
-    assert selected(page, f"{EDIT}_d0_column") == "churn_probability"
+    assert selected(page, f"{EDIT}_d0_column") == "churn_probability_90d"
     type_into(page, f"{EDIT}_d0_rule", "0.3, 0.7 -> low, medium, high")
-    page.get_by_text('+churn_probability = "churn_risk"').wait_for()  # the diff
+    page.get_by_text('+churn_probability_90d = "churn_risk"').wait_for()  # the diff
     assert_clean(page)
     screenshot(page, "crm-5-preview-editor")
     click(page, f"{EDIT}_save")
@@ -132,7 +132,7 @@ def test_own_tables_to_own_traits_in_the_browser(crm_page, crm_app):
     assert saved.trait_sets == ("traitsets/crm_churn.toml",)
     assert saved.output_table == "repeat_scores" and saved.mapping is not None
     trait_set = TraitSet.load(project / "traitsets" / "crm_churn.toml")
-    assert trait_set.traits["churn_probability"] == "churn_risk"
+    assert trait_set.traits["churn_probability_90d"] == "churn_risk"
     assert trait_set.decimals["churn_risk"] == 3 and trait_set.tolerance["churn_risk"] == 0.02
     assert trait_set.model is not None and trait_set.model.refs() == ["repeat", "value"]
     assert not elsewhere, elsewhere

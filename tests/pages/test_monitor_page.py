@@ -18,12 +18,12 @@ from tests.support.sync import make_client
 SPEC = {
     "name": "churn",
     "table": "churn_traits",
-    "traits": {"churn_probability": "churn_probability"},
+    "traits": {"churn_probability_90d": "churn_probability"},
     "derived": [
         {
             "name": "churn_risk_tier",
             "type": "tiers",
-            "column": "churn_probability",
+            "column": "churn_probability_90d",
             "thresholds": [0.5],
             "labels": ["low", "high"],
         }

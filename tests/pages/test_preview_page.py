@@ -147,7 +147,12 @@ def test_single_run_has_no_drift_and_an_output_table_can_be_previewed(page, duck
     assert not at.exception, at.exception
     assert at.selectbox(key="preview_id_column").value == "user_id"
     tabs = [t.label for t in at.tabs]
-    assert {"churn_probability", "predicted_ltv", "p_alive", "expected_purchases_90d"} <= set(tabs)
+    assert {
+        "churn_probability_90d",
+        "predicted_ltv_90d",
+        "p_alive",
+        "expected_purchases_90d",
+    } <= set(tabs)
     assert "run_id" not in tabs and "scored_at" not in tabs
     (download,) = at.get("download_button")
     assert download.proto.label == "Download the first 500 of 500 profiles (CSV)"
@@ -207,6 +212,24 @@ def test_a_trait_set_reading_a_column_the_table_lacks_says_which_model_writes_it
     assert any(e.label == "Edit this trait set" for e in at.expander)
 
 
+def test_an_output_table_scored_before_the_rename_says_to_score_again(page, duckdb_wh):
+    table = churn_traits_table(200)  # as the kit wrote it up to 0.1.0: no horizon in the names
+    old = {"churn_probability_90d": "churn_probability", "predicted_ltv_90d": "predicted_ltv"}
+    duckdb_wh.con.create_table(
+        TABLE, obj=table.rename_columns([old.get(c, c) for c in table.column_names])
+    )
+    at = open_preview(page)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    (warning,) = at.warning
+    assert "reads churn_probability_90d, which `churn_traits` does not have." in warning.value
+    assert (
+        "churn_probability_90d: this table was scored before output columns carried the "
+        "model's horizon (it has 'churn_probability'): score it again to write "
+        "'churn_probability_90d'"
+    ) in warning.value
+
+
 def test_editing_a_saved_trait_set_previews_it_then_saves_keeping_comments(
     page, duckdb_wh, project
 ):
@@ -215,7 +238,7 @@ def test_editing_a_saved_trait_set_previews_it_then_saves_keeping_comments(
     before = path.read_text()
     at = open_preview(page)
     slug = "preview_edit_file_churn_traits_user_id"
-    at.selectbox(key=f"{slug}_churn_probability_decimals").select(2).run()
+    at.selectbox(key=f"{slug}_churn_probability_90d_decimals").select(2).run()
     assert not at.exception, at.exception
     # the panels already show the edit, unsaved: probabilities with 2 decimals
     sent = json.loads(at.json[0].value)

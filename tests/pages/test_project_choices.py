@@ -160,28 +160,28 @@ def test_a_trait_set_made_in_the_browser_is_saved_remembered_and_published(
     slug = "preview_edit_new_crm_traits_user_id"
     assert at.text_input(key=f"{slug}_name").value == "crm_traits"
     # the draft rounds and sets a tolerance: a re-score does not re-send every profile
-    assert at.selectbox(key=f"{slug}_churn_probability_decimals").value == 3
-    assert at.number_input(key=f"{slug}_churn_probability_tolerance").value == 0.02
+    assert at.selectbox(key=f"{slug}_churn_probability_90d_decimals").value == 3
+    assert at.number_input(key=f"{slug}_churn_probability_90d_tolerance").value == 0.02
     assert at.selectbox(key=f"{slug}_expected_spend_90d_decimals").value == 2
 
     at.text_input(key=f"{slug}_name").input("crm_churn").run()
-    at.text_input(key=f"{slug}_churn_probability_trait").input("churn_risk").run()
+    at.text_input(key=f"{slug}_churn_probability_90d_trait").input("churn_risk").run()
     at.checkbox(key=f"{slug}_p_no_purchase_90d_on").uncheck().run()
     at.button(key=f"{slug}_add").click().run()
     at.text_input(key=f"{slug}_d0_name").input("risk_tier").run()
-    at.selectbox(key=f"{slug}_d0_column").select("churn_probability").run()
+    at.selectbox(key=f"{slug}_d0_column").select("churn_probability_90d").run()
     at.text_input(key=f"{slug}_d0_rule").input("0.3, 0.7 -> low, medium, high").run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     (diff,) = [c for c in at.code if c.language == "diff"]
-    assert '+churn_probability = "churn_risk"' in diff.value
+    assert '+churn_probability_90d = "churn_risk"' in diff.value
     assert "p_no_purchase_90d" not in diff.value
 
     at.button(key=f"{slug}_save").click().run()
     assert not at.exception, at.exception
     path = project / "traitsets" / "crm_churn.toml"
     saved = TraitSet.load(path)
-    assert saved.traits["churn_probability"] == "churn_risk"
+    assert saved.traits["churn_probability_90d"] == "churn_risk"
     assert saved.decimals["churn_risk"] == 3 and saved.tolerance["churn_risk"] == 0.02
     assert saved.derived[0].thresholds == (0.3, 0.7)
     assert saved.model is not None and saved.model.refs() == ["repeat", "value"]

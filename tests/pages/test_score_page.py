@@ -138,3 +138,18 @@ def test_a_model_the_default_trait_set_needs_is_flagged_before_scoring(
     (warning,) = at.warning
     assert "Trait set 'churn' reads p_alive from `churn_traits`" in warning.value
     assert not at.button(key="score_run").disabled  # a warning: scoring stays possible
+
+
+def test_two_churn_models_of_one_horizon_are_refused_before_scoring(
+    page, duckdb_wh, trained, tmp_path
+):
+    registry = _with_models(trained, tmp_path)
+    at = page("pages/score.py", settings=_settings(duckdb_wh, registry), timeout=180).run()
+    at.multiselect(key="score_models").set_value(["churn", "churn-gbm"]).run()
+    assert not at.exception, at.exception
+    assert any(
+        "models churn@1 and churn-gbm@1 both write column 'churn_probability_90d'" in e.value
+        for e in at.error
+    ), [e.value for e in at.error]
+    assert at.button(key="score_run").disabled
+    assert not duckdb_wh.has_table("churn_traits")

@@ -224,3 +224,28 @@ def test_compare_pairs_models_of_one_kind_and_a_result_stays_with_its_kind(page,
     at.radio(key="train_kind").set_value("ltv").run()
     assert not at.get("plotly_chart")  # the churn result is not shown under the LTV form
     assert any("choose *churn* above to see it" in c.value for c in at.caption)
+
+
+def test_the_guided_path_says_a_renamed_column_needs_an_edit_and_takes_its_horizon(
+    page, trained, tmp_path, project
+):
+    shutil.copytree(trained[0].root, tmp_path / "models")  # churn (90 days), ltv and btyd saved
+    path = project / "traitsets" / "churn.toml"
+    shipped = path.read_text()
+    path.write_text(shipped.replace("churn_probability_90d", "churn_probability"))  # up to 0.1.0
+    at = page("pages/train.py").run()
+    assert not at.exception, at.exception
+    assert "churn@1 does not write churn_probability" in " ".join(c.value for c in at.caption)
+    (warning,) = at.warning
+    assert warning.value.startswith(
+        "Trait set **churn** reads churn_probability: the model now writes 'churn_probability_90d'"
+    ) and warning.value.endswith("Edit it on the Preview page.")
+
+    # a trait set that reads a 180-day score sets the form up for a 180-day model
+    path.write_text(shipped.replace("churn_probability_90d", "churn_probability_180d"))
+    at = page("pages/train.py").run()
+    assert not at.exception, at.exception
+    assert not at.warning  # nothing renamed: the saved 90-day model is simply not the one
+    at.button(key="train_prepare_churn").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["train_horizon"] == 180

@@ -29,8 +29,8 @@ def churn_traits_table(n: int = 200, *, seed: int = 0, bad_rows: bool = False) -
     return pa.table(
         {
             "user_id": [f"u{i:05d}" for i in range(n)],
-            "churn_probability": churn_arr,
-            "predicted_ltv": ltv,
+            "churn_probability_90d": churn_arr,
+            "predicted_ltv_90d": ltv,
             "p_alive": rng.beta(5, 2, n),
             "expected_purchases_90d": rng.gamma(1.5, 1.2, n),
             "model_name": ["churn"] * n,
@@ -48,10 +48,10 @@ def run_rows(
 ) -> pa.Table:
     """One scoring run in the output table's shape; ``offset`` moves the ids (enter/leave)."""
     t = churn_traits_table(n, seed=seed)
-    churn = np.clip(t.column("churn_probability").to_numpy() + shift, 0.0, 1.0)
+    churn = np.clip(t.column("churn_probability_90d").to_numpy() + shift, 0.0, 1.0)
     when = dt.datetime(2025, 1, day, tzinfo=dt.UTC)
     t = t.set_column(0, "user_id", pa.array([f"u{i + offset:05d}" for i in range(n)]))
-    t = t.set_column(1, "churn_probability", pa.array(churn))
+    t = t.set_column(1, "churn_probability_90d", pa.array(churn))
     t = t.set_column(7, "scored_at", pa.array([when] * n, pa.timestamp("us", tz="UTC")))
     return t.set_column(8, "run_id", pa.array([run_id] * n))
 

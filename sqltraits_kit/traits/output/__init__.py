@@ -19,13 +19,20 @@ API::
     rollback(wh, "churn_traits", run_id)  # the output table becomes that run's rows again
     score_run(wh, run_id)               # as of when it scored, with which models
 
-The package: names and metadata (:mod:`.tables`), the checks and statements of a staged run
-(:mod:`.staging`), the view over one table per run (:mod:`.versions`), :func:`write_output`
-(:mod:`.write`), and the runs kept (:mod:`.runs`).
+The package: the score columns' names (:mod:`.columns`), table names and metadata
+(:mod:`.tables`), the checks and statements of a staged run (:mod:`.staging`), the view over one
+table per run (:mod:`.versions`), :func:`write_output` (:mod:`.write`), and the runs kept
+(:mod:`.runs`).
 """
 
 from __future__ import annotations
 
+from sqltraits_kit.traits.output.columns import (
+    LEGACY_COLUMNS,
+    column_model,
+    renamed_column,
+    score_columns,
+)
 from sqltraits_kit.traits.output.manifest import SCORE_RUNS_TABLE, record_score_run, score_run
 from sqltraits_kit.traits.output.runs import rollback, runs
 from sqltraits_kit.traits.output.staging import Validator
@@ -45,6 +52,7 @@ from sqltraits_kit.traits.output.write import write_output
 
 __all__ = [
     "HISTORY_SUFFIX",
+    "LEGACY_COLUMNS",
     "METADATA_COLUMNS",
     "SCORE_RUNS_TABLE",
     "OutputRun",
@@ -52,13 +60,16 @@ __all__ = [
     "Validator",
     "check_output_target",
     "check_table_name",
+    "column_model",
     "history_table",
     "is_output_table",
     "new_run_id",
     "output_tables",
     "record_score_run",
+    "renamed_column",
     "rollback",
     "runs",
+    "score_columns",
     "score_run",
     "write_output",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ import numpy as np
 
 from sqltraits_kit.errors import ConfigError, ModelLoadError
 from sqltraits_kit.modelling.features import TableMapping, data_end, to_instant
+from sqltraits_kit.traits.output import score_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,6 +28,7 @@ __all__ = [
     "ScoreResult",
     "ScoredModel",
     "as_of_day",
+    "check_distinct_columns",
     "day",
     "default_as_of",
     "predict_scores",
@@ -79,20 +82,32 @@ class ScoreResult:
 
 
 def trait_columns(card: ModelCard, /) -> list[str]:
-    """The output columns a model writes, from its kind (and horizon for BTYD)."""
-    if card.kind == "churn":
-        return ["churn_probability"]
-    if card.kind == "ltv":
-        return ["predicted_ltv"]
-    if card.kind == "btyd":
-        h = int(card.horizon_days)
-        return [
-            "p_alive",
-            f"p_no_purchase_{h}d",
-            f"expected_purchases_{h}d",
-            f"expected_spend_{h}d",
-        ]
-    raise ModelLoadError(f"model {card.ref} has unknown kind {card.kind!r}")
+    """The output columns a model writes, named from its kind and horizon: a 180-day churn
+    model writes ``churn_probability_180d``, a 90-day LTV model ``predicted_ltv_90d``, the BTYD
+    pair ``p_alive`` and ``p_no_purchase_``/``expected_purchases_``/``expected_spend_{h}d``
+    (:func:`sqltraits_kit.traits.output.score_columns`, where every name is decided)."""
+    columns = score_columns(card.kind, int(card.horizon_days))
+    if not columns:
+        raise ModelLoadError(f"model {card.ref} has unknown kind {card.kind!r}")
+    return columns
+
+
+def check_distinct_columns(cards: Iterable[ModelCard], /) -> None:
+    """Refuse models that would write the same output column, naming both, before anything is
+    written: two models of one kind and horizon (``churn`` and ``churn_v2``, both 90-day churn)
+    cannot share an output table. Column names never depend on a model's name, so a trait set
+    keeps reading the same column when its model is retrained or renamed."""
+    seen: dict[str, ModelCard] = {}
+    for card in cards:
+        for column in trait_columns(card):
+            first = seen.get(column)
+            if first is not None and first.ref != card.ref:
+                raise ConfigError(
+                    f"models {first.ref} and {card.ref} both write column {column!r} (both are "
+                    f"{int(card.horizon_days)}-day {card.kind} models): score them into separate "
+                    "output tables, or train one over another horizon"
+                )
+            seen[column] = card
 
 
 def predict_scores(model: Any, kind: str, frame: pd.DataFrame) -> np.ndarray:
@@ -171,15 +186,7 @@ def resolve_models(models: Any, registry: Registry | str | Path | None) -> list[
     refs = [m.card.ref for m in out]
     if len(set(refs)) != len(refs):
         raise ConfigError(f"the same model version is named twice: {', '.join(refs)}")
-    seen: dict[str, str] = {}
-    for m in out:
-        for c in m.columns:
-            if c in seen:
-                raise ConfigError(
-                    f"models {seen[c]} and {m.card.ref} both write column {c!r}: score them into "
-                    "separate output tables"
-                )
-            seen[c] = m.card.ref
+    check_distinct_columns(m.card for m in out)
     first = out[0].mapping
     for m in out[1:]:
         if (m.mapping.profiles_table, m.mapping.profile_id) != (

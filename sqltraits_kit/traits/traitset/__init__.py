@@ -11,7 +11,7 @@ the unit that gets validated, previewed and published. Example::
     drift_threshold = 0.2          # PSI above which a publish needs a second look
 
     [traits]                       # column -> trait name; omit to publish every column
-    churn_probability = "churn_probability"
+    churn_probability_90d = "churn_probability"
 
     [decimals]                     # per numeric trait: round before publishing
     churn_probability = 3
@@ -31,20 +31,20 @@ the unit that gets validated, previewed and published. Example::
     [[derived]]                    # tiers from fixed thresholds
     name = "churn_risk_tier"
     type = "tiers"
-    column = "churn_probability"
+    column = "churn_probability_90d"
     thresholds = [0.3, 0.7]        # < 0.3 low, [0.3, 0.7) medium, >= 0.7 high
     labels = ["low", "medium", "high"]
 
     [[derived]]                    # tiers from the data's own quantiles (deciles: bins = 10)
     name = "ltv_decile"
     type = "quantiles"
-    column = "predicted_ltv"
+    column = "predicted_ltv_90d"
     bins = 10                      # labels default to 1..bins (bins = highest values)
 
     [[derived]]                    # a boolean flag
     name = "high_churn_risk"
     type = "flag"
-    column = "churn_probability"
+    column = "churn_probability_90d"
     op = ">="
     value = 0.7
 

@@ -54,11 +54,7 @@ def _derived_expr(table: ir.Table, d: DerivedTrait, key: str, ts: TraitSet) -> i
     import ibis
 
     if d.column not in table.columns:
-        raise ts._error(
-            f"column {d.column!r} is not in the {ts.source_label} "
-            f"(columns: {', '.join(table.columns)})",
-            key=f"{key}.column",
-        )
+        raise ts._error(ts.missing_column(d.column, table.columns), key=f"{key}.column")
     col = table[d.column]
     dtype = col.type()
     if d.type in ("tiers", "quantiles") and not _numeric(dtype):

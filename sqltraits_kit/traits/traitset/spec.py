@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.traits.holdout import Holdout
-from sqltraits_kit.traits.output import METADATA_COLUMNS
+from sqltraits_kit.traits.output import METADATA_COLUMNS, renamed_column
 from sqltraits_kit.traits.traitset.rules import (
     TOP_KEYS,
     DerivedTrait,
@@ -105,13 +105,32 @@ class TraitSet:
             missing = [c for c in self.traits if c not in columns]
             if missing:
                 raise self._error(
-                    f"column {missing[0]!r} is not in the {self.source_label} "
-                    f"(columns: {', '.join(columns)})",
-                    key=f"traits.{missing[0]}",
+                    self.missing_column(missing[0], columns), key=f"traits.{missing[0]}"
                 )
             return dict(self.traits)
         skip = {self.id_column, *METADATA_COLUMNS, *self.exclude}
         return {c: snake_case(c) for c in columns if c not in skip}
+
+    def missing_column(self, column: str, columns: Iterable[str]) -> str:
+        """The error for a ``column`` this trait set reads that its source lacks, with what the
+        column became when a model now writes it under another name (:func:`renamed_column`)."""
+        columns = list(columns)
+        message = (
+            f"column {column!r} is not in the {self.source_label} (columns: {', '.join(columns)})"
+        )
+        hint = renamed_column(column, columns)
+        return f"{message}; {hint}" if hint else message
+
+    def check_columns(self, columns: Iterable[str]) -> None:
+        """Raise :class:`TraitSetError` for the first column this trait set reads (``[traits]``,
+        then ``[[derived]]``) that a source with ``columns`` would lack."""
+        columns = list(columns)
+        self.trait_map(columns)
+        for i, d in enumerate(self.derived):
+            if d.column not in columns:
+                raise self._error(
+                    self.missing_column(d.column, columns), key=f"derived[{i}].column"
+                )
 
     def trait_names(self, columns: Iterable[str]) -> list[str]:
         """Every trait name the resolved table carries, in order (column traits, derived, then
