@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from sqltraits_kit.publishing.segment.client import BatchResult
@@ -24,7 +23,6 @@ from sqltraits_kit.publishing.sync.messages import encode_page
 from sqltraits_kit.publishing.sync.reports import SyncProgress
 from sqltraits_kit.publishing.sync.source import SyncSource
 from sqltraits_kit.publishing.sync.tables import arrow_view, insert, utc_now
-from sqltraits_kit.warehouse.connection import close_second, second_connection
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -92,7 +90,8 @@ class Publisher:
         if self.total:
             # In flight before anything leaves: from here on Segment may hold these values.
             self._append(self.wh.con.table(self.pending_table), delivered=False)
-        for page_no, page in self._read_pages():
+        for page_no in range(math.ceil(self.total / self.page_rows)):
+            page = d.read_page(self.wh, self.pending_table, page_no, self.page_rows)
             self.pages[page_no] = page
             produced = 0
             for message in encode_page(
@@ -110,35 +109,6 @@ class Publisher:
                 del self.pages[page_no]
             if len(self.failures) >= self.commit_rows:
                 self.commit()
-
-    def _read_pages(self) -> Iterator[tuple[int, pa.Table]]:
-        """The pending rows page by page, the next page read while this one is encoded.
-
-        The reader is a thread with a connection of its own (Ibis connections are not shared
-        between threads); the engine runs the read outside the GIL, so it overlaps the encoding,
-        which is the publish's hot path. One page ahead: memory holds one page more."""
-        count = math.ceil(self.total / self.page_rows)
-        if count <= 1:  # nothing to overlap: no thread, no second connection
-            for page_no in range(count):
-                yield page_no, d.read_page(self.wh, self.pending_table, page_no, self.page_rows)
-            return
-        reader = second_connection(self.wh)
-        try:
-            with ThreadPoolExecutor(1, thread_name_prefix="sqltraits-page") as pool:
-
-                def read(page_no: int) -> Future[pa.Table]:
-                    return pool.submit(
-                        d.read_page, reader, self.pending_table, page_no, self.page_rows
-                    )
-
-                ahead = read(0)
-                for page_no in range(count):
-                    page = ahead.result()
-                    if page_no + 1 < count:
-                        ahead = read(page_no + 1)
-                    yield page_no, page
-        finally:
-            close_second(reader, self.wh)
 
     def _append(self, rows: ir.Table, *, delivered: bool) -> None:
         """Append pending ``rows`` to the ledger at the next sequence number: one INSERT ...
