@@ -48,16 +48,20 @@ command = [sys.executable, "-m", "sqltraits_kit", "sync", "--db", f"duckdb://{wo
            "--table", "traits", "--max-requests-per-second", "0",
            "--max-events-per-second", "0", "--json"]
 try:
+    import resource
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 finally:
     work.unlink(missing_ok=True)
     Path(str(work) + ".wal").unlink(missing_ok=True)
 if proc.returncode != 0:
     sys.exit(proc.stderr[-3000:])
 out = json.loads(proc.stdout)
-print("RESULT=" + json.dumps({"seconds": seconds, "delivered": out["sent"]}))
+print("RESULT=" + json.dumps({"seconds": seconds, "cpu_seconds": cpu, "delivered": out["sent"]}))
 """
 
 
@@ -99,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     else:  # this checkout, in process and through the CLI
         sides = {"sync()": (h.ROOT, False), "cli": (h.ROOT, True)}
     seconds: dict[str, list[float]] = {k: [] for k in sides}
+    cpu: dict[str, list[float]] = {k: [] for k in sides}
     with h.FakeSegment(sink=True) as server:
         if args.cli:  # one untimed run per side, so every timed run finds the byte code
             for root, _cli in sides.values():
@@ -109,10 +114,12 @@ def main(argv: list[str] | None = None) -> int:
                 if r.get("delivered") != args.messages:
                     raise SystemExit(f"{name}: delivered {r.get('delivered')} of {args.messages}")
                 seconds[name].append(r["seconds"])
-                print(f"{name:<6} round {i}: {r['seconds']:.2f} s", flush=True)
+                cpu[name].append(r["cpu_seconds"])
+                print(f"{name:<6} round {i}: {r['seconds']:.2f} s, CPU {r['cpu_seconds']:.2f} s")
     med = {k: statistics.median(v) for k, v in seconds.items()}
     for k, v in med.items():
-        print(f"{k:<6} median {v:.2f} s = {args.messages / v:,.0f} rows/s")
+        c = statistics.median(cpu[k])
+        print(f"{k:<6} median {v:.2f} s = {args.messages / v:,.0f} rows/s; CPU {c:.2f} s")
     first, second = list(med)
     print(f"{second} / {first} (time): {med[second] / med[first]:.3f}")
     return 0
