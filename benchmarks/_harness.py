@@ -659,24 +659,32 @@ _SECTION = re.compile(r"<!-- section:(\w+):start -->\n(.*?)<!-- section:\1:end -
 
 
 def write_section(path: Path, key: str, text: str) -> None:
-    """Replace the ``key`` section of ``path`` (creating the file), keeping the others."""
+    """Replace the ``key`` section of ``path`` (creating the file), keeping everything else as
+    it is: the other sections and the text written by hand between them. A new section goes
+    before the first section that follows it in ``SECTIONS`` (at the end otherwise)."""
     path = Path(path)
-    sections: dict[str, str] = {}
-    if path.exists():
-        sections = {m.group(1): m.group(2) for m in _SECTION.finditer(path.read_text())}
-    sections[key] = text
     header = _HEADER.format(
         machine=machine_text(),
         versions=versions_text(),
         when=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"),
     )
-    order = [k for k in SECTIONS if k in sections] + sorted(set(sections) - set(SECTIONS))
-    body = "".join(
-        f"\n<!-- section:{k}:start -->\n{sections[k]}<!-- section:{k}:end -->\n" for k in order
+    block = f"\n<!-- section:{key}:start -->\n{text}<!-- section:{key}:end -->\n"
+    old = path.read_text() if path.exists() else ""
+    first = old.find("\n<!-- section:")
+    rest = old[first:] if first >= 0 else ""
+    mine = re.search(
+        rf"\n<!-- section:{key}:start -->\n.*?<!-- section:{key}:end -->\n", rest, re.S
     )
+    if mine:
+        rest = rest[: mine.start()] + block + rest[mine.end() :]
+    else:
+        later = SECTIONS[SECTIONS.index(key) + 1 :] if key in SECTIONS else ()
+        found = [m for m in _SECTION.finditer(rest) if m.group(1) in later]
+        at = rest.rfind("\n", 0, found[0].start()) if found else len(rest)
+        rest = rest[:at] + block + rest[at:]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(header + body)
+    tmp.write_text(header + rest)
     tmp.replace(path)
 
 

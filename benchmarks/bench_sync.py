@@ -149,9 +149,17 @@ def _table_file(n: int) -> Path:
 
 
 def kit_sync(
-    url: str, write_key: str, n: int, pristine: str, duckdb_options: str = ""
+    url: str,
+    write_key: str,
+    n: int,
+    pristine: str,
+    duckdb_options: str = "",
+    events_per_second: float | None = None,
 ) -> dict[str, Any]:
-    """``sync()`` of the whole table into an empty state, on a scratch copy of the file."""
+    """``sync()`` of the whole table into an empty state, on a scratch copy of the file.
+
+    ``events_per_second``: the kit's client-side limit (None: off, to measure the kit itself).
+    """
     sync_mod = h.require("sqltraits_kit.publishing.sync")
     import ibis
     import ibis.backends.duckdb.converter
@@ -174,7 +182,7 @@ def kit_sync(
             write_key,
             endpoint=url,
             max_requests_per_second=None,
-            max_events_per_second=None,
+            max_events_per_second=events_per_second,
             concurrency=4,
         )
         base = h.rss_mb()
@@ -184,7 +192,7 @@ def kit_sync(
                 "traits",
                 client=client,
                 max_requests_per_second=None,
-                max_events_per_second=None,
+                max_events_per_second=events_per_second,
             )
         client.close()
         wh.close()

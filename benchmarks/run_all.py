@@ -22,6 +22,7 @@ SCRIPTS = {
     "diff": "benchmarks.bench_diff",
     "sync": "benchmarks.bench_sync",
     "sync_memory": "benchmarks.bench_sync_memory",
+    "scale": "benchmarks.bench_scale",
     "events_sent": "benchmarks.bench_events_sent",
     "app": "benchmarks.bench_app",
 }

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 
+import ibis
 import pytest
 
 from sqltraits_kit.errors import (
@@ -285,3 +286,29 @@ def test_a_missing_driver_says_what_to_install():
     ) as info:
         connect("snowflake://user:s3cretpw@account/db/schema")
     assert "s3cretpw" not in str(info.value)
+
+
+def test_remembering_tables_lists_once_per_new_name_and_forgets_a_dropped_table(
+    duckdb_wh, unique_name, monkeypatch
+):
+    listings = []
+    list_tables = duckdb_wh.con.list_tables
+
+    def counting(*args, **kwargs):
+        listings.append(1)
+        return list_tables(*args, **kwargs)
+
+    monkeypatch.setattr(duckdb_wh.con, "list_tables", counting)
+    with duckdb_wh.remembering_tables():
+        assert duckdb_wh.has_table("users") and duckdb_wh.has_table("users")
+        assert len(listings) == 1  # seen once: not listed again
+        assert not duckdb_wh.has_table(unique_name)
+        assert len(listings) == 2  # a name not seen is always listed afresh
+        duckdb_wh.con.create_table(unique_name, schema=ibis.schema({"x": "int64"}))
+        assert duckdb_wh.has_table(unique_name)
+        duckdb_wh.con.drop_table(unique_name)
+        duckdb_wh.forget_table(unique_name)
+        assert not duckdb_wh.has_table(unique_name)
+    listings.clear()
+    assert duckdb_wh.has_table("users") and duckdb_wh.has_table("users")
+    assert len(listings) == 2  # outside the block: every call lists

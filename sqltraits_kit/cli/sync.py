@@ -154,16 +154,17 @@ def _configured_destination(settings, args: argparse.Namespace) -> str | None:
 
 
 def _progress_printer(*, quiet: bool):
-    """A progress callback printing one line every 2 s to an interactive stderr."""
+    """A progress callback printing one line every 2 s to an interactive stderr (else None)."""
     import sys
     import time
 
+    if quiet or not sys.stderr.isatty():
+        return None  # a scheduler's log: no callback at all, ten times a second
     shown = {"at": 0.0}
-    interactive = sys.stderr.isatty() and not quiet
 
     def progress(p) -> None:
         now = time.monotonic()
-        if interactive and (now - shown["at"] >= 2 or p.phase == "done"):
+        if now - shown["at"] >= 2 or p.phase == "done":
             shown["at"] = now
             print(
                 f"[{p.fraction:4.0%}] {p.phase}: {p.sent:,} sent, {p.failed:,} failed of "

@@ -79,6 +79,7 @@ class Warehouse:
     _mode: str | None = field(default=None, repr=False)  # "ro", "rw" or None (released)
     _depth: int = field(default=0, repr=False)
     _budget_active: int | None = field(default=None, repr=False)  # thread of the budget
+    _seen_tables: set[str] | None = field(default=None, repr=False)  # see remembering_tables
 
     @property
     def backend(self) -> str:
@@ -97,7 +98,35 @@ class Warehouse:
         return sorted(self.con.list_tables())
 
     def has_table(self, name: str) -> bool:
-        return name in self.con.list_tables()
+        """Whether ``name`` exists. Inside :meth:`remembering_tables` a table seen once is taken
+        to exist without listing again; a name not seen is always listed afresh."""
+        if self._seen_tables is None:
+            return name in self.con.list_tables()
+        if name not in self._seen_tables:
+            self._seen_tables.update(self.con.list_tables())
+        return name in self._seen_tables
+
+    @contextlib.contextmanager
+    def remembering_tables(self) -> Iterator[None]:
+        """Within the block, :meth:`has_table` lists the tables once per new name, not per call.
+
+        For one publish run, which asks about the same dozen tables ~20 times (each a listing
+        of every table: 0.5 s a call on Spark). Only tables that exist are remembered, so a table
+        created in the block is found at once; one dropped in the block must be
+        :meth:`forget_table`-ed (the run drops only its own scratch table)."""
+        if self._seen_tables is not None:  # nested: the outer block keeps the memory
+            yield
+            return
+        self._seen_tables = set()
+        try:
+            yield
+        finally:
+            self._seen_tables = None
+
+    def forget_table(self, name: str) -> None:
+        """``name`` was dropped: :meth:`has_table` must list again before saying it exists."""
+        if self._seen_tables is not None:
+            self._seen_tables.discard(name)
 
     def table(self, name: str) -> ir.Table:
         """The table as an Ibis expression; a clear error names a table that is not there."""
@@ -395,3 +424,22 @@ def spark_backend(wh: Warehouse) -> Warehouse:
     import ibis
 
     return Warehouse(con=ibis.pyspark.connect(wh.con._session), url=wh.url)
+
+
+def second_connection(wh: Warehouse) -> Warehouse:
+    """A connection of its own to ``wh``'s database, for another thread (Ibis connections are
+    not shared between threads): the lease's heartbeat, the publish's page reader."""
+    if wh.backend == "duckdb":
+        # A cursor is a new connection to the same database (in-memory ones included).
+        return duckdb_cursor(wh)
+    if wh.backend == "pyspark":
+        # One Spark session per process, safe to share between threads: a backend of its own.
+        return spark_backend(wh)
+    return connect(wh.url)
+
+
+def close_second(own: Warehouse, wh: Warehouse) -> None:
+    """Close a :func:`second_connection` of ``wh`` (a Spark one shares the session: left open)."""
+    if own is not wh and own.backend != "pyspark":
+        with contextlib.suppress(Exception):
+            own.close()

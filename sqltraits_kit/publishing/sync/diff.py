@@ -307,6 +307,7 @@ def drop(wh: Warehouse, name: str) -> None:
 
     with contextlib.suppress(Exception):
         wh.con.drop_table(name, force=True)
+    wh.forget_table(name)
 
 
 def describe_counts(c: dict[str, Any]) -> str:

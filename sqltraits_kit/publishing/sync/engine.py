@@ -148,6 +148,7 @@ def sync(
             f"{wh.display_url} is open read-only; a publish records its state in the warehouse"
         )
     check_sizes(batch_size, page_rows)
+    lz.for_the_run(wh.remembering_tables())  # ~20 has_table calls: one listing per new name
     deadline = lz.Deadline(max_duration)
     clock = time.perf_counter
     t0 = clock()

@@ -49,6 +49,7 @@ from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing.sync.destination import client_destination, destination_key
 from sqltraits_kit.publishing.sync.limits import Deadline, RunStopped, guard
 from sqltraits_kit.warehouse.capabilities import capabilities
+from sqltraits_kit.warehouse.connection import close_second, second_connection
 from sqltraits_kit.warehouse.transactions import execute
 
 if TYPE_CHECKING:
@@ -273,7 +274,7 @@ class Lease:
         self._thread.start()
 
     def _beat(self) -> None:
-        own = _second_connection(self.wh)
+        own = second_connection(self.wh)
         try:
             while not self._stop.wait(self.ttl / 3):
                 with contextlib.suppress(
@@ -283,9 +284,7 @@ class Lease:
                         return
         finally:
             # A second backend over a Spark session shares it: closing it would stop the session.
-            if own is not self.wh and own.backend != "pyspark":
-                with contextlib.suppress(Exception):
-                    own.close()
+            close_second(own, self.wh)
 
     def check(self) -> None:
         """Raise :class:`RunStopped` once the lease is no longer this run's."""
@@ -317,20 +316,6 @@ def _row_at(wh: Warehouse, lease: Lease, epoch: int) -> dict[str, Any] | None:
         .to_pylist()
     )
     return rows[0] if rows else None
-
-
-def _second_connection(wh: Warehouse) -> Warehouse:
-    """A connection of its own for the heartbeat thread (Ibis connections are not shared)."""
-    from sqltraits_kit.warehouse import connect
-    from sqltraits_kit.warehouse.connection import duckdb_cursor, spark_backend
-
-    if wh.backend == "duckdb":
-        # A cursor is a new connection to the same database (in-memory ones included).
-        return duckdb_cursor(wh)
-    if wh.backend == "pyspark":
-        # One Spark session per process, safe to share between threads: a backend of its own.
-        return spark_backend(wh)
-    return connect(wh.url)
 
 
 def acquire(
@@ -418,6 +403,15 @@ def scoped(fn: F) -> F:
                 _SCOPE.reset(token)
 
     return wrapper  # type: ignore[return-value]
+
+
+def for_the_run(context: contextlib.AbstractContextManager[Any]) -> None:
+    """Enter ``context`` until the enclosing :func:`scoped` call ends (e.g. the run's memory
+    of which tables exist, :meth:`Warehouse.remembering_tables`)."""
+    stack = _SCOPE.get()
+    if stack is None:
+        raise RuntimeError("lease.for_the_run() is only valid inside a @lease.scoped function")
+    stack.enter_context(context)
 
 
 def hold(wh: Warehouse, **options: Any) -> Lease:

@@ -13,6 +13,7 @@ from sqltraits_kit.publishing.segment.payload import (
     PayloadError,
     build_encoded_message,
 )
+from sqltraits_kit.publishing.segment.row_encoder import plain_row_encoder
 from sqltraits_kit.publishing.sync.diff import trait_alias
 
 if TYPE_CHECKING:
@@ -61,18 +62,25 @@ def encode_page(
     names = tuple(names[j] for j in order)
     columns = [columns[j] for j in order]
     rows = zip(*columns, strict=True) if columns else iter(() for _ in ids)
+    # Plain values (text, numbers, booleans, nulls) take the fast path, which checks once per
+    # page what build_encoded_message checks per row; any other row is encoded the general way.
+    fast = plain_row_encoder(kind, names=names, id_type=id_type)
     for i, (ident, values) in enumerate(zip(ids, rows, strict=True)):
-        traits = dict(zip(names, values, strict=True))
+        # The ledger row a message replaces is part of its id, so a value that comes back
+        # after another one was sent gets a new id; the value that was in flight when its
+        # fate became unknown is re-sent under the id it went with (Segment drops the
+        # duplicate if the first one arrived).
+        run_id = f"{scope}/{prev[i]}"
+        message = fast(ident, values, run_id, base_row + i) if fast is not None else None
+        if message is not None:
+            yield message
+            continue
         try:
-            # The ledger row a message replaces is part of its id, so a value that comes back
-            # after another one was sent gets a new id; the value that was in flight when its
-            # fate became unknown is re-sent under the id it went with (Segment drops the
-            # duplicate if the first one arrived).
             yield build_encoded_message(
                 kind,
                 identifier=ident,
-                traits=traits,
-                run_id=f"{scope}/{prev[i]}",
+                traits=dict(zip(names, values, strict=True)),
+                run_id=run_id,
                 key=base_row + i,
                 id_type=id_type,
             )
