@@ -35,13 +35,13 @@ from benchmarks.bench_sync import _table_file
 
 ENGAGE_EVENTS_PER_SECOND = 1_000  # src/engage/product-limits.md: Inbound Data Throughput
 PROFILES = 100_000_000
-#: share of profiles sent day over day: the events benchmark's figures (RESULTS.md, 1M
-#: customers) and its what-if with wider tolerances; 100% is a first publish.
+#: share of profiles sent day over day: the events benchmark's figures (RESULTS.md, "Events
+#: sent", 2026-12-07) and LTV's before its relative tolerance; 100% is a first publish.
 CHANGE_RATES = (
     (0.01, "1% (a slow-moving trait)"),
-    (0.089, "8.9% (churn, tolerance ×2: the what-if)"),
-    (0.157, "15.7% (churn, today's tolerances)"),
-    (0.201, "20.1% (ltv, today's tolerances)"),
+    (0.064, "6.4% (LTV, today's trait set: relative tolerance)"),
+    (0.095, "9.5% (churn, today's trait set)"),
+    (0.201, "20.1% (LTV, its tolerances before 2026-12-07)"),
     (1.0, "100% (first publish)"),
 )
 DEFAULT_SIZES = (50_000, 100_000, 200_000)
