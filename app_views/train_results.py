@@ -112,7 +112,8 @@ def _labelled(text: str) -> str:
 def show_result(result: Any, registry: Registry) -> None:
     card = result.card
     title = "BG/NBD + Gamma-Gamma" if card.estimator == "btyd" else card.estimator
-    st.subheader(f"{card.name}: {card.kind} model · {title}")
+    kind = {"churn": "churn model", "ltv": "LTV model"}.get(card.kind)  # BTYD: the title says it
+    st.subheader(f"{card.name}: {kind} · {title}" if kind else f"{card.name}: {title}")
     st.caption(
         f"Trained on {fmt.count(card.training_rows)} profiles at cutoff {card.cutoff}; tested "
         f"out of time on {fmt.count(card.test_rows)} profiles at {card.test_cutoff} (horizon "

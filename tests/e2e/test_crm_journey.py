@@ -70,7 +70,7 @@ def test_own_tables_to_own_traits_in_the_browser(crm_page, crm_app):
     choose(page, "train_estimator_ltv", "BG/NBD + Gamma-Gamma (buy-till-you-die)")
     type_into(page, "train_name_ltv_btyd", "value")
     click(page, "train_run")
-    page.get_by_role("heading", name="value: btyd model · BG/NBD + Gamma-Gamma").wait_for()
+    page.get_by_role("heading", name="value: BG/NBD + Gamma-Gamma").wait_for()
     click(page, "train_save")
     alert(page, "success", "Saved as value@1")
     assert_clean(page)

@@ -85,7 +85,7 @@ def test_first_hour_from_a_fresh_clone(page_, app_url, fresh_clone, tmp_path):
     assert selected(page, "train_estimator_ltv") == "BG/NBD + Gamma-Gamma (buy-till-you-die)"
     assert text_of(page, "train_name_ltv_btyd") == "btyd"
     click(page, "train_run")
-    page.get_by_role("heading", name="btyd: btyd model · BG/NBD + Gamma-Gamma").wait_for()
+    page.get_by_role("heading", name="btyd: BG/NBD + Gamma-Gamma").wait_for()
     click(page, "train_save")
     alert(page, "success", "Saved as btyd@1")
     alert(page, "success", "has every model it needs")
