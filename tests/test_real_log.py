@@ -88,7 +88,7 @@ def test_cdnow_train_score_validate_dry_run(crm, tmp_path, capsys, monkeypatch):
     rows = {row["metric"]: row for row in ltv["comparison"]}
     assert rows["total_pct_error"]["beats"]
     if not rows["mae"]["beats"]:
-        assert any("'predict 0' on mae" in w for w in ltv["warnings"])
+        assert any("'predict 0' on MAE" in w for w in ltv["warnings"])
 
     # ---- score both into one table keyed by the CRM's integer id
     score = ["score", "--db", url, "--models-dir", str(models), "--quiet", "--json"]
