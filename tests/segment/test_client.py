@@ -426,6 +426,7 @@ def test_no_more_requests_than_the_concurrency_are_in_flight(segment_server):
         with lock:
             state["now"] += 1
             state["most"] = max(state["most"], state["now"])
+            state.setdefault("threads", set()).add(threading.current_thread().name)
         try:
             return post(batch)
         finally:
@@ -438,4 +439,50 @@ def test_no_more_requests_than_the_concurrency_are_in_flight(segment_server):
     summary = client.send_batches(batches_for(rows(120), max_messages=10))
     assert summary.ok and summary.delivered_messages == 120
     assert state["most"] == 2
+    # named for a thread dump: the senders are told apart from the caller's threads
+    assert state["threads"] and all(n.startswith("segment-send_") for n in state["threads"])
+    client.close()
+
+
+def test_a_stopped_run_returns_only_once_its_requests_in_flight_have_ended(segment_server):
+    """When the caller's callback fails, send_batches waits for the requests already on the
+    wire before raising: nothing of this run is still sending when the caller records it."""
+    release = threading.Event()
+    segment_server.fail_every(1, Delay(60.0, until=release))
+    client = make_client(segment_server, concurrency=2)
+    outcome = {}
+
+    def boom(result):
+        raise RuntimeError("state store down")
+
+    def run():
+        try:
+            client.send_batches(batches_for(rows(100), max_messages=10), on_result=boom)
+        except RuntimeError as exc:
+            outcome["error"] = str(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while segment_server.snapshot()["requests"] < 2:  # both senders hold a request
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    worker.join(timeout=0.5)
+    assert worker.is_alive()  # held requests: the run cannot have returned
+    release.set()
+    worker.join(timeout=30)
+    assert not worker.is_alive() and outcome == {"error": "state store down"}
+    client.close()
+
+
+def test_the_summary_times_the_whole_run_on_the_clients_clock(segment_server):
+    now = {"t": 100.0}
+    client = make_client(segment_server, clock=lambda: now["t"])
+
+    def tick(result):  # time passes only between batches: 1.5 s each
+        now["t"] += 1.5
+
+    summary = client.send_batches(batches_for(rows(20), max_messages=10), on_result=tick)
+    assert summary.delivered_messages == 20
+    assert summary.elapsed == 3.0
     client.close()
