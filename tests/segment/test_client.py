@@ -444,34 +444,48 @@ def test_no_more_requests_than_the_concurrency_are_in_flight(segment_server):
     client.close()
 
 
-def test_a_stopped_run_returns_only_once_its_requests_in_flight_have_ended(segment_server):
+def test_a_stopped_run_waits_for_its_requests_in_flight_and_cancels_the_queued_ones(
+    segment_server,
+):
     """When the caller's callback fails, send_batches waits for the requests already on the
-    wire before raising: nothing of this run is still sending when the caller records it."""
-    release = threading.Event()
-    segment_server.fail_every(1, Delay(60.0, until=release))
+    wire before raising (nothing of the run is still sending when the caller records the stop),
+    and the batches still queued are never sent."""
     client = make_client(segment_server, concurrency=2)
+    batches = batches_for(rows(100), max_messages=10)
+    release, called = threading.Event(), threading.Event()
+    posted, lock = [], threading.Lock()
+    post = client._post
+
+    def held_post(batch):  # the first batch answers at once, every other one waits
+        with lock:
+            posted.append(batches.index(batch))
+        if batch is not batches[0]:
+            assert release.wait(30)
+        return post(batch)
+
+    client._post = held_post
     outcome = {}
 
     def boom(result):
+        called.set()
         raise RuntimeError("state store down")
 
     def run():
         try:
-            client.send_batches(batches_for(rows(100), max_messages=10), on_result=boom)
+            client.send_batches(batches, on_result=boom)
         except RuntimeError as exc:
             outcome["error"] = str(exc)
 
     worker = threading.Thread(target=run)
     worker.start()
-    deadline = time.monotonic() + 30
-    while segment_server.snapshot()["requests"] < 2:  # both senders hold a request
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    assert called.wait(30)  # the first batch was settled and the callback failed
     worker.join(timeout=0.5)
-    assert worker.is_alive()  # held requests: the run cannot have returned
+    assert worker.is_alive()  # two requests are still held: the run has not returned
     release.set()
     worker.join(timeout=30)
     assert not worker.is_alive() and outcome == {"error": "state store down"}
+    # 4 batches were taken (2 × concurrency); the 4th was still queued when the run stopped
+    assert 0 in posted and 3 not in posted and len(posted) <= 3, posted
     client.close()
 
 
