@@ -11,11 +11,13 @@ the same Ibis expressions on both backends (``test_sync_ledger.py`` runs both).
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
 
+import sqltraits_kit.publishing.sync.diff as sync_diff
 from sqltraits_kit.publishing.segment import SegmentClient
 from sqltraits_kit.publishing.segment.batching import Batch
 from sqltraits_kit.publishing.segment.client import BatchResult, DeliverySummary
@@ -26,7 +28,7 @@ from sqltraits_kit.publishing.sync import runs as r
 from sqltraits_kit.publishing.sync import state as s
 from sqltraits_kit.publishing.sync.destination import client_destination
 from tests.support.segment import WRITE_KEY
-from tests.support.sync import make_table
+from tests.support.sync import make_table, server_profiles
 
 NEVER = 1e9  # commit_seconds: only the row count commits
 
@@ -212,3 +214,58 @@ def test_the_run_stops_at_exactly_max_consecutive_failures(duckdb_wh, unique_nam
         'Service Unavailable: {"code": "injected", "message": "fault"}); '
         "the rows not sent are sent by the next run"
     )
+
+
+def test_pages_are_freed_once_settled_and_a_late_failure_still_names_its_row(
+    duckdb_wh, unique_name, segment_server, monkeypatch
+):
+    """Two rows a page, one a batch, a commit after every acknowledgement: each page is freed
+    as soon as both its rows are settled, never before (the second row of every page fails
+    and is recorded under its identifier, read from the page)."""
+    make_table(duckdb_wh, unique_name, _scores(10))
+    pages: list[weakref.ref] = []
+    read_page = sync_diff.read_page
+
+    def tracked(*args: Any, **kwargs: Any) -> Any:
+        page = read_page(*args, **kwargs)
+        pages.append(weakref.ref(page))
+        return page
+
+    monkeypatch.setattr(sync_diff, "read_page", tracked)
+    segment_server.fail_every(2, Respond(503))  # the second row of every page
+    live: list[int] = []
+    client = _client(
+        segment_server, lambda result: live.append(sum(p() is not None for p in pages))
+    )
+    result = sync(
+        duckdb_wh,
+        unique_name,
+        client=client,
+        batch_size=1,
+        page_rows=2,
+        commit_rows=1,
+        commit_seconds=NEVER,
+    )
+    assert (result.sent, result.failed) == (5, 5)
+    ids = [_ids(x)[0] for x in client.results]
+    failed = failed_rows(duckdb_wh, run_id=result.run_id)
+    assert sorted(failed["identifier"]) == sorted(ids[1::2])
+    assert len(pages) == 5
+    # the page being encoded and the one whose rows are in flight, not the ones settled
+    assert max(live) <= 2, live
+
+
+def test_a_message_over_the_size_limit_is_recorded_as_failed_with_its_size(
+    duckdb_wh, unique_name, segment_server
+):
+    make_table(duckdb_wh, unique_name, {"user_id": ["a", "b"], "note": ["x", "y" * 40_000]})
+    client = _client(segment_server, lambda result: None)
+    result = sync(duckdb_wh, unique_name, client=client, allow_invalid=True)
+    assert (result.sent, result.failed) == (1, 1)
+    failed = failed_rows(duckdb_wh, run_id=result.run_id)
+    assert list(failed["identifier"]) == ["b"]
+    [rejection] = [x for r in client.results for x in r.batch.rejected]
+    assert failed["payload_bytes"][0] == rejection.message.size > 40_000
+    assert failed["reason"][0] == rejection.reason
+    assert "the limit is 32768" in rejection.reason
+    assert server_profiles(segment_server) == {"a": {"note": "x"}}
