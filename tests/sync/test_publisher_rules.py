@@ -11,6 +11,8 @@ the same Ibis expressions on both backends (``test_sync_ledger.py`` runs both).
 from __future__ import annotations
 
 import json
+import time
+import types
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,6 +20,8 @@ from typing import Any
 import pytest
 
 import sqltraits_kit.publishing.sync.diff as sync_diff
+import sqltraits_kit.publishing.sync.publisher as sync_publisher
+from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing.segment import SegmentClient
 from sqltraits_kit.publishing.segment.batching import Batch
 from sqltraits_kit.publishing.segment.client import BatchResult, DeliverySummary
@@ -269,3 +273,59 @@ def test_a_message_over_the_size_limit_is_recorded_as_failed_with_its_size(
     assert failed["reason"][0] == rejection.reason
     assert "the limit is 32768" in rejection.reason
     assert server_profiles(segment_server) == {"a": {"note": "x"}}
+
+
+def test_commits_and_progress_follow_the_clock_at_exactly_their_intervals(
+    duckdb_wh, unique_name, segment_server, monkeypatch
+):
+    """A clock moved by the test between batches: a commit at exactly ``commit_seconds`` after
+    the last one, a progress report at exactly ``_PROGRESS_EVERY`` after the last one, and
+    neither while the clock stands still."""
+    clock = [100.0]
+    monkeypatch.setattr(
+        sync_publisher,
+        "time",
+        types.SimpleNamespace(monotonic=lambda: clock[0], perf_counter=time.perf_counter),
+    )
+    monkeypatch.setattr(sync_publisher, "_PROGRESS_EVERY", 0.5)
+    make_table(duckdb_wh, unique_name, _scores(6))
+    steps = iter([0.5, 0.0, 0.5, 0.0, 0.5, 0.0])
+    delivered: list[int] = []
+    client = _client(segment_server, lambda result: None)
+
+    def after(result: BatchResult) -> None:
+        delivered.append(sum(r[s.DELIVERED] for r in _ledger(duckdb_wh, unique_name, client)))
+        clock[0] += next(steps)
+
+    client.after = after
+    reports: list[Any] = []
+    sync(
+        duckdb_wh,
+        unique_name,
+        client=client,
+        batch_size=1,
+        commit_rows=1_000,
+        commit_seconds=1.0,
+        progress=reports.append,
+    )
+    # the clock at each batch: 100, 100.5, 100.5, 101 (a commit: 1.0 s), 101, 101.5
+    assert delivered == [0, 0, 0, 4, 4, 4]
+    sending = [p.sent for p in reports if p.phase == "sending"]
+    assert sending == [0, 2, 4, 6]  # before the send, then at 100.5, 101 and 101.5
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_key_stops_the_run_at_the_first_batch(
+    duckdb_wh, unique_name, segment_server, status
+):
+    make_table(duckdb_wh, unique_name, _scores(6))
+    segment_server.inject(Respond(status))
+    client = _client(segment_server, lambda result: None)
+    with pytest.raises(ConfigError) as info:
+        sync(duckdb_wh, unique_name, client=client, batch_size=2)
+    assert len(client.results) == 1
+    assert str(info.value).startswith(
+        f"Segment refused the write key (HTTP {status}): check SEGMENT_WRITE_KEY and the "
+        "region/endpoint (run "
+    )
+    assert str(info.value).endswith(": 0 sent, 2 failed)")
