@@ -329,3 +329,20 @@ def test_a_refused_key_stops_the_run_at_the_first_batch(
         "region/endpoint (run "
     )
     assert str(info.value).endswith(": 0 sent, 2 failed)")
+
+
+def test_a_failed_row_between_two_acknowledged_ones_stays_unknown(
+    duckdb_wh, unique_name, segment_server
+):
+    make_table(duckdb_wh, unique_name, _scores(3))
+    segment_server.fail_every(2, Respond(503))  # the middle row's batch
+    client, seen = _watch(duckdb_wh, unique_name, segment_server)
+    result = sync(
+        duckdb_wh, unique_name, client=client, batch_size=1, commit_rows=2, commit_seconds=NEVER
+    )
+    assert (result.sent, result.failed) == (2, 1)
+    [first], [middle], [last] = (ids for ids, _ in seen)
+    # one commit of the first and the last row: the row between them is not delivered
+    delivered = sorted(r["user_id"] for r in seen[-1][1] if r[s.DELIVERED])
+    assert delivered == sorted([first, last])
+    assert list(failed_rows(duckdb_wh, run_id=result.run_id)["identifier"]) == [middle]
