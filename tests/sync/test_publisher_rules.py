@@ -5,7 +5,8 @@ once Segment acknowledged it and the group was committed (every ``commit_rows`` 
 batch leaves its rows unknown and records each with its size, status and requests. A client
 that calls a hook after the publisher handled each result reads the ledger at that moment: no
 sleeps, no timing (``commit_seconds`` is set out of reach). DuckDB only: the ledger writes are
-the same Ibis expressions on both backends (``test_sync_ledger.py`` runs both).
+the same Ibis expressions on both backends (``test_sync_ledger.py`` runs both). Written for
+the mutants of ``publisher.py`` the end-to-end sync tests let through (benchmarks/MUTATION.md).
 """
 
 from __future__ import annotations
