@@ -105,6 +105,7 @@ TARGETS: dict[str, Target] = {
     "publisher": Target(
         (_SYNC + "publisher.py",),
         (
+            "tests/sync/test_publisher_rules.py",
             "tests/sync/test_sync_ledger.py",
             "tests/sync/test_sync_resume.py",
             "tests/sync/test_sync_faults.py",
