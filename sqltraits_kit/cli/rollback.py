@@ -51,10 +51,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from sqltraits_kit.cli import env_settings, required_db_url
-    from sqltraits_kit.cli.sync import _configured_destination
+    from sqltraits_kit.cli.sync import dry_run_command, publish_command
     from sqltraits_kit.publishing.sync import make_client, rollback
-    from sqltraits_kit.warehouse import connect
-    from sqltraits_kit.workflows.pipeline import publish_exit_code
 
     settings = env_settings()
     url = required_db_url(args, settings, why="a rollback never defaults to the demo sample")
@@ -66,26 +64,21 @@ def run(args: argparse.Namespace) -> int:
         source = args.sync_key
     options = {"on_remove": args.on_remove}
     if args.dry_run:
-        wh = connect(url, read_only=True)
-        try:
-            report = rollback(
-                wh,
-                source,
-                args.run_id,
-                dry_run=True,
-                destination=_configured_destination(settings, args),
-                **options,
-            )
-        finally:
-            wh.close()
-        print(report.to_json() if args.json else report.to_text())
-        return publish_exit_code(
-            report, allow_drift=args.allow_drift, allow_invalid=args.allow_invalid
+        return dry_run_command(
+            args,
+            url,
+            settings,
+            lambda wh, destination: rollback(
+                wh, source, args.run_id, dry_run=True, destination=destination, **options
+            ),
         )
     client = make_client(settings, region=args.region, endpoint=args.endpoint)
-    wh = connect(url, settings=settings.for_publishing())  # as `sqltraits sync` publishes
-    try:
-        result = rollback(
+    return publish_command(  # on the connection `sqltraits sync` publishes on
+        args,
+        url,
+        settings,
+        client,
+        lambda wh: rollback(
             wh,
             source,
             args.run_id,
@@ -95,9 +88,5 @@ def run(args: argparse.Namespace) -> int:
             wait=args.wait,
             max_duration=args.max_duration or None,
             **options,
-        )
-    finally:
-        client.close()
-        wh.close()
-    print(result.to_json() if args.json else result.to_text())
-    return publish_exit_code(result)
+        ),
+    )

@@ -11,6 +11,7 @@ gate (validation, drift) that needs a person to look. The write key comes from
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 DESCRIPTION = """\
 Publish the new and changed profiles of a table, a SELECT or a trait set to Segment as
@@ -137,6 +138,38 @@ def add_run_limits(p: argparse.ArgumentParser) -> None:
     )
 
 
+def dry_run_command(args: argparse.Namespace, url: str, settings, run: Callable) -> int:
+    """A publishing command's ``--dry-run``: ``run(wh, destination)`` on a read-only connection,
+    against the destination the settings configure; prints the report, returns the exit code."""
+    from sqltraits_kit.warehouse import connect
+    from sqltraits_kit.workflows.pipeline import publish_exit_code
+
+    wh = connect(url, read_only=True)
+    try:
+        report = run(wh, _configured_destination(settings, args))
+    finally:
+        wh.close()
+    print(report.to_json() if args.json else report.to_text())
+    return publish_exit_code(report, allow_drift=args.allow_drift, allow_invalid=args.allow_invalid)
+
+
+def publish_command(args: argparse.Namespace, url: str, settings, client, run: Callable) -> int:
+    """A publishing command's run: ``run(wh)`` on the connection publishes use (memory capped,
+    :meth:`Settings.for_publishing`); closes ``client``; prints the result, returns the exit
+    code."""
+    from sqltraits_kit.warehouse import connect
+    from sqltraits_kit.workflows.pipeline import publish_exit_code
+
+    wh = connect(url, settings=settings.for_publishing())
+    try:
+        result = run(wh)
+    finally:
+        client.close()
+        wh.close()
+    print(result.to_json() if args.json else result.to_text())
+    return publish_exit_code(result)
+
+
 def _configured_destination(settings, args: argparse.Namespace) -> str | None:
     """Where a publish with these settings would go (None without a write key): no network."""
     from sqltraits_kit.errors import ConfigError
@@ -180,8 +213,6 @@ def run(args: argparse.Namespace) -> int:
 
     from sqltraits_kit.cli import env_settings, required_db_url
     from sqltraits_kit.publishing.sync import Query, dry_run, make_client, sync
-    from sqltraits_kit.warehouse import connect
-    from sqltraits_kit.workflows.pipeline import publish_exit_code
 
     settings = env_settings()
     url = required_db_url(args, settings, why="a publish never defaults to the demo sample")
@@ -207,23 +238,19 @@ def run(args: argparse.Namespace) -> int:
     }
 
     if args.dry_run:
-        wh = connect(url, read_only=True)
-        try:
-            report = dry_run(
+        return dry_run_command(
+            args,
+            url,
+            settings,
+            lambda wh, destination: dry_run(
                 wh,
                 source,
                 max_requests_per_second=rps,
                 max_events_per_second=eps,
-                destination=_configured_destination(settings, args),
+                destination=destination,
                 **options,
-            )
-        finally:
-            wh.close()
-        print(report.to_json() if args.json else report.to_text())
-        return publish_exit_code(
-            report, allow_drift=args.allow_drift, allow_invalid=args.allow_invalid
+            ),
         )
-
     client = make_client(
         settings,
         region=args.region,
@@ -231,9 +258,12 @@ def run(args: argparse.Namespace) -> int:
         max_requests_per_second=rps,
         max_events_per_second=eps,
     )
-    wh = connect(url, settings=settings.for_publishing())
-    try:
-        result = sync(
+    return publish_command(
+        args,
+        url,
+        settings,
+        client,
+        lambda wh: sync(
             wh,
             source,
             client=client,
@@ -244,9 +274,5 @@ def run(args: argparse.Namespace) -> int:
             wait=args.wait,
             max_duration=args.max_duration or None,
             **options,
-        )
-    finally:
-        client.close()
-        wh.close()
-    print(result.to_json() if args.json else result.to_text())
-    return publish_exit_code(result)
+        ),
+    )
