@@ -157,13 +157,9 @@ class TraitSet:
         moving under it) would re-send the profile every run whatever the tolerance says.
         """
         out: dict[str, str] = {}
+        mapping = dict(self.traits) or self.trait_map(d.column for d in self.derived)
         for d in self.derived:
-            if self.traits:
-                trait = self.traits.get(d.column)
-            elif d.column in {self.id_column, *METADATA_COLUMNS, *self.exclude}:
-                trait = None
-            else:
-                trait = snake_case(d.column)
+            trait = mapping.get(d.column)
             if trait is not None and (
                 self.tolerance_for(trait) > 0 or self.relative_tolerance.get(trait, 0.0) > 0
             ):
