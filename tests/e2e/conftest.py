@@ -207,21 +207,20 @@ def pytest_runtest_makereport(item, call):
                 report.sections.append(("screenshot", f"no screenshot: {exc!r}"))
 
 
-@pytest.fixture
-def page_(browser, app_url):
+def _watched_page(browser):
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     page = context.new_page()
     watch_runs(page)
     page.set_default_timeout(60_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def page_(browser, app_url):
+    yield from _watched_page(browser)
 
 
 @pytest.fixture
 def crm_page(browser, crm_app):
-    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-    page = context.new_page()
-    watch_runs(page)
-    page.set_default_timeout(60_000)
-    yield page
-    context.close()
+    yield from _watched_page(browser)

@@ -231,17 +231,12 @@ def _cli(db: str, table: str, server: FakeSegmentServer, *extra: str) -> subproc
     )
 
 
-def _wait_requests(server: FakeSegmentServer, proc: subprocess.Popen, n: int) -> None:
+def _wait_accepted(
+    server: FakeSegmentServer, proc: subprocess.Popen, n: int, *, count: str = "messages_accepted"
+) -> None:
+    """Until the server's ``count`` reaches ``n`` (the process must still be running)."""
     deadline = time.monotonic() + 120
-    while server.snapshot()["requests"] < n:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-
-
-def _wait_accepted(server: FakeSegmentServer, proc: subprocess.Popen, n: int) -> None:
-    deadline = time.monotonic() + 120
-    while server.snapshot()["messages_accepted"] < n:
+    while server.snapshot()[count] < n:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.01)
@@ -257,7 +252,7 @@ def test_cli_second_scheduler_exits_2_and_a_waiting_one_runs_after(postgres_url,
         release = threading.Event()
         server.fail_every(1, Delay(120.0, until=release))
         first = _cli(postgres_url, unique_name, server, "--json")
-        _wait_requests(server, first, 1)
+        _wait_accepted(server, first, 1, count="requests")
         second = _cli(postgres_url, unique_name, server)
         out, err = second.communicate(timeout=120)
         assert second.returncode == 2, (out, err)
