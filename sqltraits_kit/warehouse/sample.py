@@ -194,7 +194,7 @@ def _statements(seed: int, params: SampleParameters, n_accounts: int) -> list[tu
             "order_completed",
             f"""
             CREATE TABLE order_completed AS
-            SELECT 'ord_' || lpad(row_number() OVER (ORDER BY o.uid, o.k)::VARCHAR, 10, '0') AS id,
+            SELECT 'ord_' || lpad(o.uid::VARCHAR, 8, '0') || '_' || o.k::VARCHAR AS id,
                    t.user_id,
                    t.first_order_at + to_microseconds(CAST(o.t_w * {week_us} AS BIGINT))
                        AS "timestamp",
@@ -249,7 +249,7 @@ def _statements(seed: int, params: SampleParameters, n_accounts: int) -> list[tu
             "pages",
             f"""
             CREATE TABLE pages AS
-            SELECT 'pg_' || lpad(row_number() OVER ()::VARCHAR, 11, '0') AS id,
+            SELECT 'pg_' || lpad(uid::VARCHAR, 8, '0') || '_' || k::VARCHAR AS id,
                    'u' || lpad(uid::VARCHAR, 8, '0') AS user_id,
                    {_pick(_PATHS, s, "uid", "k", "4")} AS path,
                    ts AS "timestamp"
@@ -278,7 +278,8 @@ def _statements(seed: int, params: SampleParameters, n_accounts: int) -> list[tu
             "tracks",
             f"""
             CREATE TABLE tracks AS
-            SELECT 'trk_' || lpad(row_number() OVER ()::VARCHAR, 11, '0') AS id,
+            SELECT 'trk_' || lpad(uid::VARCHAR, 8, '0') || '_' || CASE WHEN j < 0
+                       THEN 'o' || (-k)::VARCHAR ELSE k::VARCHAR || '_' || j::VARCHAR END AS id,
                    'u' || lpad(uid::VARCHAR, 8, '0') AS user_id,
                    CASE WHEN j < 0 THEN 'Order Completed'
                         ELSE {_pick(_EVENTS, s, "uid", "k", "j", "6")}
