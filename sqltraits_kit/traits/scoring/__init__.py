@@ -14,10 +14,12 @@ For each model the kit picks one of two paths and records which and why:
   on an engine that maps Python over Arrow batches on its workers (Spark's ``mapInArrow``) the
   fitted model scores each batch there and the scores are written to a table by the workers, so
   no row leaves the warehouse; elsewhere the features leave the warehouse in Arrow batches of
-  ``batch_rows``, the fitted model scores each batch, the scores go to a Parquet staging file,
-  and only once the read is finished are they loaded back. Writing while the read is still
-  open would hit ibis #9444 (on DuckDB the iteration silently stops after the first batch), so
-  the two never overlap. Memory stays at a batch or two whatever the number of profiles.
+  ``batch_rows``, read one batch ahead by a background thread while the fitted model scores
+  earlier batches, one per core in worker threads (each with one OpenMP thread), the scores go
+  to a Parquet staging file in reading order, and only once the read is finished are they
+  loaded back. Writing while the read is still open would hit ibis #9444 (on DuckDB the
+  iteration silently stops after the first batch), so the two never overlap. Memory stays at a
+  few batches (about two per core) whatever the number of profiles.
 
 Features are built in the warehouse exactly as in training
 (:func:`~sqltraits_kit.modelling.features.build_features` with the model card's mapping and

@@ -1,17 +1,20 @@
 """Scratch tables of a scoring run and the streamed path: Arrow batches out, Parquet, back in.
 
-The load starts only after the read has finished (ibis #9444: on DuckDB an insert during the
-iteration silently stops it after the first batch), and neither side holds more than a batch.
+The read runs a batch ahead in a background thread (:func:`read_ahead`) and batches score one
+per core in worker threads (:func:`in_threads`); the load starts only after the read has finished
+(ibis #9444: on DuckDB an insert during the iteration silently stops it after the first batch).
+Neither side holds more than a few batches.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,7 +31,10 @@ if TYPE_CHECKING:
 __all__ = [
     "Progress",
     "Scratch",
+    "in_threads",
     "max_diff",
+    "read_ahead",
+    "scoring_threads",
     "stream_to_table",
     "sub_progress",
     "systematic_sample",
@@ -101,9 +107,10 @@ def stream_to_table(
 
     On an engine with an Arrow-batch mapping (Spark) the engine's workers run ``compute`` where
     the rows are (:func:`~sqltraits_kit.warehouse.arrow_map.map_arrow_batches`): nothing comes
-    through this process. Elsewhere the batches are read here, computed, staged to Parquet and
-    loaded back once the read has finished (ibis #9444), from a file on disk, so neither the read
-    nor the write holds more than a batch in memory.
+    through this process. Elsewhere the batches are read here (one ahead, :func:`read_ahead`),
+    computed one per core (:func:`in_threads`), staged to Parquet in reading order and loaded
+    back once the read has finished (ibis #9444), from a file on disk, so neither the read nor
+    the write holds more than a few batches in memory.
     """
     if capabilities(wh).spark_dataframes:
         return _map_in_engine(
@@ -119,13 +126,11 @@ def stream_to_table(
         with pq.ParquetWriter(path, schema) as writer:
             reader = source.to_pyarrow_batches(chunk_size=batch_rows)
             try:
-                for batch in reader:
-                    if not batch.num_rows:
-                        continue
-                    out = compute(batch)
-                    writer.write_table(out.cast(schema))
-                    done += batch.num_rows
-                    report(f"{label}: {done:,}/{total:,} rows", done / max(total, 1))
+                with read_ahead(reader) as batches:
+                    for rows, out in in_threads(compute, batches):
+                        writer.write_table(out.cast(schema))
+                        done += rows
+                        report(f"{label}: {done:,}/{total:,} rows", done / max(total, 1))
             finally:
                 close = getattr(reader, "close", None)
                 if close is not None:
@@ -157,6 +162,116 @@ def stream_to_table(
                 with contextlib.suppress(Exception):
                     wh.con.drop_table(batch.get_name(), force=True)
     return target
+
+
+_END = object()
+
+
+def scoring_threads() -> int:
+    """Batches scored at once: one per core, at most 4 (memory holds a batch per thread)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _one_openmp_thread() -> None:
+    # scikit-learn's OpenMP loops (gradient boosting's predict) default to every core; with a
+    # batch per core they would fight: on a busy 2-core machine a 2-thread predict of 100k rows
+    # took 2.6x the CPU of a 1-thread one (spinning at each of its ~200 barriers). OpenMP's
+    # thread count is per calling thread, so this limits this worker only.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="openmp")
+
+
+def in_threads(
+    compute: Callable[[pa.RecordBatch], pa.Table],
+    batches: Iterable[pa.RecordBatch],
+    *,
+    threads: int | None = None,
+) -> Iterator[tuple[int, pa.Table]]:
+    """``(rows, compute(batch))`` for each non-empty batch, in the order of ``batches``,
+    computed by up to ``threads`` worker threads at once (default :func:`scoring_threads`).
+
+    scikit-learn's predict runs in compiled code without the GIL, so batches score in
+    parallel; at most ``threads`` results wait to be taken. The first error is raised at its
+    batch, after the results before it; the batches not yet started are cancelled.
+    """
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    n = threads or scoring_threads()
+    waiting: deque[tuple[int, Future[pa.Table]]] = deque()
+    with ThreadPoolExecutor(
+        max_workers=n, thread_name_prefix="sqltraits-score", initializer=_one_openmp_thread
+    ) as pool:
+        try:
+            for batch in batches:
+                if not batch.num_rows:
+                    continue
+                waiting.append((batch.num_rows, pool.submit(compute, batch)))
+                if len(waiting) >= n:
+                    rows, future = waiting.popleft()
+                    yield rows, future.result()
+            while waiting:
+                rows, future = waiting.popleft()
+                yield rows, future.result()
+        finally:
+            for _, future in waiting:
+                future.cancel()
+
+
+@contextlib.contextmanager
+def read_ahead(reader: Iterable[pa.RecordBatch], *, depth: int = 1) -> Iterator[Iterator[Any]]:
+    """The batches of ``reader``, read by a background thread up to ``depth`` batches ahead.
+
+    The warehouse produces batch *n + 1* while the caller scores batch *n*: reading (DuckDB,
+    the PostgreSQL driver) and predicting (scikit-learn) both release the GIL, so on two cores
+    they overlap instead of taking turns. At most ``depth + 2`` batches are alive (one being
+    read, ``depth`` waiting, one being scored). The reader is only ever touched by the thread;
+    leaving the block early (an error while scoring) stops it after the batch it is reading,
+    and the block returns only once the thread has let go of the reader, so the caller can
+    close it. An error while reading is raised in the caller, at the batch where it happened.
+    """
+    import queue
+    import threading
+
+    waiting: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in reader:
+                if not put(batch):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the caller, raised there
+            put(exc)
+
+    thread = threading.Thread(target=produce, name="sqltraits-read-ahead", daemon=True)
+
+    def batches() -> Iterator[Any]:
+        while True:
+            item = waiting.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    thread.start()
+    try:
+        yield batches()
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _map_in_engine(
