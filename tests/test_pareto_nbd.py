@@ -13,7 +13,7 @@ import pytest
 from scipy import integrate, special
 
 from sqltraits_kit.modelling.btyd import BetaGeo
-from sqltraits_kit.modelling.pareto_nbd import ParetoNBD, simulate_pareto_nbd
+from sqltraits_kit.modelling.pareto_nbd import ParetoNBD, _hyp2f1_1, simulate_pareto_nbd
 
 DATA = Path(__file__).parent / "data"
 #: The MLE on CDNOW's 2,357-customer, 39-week calibration sample (Fader, Hardie & Lee 2005,
@@ -94,7 +94,11 @@ def _expected_by_integration(model: ParetoNBD, t: float, x: float, tx: float, T:
         density = math.exp(s * math.log(rate) + (s - 1) * math.log(mu) - rate * mu - math.lgamma(s))
         return density * -math.expm1(-mu * t) / mu
 
-    value, _ = integrate.quad(integrand, 0, np.inf, limit=500, epsabs=0.0, epsrel=1e-11)
+    split = 50 * max(s, 1.0) / rate  # past it the Gamma density is negligible
+    value = sum(
+        integrate.quad(integrand, lo, hi, limit=500, epsabs=0.0, epsrel=1e-11)[0]
+        for lo, hi in ((0, split), (split, np.inf))
+    )
     return model.probability_alive(x, tx, T) * (r + x) / (alpha + T) * value
 
 
@@ -186,6 +190,54 @@ def test_large_frequencies_neither_overflow_nor_jump() -> None:
             [steep.log_likelihood(x[i : i + 1], tx[i : i + 1], T[i : i + 1]) for i in range(3)]
         )
     )
+
+
+@pytest.mark.parametrize(
+    ("b", "c", "z"),
+    [
+        (1.05, 2.05, 0.999),  # scipy 1.17: -26.6
+        (1.05, 4.05, 0.999),  # scipy: 5e-5 off
+        (0.5, 100.5, 0.99),  # scipy: inf
+        (5.0, 1005.0, 0.99),  # scipy: NaN
+        (500.0, 501.0, 0.99),
+        (5000.0, 5010.0, 0.999),
+        (2.0, 7.0, 0.3),  # scipy's own answer, kept
+    ],
+)
+def test_the_2f1_is_right_where_scipys_is_not(b: float, c: float, z: float) -> None:
+    """2F1(1, b; c; z) = (c-1) * integral of (1-t)^(c-2) (1-zt)^-b over [0, 1] (Euler)."""
+
+    def integrand(t: float) -> float:
+        return math.exp((c - 2) * math.log1p(-t) - b * math.log1p(-z * t))
+
+    # (1-t)^(c-2) is concentrated near 0 for large c: tell quad where.
+    edge = min(1.0, 50.0 / c)
+    head, _ = integrate.quad(integrand, 0, edge, epsabs=0.0, epsrel=1e-13, limit=500)
+    tail = 0.0
+    if edge < 1:
+        tail, _ = integrate.quad(integrand, edge, 1, epsabs=0.0, epsrel=1e-13, limit=500)
+    assert _hyp2f1_1(b, c, z) == pytest.approx((c - 1) * (head + tail), rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"r": 0.3, "alpha": 1e-3, "s": 0.5, "beta": 1e3},
+        {"r": 0.3, "alpha": 1e3, "s": 0.5, "beta": 1e-3},
+        {"r": 5.0, "alpha": 0.01, "s": 0.05, "beta": 500.0},
+        {"r": 0.05, "alpha": 200.0, "s": 3.0, "beta": 0.02},
+    ],
+)
+def test_parameters_orders_of_magnitude_apart_stay_exact(params: dict[str, float]) -> None:
+    model = ParetoNBD.from_params(**params)
+    for x, tx, T in [(0, 0, 30), (0, 0, 0.5), (3, 1, 50), (50, 49, 50), (1000, 10, 52)]:
+        got = model.log_likelihood([x], [tx], [T])
+        assert got == pytest.approx(_log_likelihood_by_integration(params, x, tx, T), rel=1e-11)
+        want = _expected_by_integration(model, 13, x, tx, T)
+        assert model.conditional_expected_purchases(13, x, tx, T) == pytest.approx(
+            want, rel=1e-7, abs=1e-300
+        )
+        assert 0 <= model.probability_no_purchase(13, x, tx, T) <= 1
 
 
 def test_probability_alive_and_no_purchase_behave_at_the_edges() -> None:

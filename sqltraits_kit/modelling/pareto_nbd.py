@@ -14,7 +14,8 @@ I(a, b) = [G(a) - G(b)] / (r+s+x) with G(v) = 2F1(r+s+x, s+1; r+s+x+1; (alpha-be
 / (beta+v)^(r+s+x) when alpha < beta (so that the argument lies in [0, 1)). Both 2F1s grow
 without bound as the argument nears 1 and their first parameter grows with x; Euler's
 transformation 2F1(a, b; a+1; z) = (1-z)^(1-b) 2F1(1, a+1-b; a+1; z) turns them into a series
-of positive terms bounded by 1/(1-z), and everything else is kept in logs.
+of positive terms bounded by 1/(1-z) (summed here where scipy's hyp2f1 fails on it), and
+everything else is kept in logs.
 
 The same integral, from T to T+t, gives the chance that an alive customer dies in the next t
 before buying again, hence P(no purchase in (T, T+t]) without the series the note on
@@ -34,6 +35,50 @@ from sqltraits_kit.modelling.btyd import _arrays, _check_rows, _out, _Rows
 __all__ = ["ParetoNBD", "simulate_pareto_nbd"]
 
 
+def _series(b: np.ndarray, c: np.ndarray, z: np.ndarray, max_terms: int) -> np.ndarray:
+    """2F1(1, b; c; z) summed term by term: each term is the last times (b+k)/(c+k) z < z, so
+    every term is positive, the sum is at most 1/(1-z), and it stops once a term is below
+    1e-17 of the sum (NaN where that takes more than ``max_terms``)."""
+    total, term = np.ones_like(z), np.ones_like(z)
+    active = np.arange(z.size)
+    k0 = 0
+    while active.size and k0 < max_terms:
+        width = int(min(4096, max(64, 2**22 // active.size)))
+        k = k0 + np.arange(width, dtype=float)
+        ratios = (b[active, None] + k) / (c[active, None] + k) * z[active, None]
+        terms = term[active, None] * np.cumprod(ratios, axis=1)
+        total[active] += terms.sum(axis=1)
+        term[active] = terms[:, -1]
+        active = active[term[active] >= 1e-17 * total[active]]
+        k0 += width
+    total[active] = np.nan
+    return total
+
+
+def _hyp2f1_1(b: Any, c: Any, z: Any, max_terms: int = 200_000) -> np.ndarray:
+    """2F1(1, b; c; z) for 0 < b < c and 0 <= z < 1, where it lies in [1, 1/(1-z)].
+
+    scipy's hyp2f1 (1.17) returns NaN, inf or a wrong finite number (even a negative one) for
+    some of these once z nears 1 or c is in the hundreds, which large frequencies reach. Its
+    answer is kept where z <= 0.95 and it lies within the bounds; elsewhere the series is
+    summed, which converges geometrically at rate z. Where even ``max_terms`` terms are not
+    enough (z within ~2e-4 of 1, parameters a thousandfold apart) scipy's answer is kept if it
+    lies within the bounds, else the result is NaN.
+    """
+    b, c, z = (np.array(v, dtype=float) for v in np.broadcast_arrays(b, c, z))
+    with np.errstate(all="ignore"):
+        out = np.asarray(hyp2f1(1.0, b, c, z), dtype=float).copy()
+        ok = np.isfinite(out) & (out >= 1.0) & (out * (1.0 - z) <= 1.0) & (z <= 0.95)
+        plausible = np.isfinite(out) & (out >= 1.0) & (out * (1.0 - z) <= 1.0)
+    redo = ~ok
+    if redo.any():
+        summed = _series(b[redo], c[redo], z[redo], max_terms)
+        # z within ~1e-4 of 1 is beyond the series: scipy's answer if it is plausible, else NaN.
+        keep = np.isnan(summed) & plausible[redo]
+        out[redo] = np.where(keep, out[redo], summed)
+    return out
+
+
 def _log_g(r: float, alpha: float, s: float, beta: float, x: np.ndarray, v: np.ndarray) -> Any:
     """log G(v) (see the module docstring), Euler-transformed, for both orders of alpha, beta."""
     log_av, log_bv = np.log(alpha + v), np.log(beta + v)
@@ -41,10 +86,10 @@ def _log_g(r: float, alpha: float, s: float, beta: float, x: np.ndarray, v: np.n
     if alpha >= beta:
         # 2F1(c-1, s+1; c; z) = (1-z)^-s 2F1(1, r+x; c; z), 1-z = (beta+v)/(alpha+v)
         z = (alpha - beta) / (alpha + v)
-        return -(r + x) * log_av - s * log_bv + np.log(hyp2f1(1.0, r + x, c, z))
+        return -(r + x) * log_av - s * log_bv + np.log(_hyp2f1_1(r + x, c, z))
     # 2F1(c-1, r+x; c; z) = (1-z)^(1-r-x) 2F1(1, s+1; c; z), 1-z = (alpha+v)/(beta+v)
     z = (beta - alpha) / (beta + v)
-    return (1.0 - r - x) * log_av - (s + 1.0) * log_bv + np.log(hyp2f1(1.0, s + 1.0, c, z))
+    return (1.0 - r - x) * log_av - (s + 1.0) * log_bv + np.log(_hyp2f1_1(s + 1.0, c, z))
 
 
 def _log_dead_between(
