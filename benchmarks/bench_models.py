@@ -31,7 +31,8 @@ NOTES = [
     "window. Candidates are chosen on the window before the test, so a test loss is reported, "
     "not tuned away. At 180 days CDNOW has no validation window (a horizon before the training "
     "cutoff the cohort was still being acquired), so the fallback logistic is used untried.",
-    "- Tried on CDNOW churn (2026-12-07) and left out, because neither turns a loss into a win: "
+    "- Tried on CDNOW churn (`python -m benchmarks.bench_selection`, 2026-12-07) and left out, "
+    "because neither turns a loss into a win: "
     "choosing on the mean of two validation windows picks the same blend at 60/90/120 days; a "
     "logistic on recency, frequency and tenure alone wins validation only at 90 days and then "
     "loses the test there (0.8320 against the rule's 0.8323). The BTYD models that win the "
