@@ -18,6 +18,7 @@ from sqltraits_kit.modelling.estimators import (
     rfm_from_features,
 )
 from sqltraits_kit.modelling.features import build_features
+from sqltraits_kit.modelling.pareto_nbd import ParetoNBD
 from sqltraits_kit.modelling.rfm import rfm_summary
 
 AS_OF = dt.datetime(2026, 6, 1)
@@ -55,7 +56,9 @@ def test_rfm_from_features_matches_the_rfm_summary(frames):
     assert not x[~buyers].any() and not T[~buyers].any()
 
 
-@pytest.mark.parametrize(("variant", "cls"), [("bgnbd", BetaGeo), ("mbgnbd", ModifiedBetaGeo)])
+@pytest.mark.parametrize(
+    ("variant", "cls"), [("bgnbd", BetaGeo), ("mbgnbd", ModifiedBetaGeo), ("pnbd", ParetoNBD)]
+)
 def test_btyd_on_features_is_the_btyd_model(frames, variant, cls):
     feats, _ = frames
     model = make_estimator("churn", variant, horizon_days=60).fit(feats, None)

@@ -118,11 +118,13 @@ def _candidate(kind: str, estimator: str):
         ("churn", "gbm_small"),
         ("churn", "bgnbd"),
         ("churn", "mbgnbd"),
+        ("churn", "pnbd"),
         ("churn", "blend"),
         ("ltv", "poisson"),
         ("ltv", "tweedie"),
         ("ltv", "gbm"),
         ("ltv", "mbgnbd"),
+        ("ltv", "pnbd"),
         ("ltv", "blend"),
     ],
 )

@@ -337,3 +337,50 @@ def test_scoring_never_replaces_an_input_table(duckdb_wh, tmp_path):
     with pytest.raises(ConfigError, match="'users' exists and is not an output table"):
         score(duckdb_wh, models=["anything"], table="users", registry=tmp_path)
     assert duckdb_wh.row_counts(["users"]) == before
+
+
+@pytest.fixture(scope="module")
+def pareto_registry(sample_file, tmp_path_factory) -> tuple[Registry, dict[str, str]]:
+    """Pareto/NBD churn and LTV candidates (the ``pnbd`` estimator) fitted on the sample."""
+    from sqltraits_kit.modelling.estimators import make_estimator
+
+    registry = Registry(tmp_path_factory.mktemp("pnbd"))
+    wh = connect(f"duckdb:///{sample_file}", read_only=True)
+    try:
+        cutoff = _day(data_end(wh)) - dt.timedelta(days=2 * HORIZON)
+        X = build_features(wh, as_of=cutoff).to_pandas()
+    finally:
+        wh.close()
+    refs = {}
+    for kind in ("churn", "ltv"):
+        model = make_estimator(kind, "pnbd", horizon_days=HORIZON).fit(X, None)
+        features = [str(c) for c in model.feature_names_in_]
+        saved = registry.save(
+            model,
+            dataclasses.replace(card(f"{kind}-pnbd", kind, "pnbd", cutoff), features=features),
+        )
+        refs[kind] = saved.ref
+    return registry, refs
+
+
+def test_pareto_nbd_is_refused_by_the_warehouse_and_streamed_right(
+    wh, pareto_registry, unique_name
+):
+    """Pareto/NBD has no SQL form: ``auto`` streams it and says why; ``warehouse`` refuses."""
+    registry, refs = pareto_registry
+    models = [refs["churn"], refs["ltv"]]
+    result = score(wh, models=models, table=unique_name, registry=registry, batch_rows=700)
+    assert [m.path for m in result.models] == ["streamed", "streamed"]
+    for run in result.models:
+        assert run.reason.startswith("no SQL translation: estimator 'model'"), run.reason
+        assert "BtydOnFeatures" in run.reason
+    got = output(wh, unique_name)
+    churn = sklearn_reference(wh, registry, refs["churn"], result.as_of)
+    ltv = sklearn_reference(wh, registry, refs["ltv"], result.as_of)
+    assert max_diff(got["churn_probability_90d"], churn) <= TOLERANCE
+    assert max_diff(got["predicted_ltv_90d"], ltv) <= TOLERANCE
+    assert churn.min() > 0 and churn.max() < 1 and ltv.sum() > 0
+    with pytest.raises(ConfigError, match=r"cannot be scored in the warehouse: .*BtydOnFeatures"):
+        score(wh, models=refs["churn"], table=f"{unique_name}_w", registry=registry,
+              method="warehouse")  # fmt: skip
+    assert not wh.has_table(f"{unique_name}_w")

@@ -27,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--estimator",
         default="auto",
         help="auto (default: every candidate, the best on a validation window before the test "
-        "window wins); churn: logistic, gbm, gbm_small, bgnbd, mbgnbd; ltv: poisson, tweedie, "
-        "gbm, gbm_small, bgnbd, mbgnbd; either: btyd (the BG/NBD + Gamma-Gamma pair)",
+        "window wins); churn: logistic, gbm, gbm_small, bgnbd, mbgnbd, pnbd; ltv: poisson, "
+        "tweedie, gbm, gbm_small, bgnbd, mbgnbd, pnbd; either: btyd (the BG/NBD + Gamma-Gamma "
+        "pair)",
     )
     p.add_argument(
         "--snapshots",

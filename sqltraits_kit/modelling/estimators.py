@@ -11,8 +11,9 @@ Families, each with a reason to be there:
 * **trees** — histogram gradient boosting, in two sizes: ``gbm`` (deep enough for many
   features and many profiles) and ``gbm_small`` (shallow, large leaves: for a few thousand
   profiles or a handful of useful features).
-* **btyd** — BG/NBD and the modified BG/NBD (plus Gamma-Gamma for LTV) fitted on the order
-  history the feature table carries (:class:`BtydOnFeatures`): few parameters, no labels needed.
+* **btyd** — BG/NBD, the modified BG/NBD and Pareto/NBD (plus Gamma-Gamma for LTV) fitted on
+  the order history the feature table carries (:class:`BtydOnFeatures`): few parameters, no
+  labels needed. Pareto/NBD lets a customer leave at any time, not only right after a purchase.
 * **blend** — the mean of the best member of each family on the validation window
   (:class:`Blend`): different mistakes average out.
 """
@@ -29,6 +30,7 @@ from sqltraits_kit.errors import ConfigError, DataError
 
 __all__ = [
     "BTYD_FEATURES",
+    "BTYD_VARIANTS",
     "CANDIDATES",
     "FAMILIES",
     "Blend",
@@ -39,14 +41,16 @@ __all__ = [
 
 #: The candidates ``estimator="auto"`` trains, per kind, in the order ties are broken.
 CANDIDATES: dict[str, tuple[str, ...]] = {
-    "churn": ("logistic", "gbm", "gbm_small", "bgnbd", "mbgnbd", "blend"),
-    "ltv": ("poisson", "tweedie", "gbm", "gbm_small", "bgnbd", "mbgnbd", "blend"),
+    "churn": ("logistic", "gbm", "gbm_small", "bgnbd", "mbgnbd", "pnbd", "blend"),
+    "ltv": ("poisson", "tweedie", "gbm", "gbm_small", "bgnbd", "mbgnbd", "pnbd", "blend"),
 }
 #: The families a blend takes its members from (the best of each on validation).
 FAMILIES: dict[str, tuple[tuple[str, ...], ...]] = {
-    "churn": (("logistic",), ("gbm", "gbm_small"), ("bgnbd", "mbgnbd")),
-    "ltv": (("poisson", "tweedie"), ("gbm", "gbm_small"), ("bgnbd", "mbgnbd")),
+    "churn": (("logistic",), ("gbm", "gbm_small"), ("bgnbd", "mbgnbd", "pnbd")),
+    "ltv": (("poisson", "tweedie"), ("gbm", "gbm_small"), ("bgnbd", "mbgnbd", "pnbd")),
 }
+#: The BTYD candidates, each fitted on one snapshot's order history (no labels).
+BTYD_VARIANTS = ("bgnbd", "mbgnbd", "pnbd")
 #: The feature columns the BTYD candidates read (LTV also reads ``revenue_mean``).
 BTYD_FEATURES = ("orders_count", "days_since_first_order", "days_since_last_order")
 _GBM = {
@@ -80,7 +84,7 @@ def make_estimator(kind: str, estimator: str, *, seed: int = 0, horizon_days: in
         )
 
     trees = {"gbm": _GBM, "gbm_small": _GBM_SMALL}
-    if estimator in ("bgnbd", "mbgnbd") and kind in ("churn", "ltv"):
+    if estimator in BTYD_VARIANTS and kind in ("churn", "ltv"):
         return BtydOnFeatures(kind=kind, variant=estimator, horizon_days=horizon_days)
     if kind == "churn" and estimator == "logistic":
         return linear(LogisticRegression(C=1.0, max_iter=2000))
@@ -123,14 +127,16 @@ def rfm_from_features(X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 class BtydOnFeatures:
-    """BG/NBD or modified BG/NBD (with Gamma-Gamma for LTV) as a scikit-learn estimator.
+    """BG/NBD, modified BG/NBD or Pareto/NBD (with Gamma-Gamma for LTV) as a scikit-learn
+    estimator.
 
     ``fit`` ignores the labels: the models are fitted by maximum likelihood on the order history
     (profiles with at least one order). Churn predicts P(no order in the next ``horizon_days``)
     as class 1; LTV predicts expected purchases times expected spend per order, Gamma-Gamma
     being fitted on every order's mean value (the feature table has no first-order value to
     leave out, as the paper does). Fitted parameters are plain dicts, so the artifact holds no
-    type beyond this class.
+    type beyond this class; ``bgnbd_params_`` holds the purchase model's, whichever variant
+    (Pareto/NBD's are r, alpha, s, beta).
     """
 
     def __init__(self, *, kind: str = "churn", variant: str = "bgnbd", horizon_days: int = 90):
@@ -144,23 +150,26 @@ class BtydOnFeatures:
     def _columns(self) -> list[str]:
         return [*BTYD_FEATURES, *(["revenue_mean"] if self.kind == "ltv" else [])]
 
-    def _bg(self) -> Any:
+    def _purchase_model(self) -> Any:
         from sqltraits_kit.modelling.btyd import BetaGeo, ModifiedBetaGeo
+        from sqltraits_kit.modelling.pareto_nbd import ParetoNBD
 
-        cls = ModifiedBetaGeo if self.variant == "mbgnbd" else BetaGeo
-        return cls.from_params(**self.bgnbd_params_)
+        return {"bgnbd": BetaGeo, "mbgnbd": ModifiedBetaGeo, "pnbd": ParetoNBD}[self.variant]
+
+    def _bg(self) -> Any:
+        return self._purchase_model().from_params(**self.bgnbd_params_)
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> BtydOnFeatures:
-        from sqltraits_kit.modelling.btyd import BetaGeo, GammaGamma, ModifiedBetaGeo
+        from sqltraits_kit.modelling.btyd import GammaGamma
 
-        if self.kind not in ("churn", "ltv") or self.variant not in ("bgnbd", "mbgnbd"):
+        if self.kind not in ("churn", "ltv") or self.variant not in BTYD_VARIANTS:
             raise ConfigError(f"BtydOnFeatures: kind={self.kind!r}, variant={self.variant!r}")
         X = X[self._columns()]
         x, tx, T = rfm_from_features(X)
         buyers = X["orders_count"].to_numpy(dtype=float) > 0
         if not buyers.any():
-            raise DataError("no profile has an order before the cutoff: cannot fit BG/NBD")
-        cls = ModifiedBetaGeo if self.variant == "mbgnbd" else BetaGeo
+            raise DataError(f"no profile has an order before the cutoff: cannot fit {self.variant}")
+        cls = self._purchase_model()
         try:
             self.bgnbd_params_ = dict(cls().fit(x[buyers], tx[buyers], T[buyers]).params_)
         except RuntimeError as exc:  # the likelihood has no maximum on these data

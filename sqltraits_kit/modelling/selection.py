@@ -22,7 +22,7 @@ import pandas as pd
 
 from sqltraits_kit import formatting as fmt
 from sqltraits_kit.errors import DataError
-from sqltraits_kit.modelling.estimators import FAMILIES, Blend, make_estimator
+from sqltraits_kit.modelling.estimators import BTYD_VARIANTS, FAMILIES, Blend, make_estimator
 from sqltraits_kit.modelling.metrics import classification_metrics, regression_metrics
 from sqltraits_kit.modelling.snapshots import Snapshot, stack
 
@@ -40,7 +40,7 @@ __all__ = [
 
 #: The validation metric a champion is chosen by, and which way is better.
 SELECT_BY: dict[str, tuple[str, str]] = {"churn": ("auc", "higher"), "ltv": ("mae", "lower")}
-_SINGLE_SNAPSHOT = ("bgnbd", "mbgnbd")  # one customer once: BTYD fits its whole history
+_SINGLE_SNAPSHOT = BTYD_VARIANTS  # one customer once: BTYD fits its whole history
 
 
 @dataclass

@@ -74,6 +74,7 @@ ESTIMATOR_LABELS = {
     "tweedie": "Tweedie GLM",
     "bgnbd": "BG/NBD on the feature table",
     "mbgnbd": "modified BG/NBD on the feature table",
+    "pnbd": "Pareto/NBD on the feature table",
     "blend": "blend: the best of each family, averaged",
     "btyd": "BG/NBD + Gamma-Gamma (buy-till-you-die)",
 }

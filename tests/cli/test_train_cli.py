@@ -87,7 +87,7 @@ def test_default_is_auto_with_baselines_and_candidates(db, tmp_path, capsys):
     assert "training snapshots: " in out
     assert "best baseline" in out and "(btyd)" in out
     assert "champion " in out and "highest validation ROC AUC" in out
-    for name in ("logistic", "gbm", "gbm_small", "bgnbd", "mbgnbd", "blend"):
+    for name in ("logistic", "gbm", "gbm_small", "bgnbd", "mbgnbd", "pnbd", "blend"):
         assert f" {name} " in out or f"*{name} " in out, name
     assert out.count("*") == 1  # the champion, marked once
 

@@ -66,7 +66,7 @@ def test_auto_shows_every_candidate_the_champion_and_the_baselines(page):
     assert not at.exception, at.exception
     candidates = next(d.value for d in at.dataframe if "candidate" in d.value.columns)
     assert set(candidates["candidate"]) == {
-        "poisson", "tweedie", "gbm", "gbm_small", "bgnbd", "mbgnbd", "blend"
+        "poisson", "tweedie", "gbm", "gbm_small", "bgnbd", "mbgnbd", "pnbd", "blend"
     }  # fmt: skip
     assert candidates["champion"].sum() == 1
     assert {"validation mae", "test mae"} <= set(candidates.columns)
