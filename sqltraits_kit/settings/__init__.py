@@ -75,8 +75,10 @@ class Settings:
     query_timeout_s: float = 120.0
     query_memory_limit: str = "2GB"
     # The cap on the connection `sqltraits sync` publishes with: a publish is paced by Segment,
-    # so its checks and diff may spill to disk rather than grow with the table.
-    sync_memory_limit: str = "512MB"
+    # so its checks and diff may spill to disk rather than grow with the table. 96MB: peak RSS
+    # of a 5M-row publish 1.17x that of 500k rows, in the same time as 512MB (1.43x at 160MB);
+    # benchmarks/RESULTS.md, "Memory vs size".
+    sync_memory_limit: str = "96MB"
     # May a page offer a free-text warehouse URL? None: only when the app is local and
     # single-user (no login configured); the operator sets it for a team.
     allow_user_warehouse_urls: bool | None = None

@@ -243,8 +243,9 @@ def limit_message(kind: str, limits: Limits) -> str:
     if kind == "memory":
         return (
             f"the query was stopped: it needed more than the memory budget of "
-            f"{limits.memory_limit} (SQLTRAITS_QUERY_MEMORY_LIMIT); narrow it (fewer rows, "
-            "no cross join) or ask the operator for a larger budget"
+            f"{limits.memory_limit} (SQLTRAITS_QUERY_MEMORY_LIMIT; SQLTRAITS_SYNC_MEMORY_LIMIT on "
+            "the connection a publish runs on); narrow it (fewer rows, no cross join) or ask the "
+            "operator for a larger budget"
         )
     return (
         f"the query was stopped after the time budget of {limits.describe_time()}; narrow it "
