@@ -77,9 +77,14 @@ def systematic_sample(table: ir.Table, total: int, rows: int) -> ir.Table:
     import ibis
 
     step = max(1, total // max(rows, 1))
-    numbered = table.mutate(_sqltraits_rn=ibis.row_number().over(order_by=table.profile_id))
-    picked = numbered.filter(numbered._sqltraits_rn % step == 0).drop("_sqltraits_rn")
-    return picked.order_by("profile_id").limit(rows)
+    # The ids are numbered alone and the picked ones joined back: numbering the table itself
+    # sorted every column of every row and computed the scores of all of them (3.7 of the 4.7 s
+    # of a 1M-row parity check), where only ``rows`` rows are needed.
+    ids = table.select("profile_id")
+    numbered = ids.mutate(_sqltraits_rn=ibis.row_number().over(order_by=ids.profile_id))
+    picked = numbered.filter(numbered._sqltraits_rn % step == 0).select("profile_id")
+    picked = picked.order_by("profile_id").limit(rows)
+    return table.semi_join(picked, "profile_id").order_by("profile_id")
 
 
 def max_diff(reference: np.ndarray, candidate: np.ndarray) -> float:
