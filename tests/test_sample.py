@@ -165,3 +165,31 @@ def test_a_memory_cap_that_is_not_a_size_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="memory_limit must be a size"):
         build_sample(tmp_path / "s.duckdb", customers=10, memory_limit="lots")
     assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_customers_are_drawn_in_chunks_each_with_its_own_stream(tmp_path, monkeypatch):
+    import sqltraits_kit.warehouse.sample as sample
+
+    monkeypatch.setattr(sample, "LATENT_CHUNK", 300)
+    paths = [tmp_path / "a.duckdb", tmp_path / "b.duckdb"]
+    for path in paths:
+        build_sample(path, customers=1_000, seed=5)
+    assert _fingerprints(paths[0]) == _fingerprints(paths[1])  # chunked, still deterministic
+    con = duckdb.connect(str(paths[0]), read_only=True)
+    try:
+        ids = [r[0] for r in con.sql("SELECT id FROM users ORDER BY id").fetchall()]
+        assert ids == [f"u{i:08d}" for i in range(1, 1_001)]  # 4 chunks, no gap, no repeat
+        rates = con.sql(
+            "SELECT purchase_rate FROM sample_truth WHERE user_id IN "
+            "('u00000001', 'u00000301', 'u00000601', 'u00000901') ORDER BY user_id"
+        ).fetchall()
+        assert len(set(rates)) == 4  # chunk k > 0 does not replay chunk 0's stream
+    finally:
+        con.close()
+    # a sample no larger than a chunk is drawn as one: the same as with the default chunk
+    small = tmp_path / "small.duckdb"
+    build_sample(small, customers=300, seed=5)
+    monkeypatch.setattr(sample, "LATENT_CHUNK", 1_000_000)
+    again = tmp_path / "again.duckdb"
+    build_sample(again, customers=300, seed=5)
+    assert _fingerprints(small) == _fingerprints(again)

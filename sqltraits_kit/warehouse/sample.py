@@ -21,7 +21,7 @@ import contextlib
 import dataclasses
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -78,9 +78,27 @@ def _sql_list(values: list[str]) -> str:
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
-def _latent(n: int, seed: int, params: SampleParameters) -> pa.Table:
+#: Customers whose latent values are drawn (and held) at once: memory stays at one chunk.
+LATENT_CHUNK = 1_000_000
+
+
+def _latent_chunks(n: int, seed: int, params: SampleParameters) -> Iterator[pa.Table]:
+    """The latent values of customers 1..n, a chunk of :data:`LATENT_CHUNK` at a time.
+
+    The first chunk draws from ``default_rng(seed)`` exactly as a single draw did, so a sample
+    of up to a million customers is the same as before chunks; chunk k > 0 has its own stream,
+    ``default_rng([seed, k])``.
+    """
+    for start in range(0, n, LATENT_CHUNK):
+        k = start // LATENT_CHUNK
+        rng = np.random.default_rng(seed if k == 0 else [seed, k])
+        yield _latent(min(LATENT_CHUNK, n - start), rng, params, first_uid=start + 1)
+
+
+def _latent(
+    n: int, rng: np.random.Generator, params: SampleParameters, *, first_uid: int = 1
+) -> pa.Table:
     """Per-customer latent values, drawn with NumPy (vectorised, seeded)."""
-    rng = np.random.default_rng(seed)
     created_days = rng.uniform(0.0, HISTORY_DAYS - 1.0, n)
     # The first order follows sign-up within three days, and never after today.
     first_delay_days = (
@@ -101,7 +119,7 @@ def _latent(n: int, seed: int, params: SampleParameters) -> pa.Table:
     extra_tau = np.where(rest > 0, rng.gamma(np.maximum(rest, 1), 1.0 / lam), 0.0)
     return pa.table(
         {
-            "uid": np.arange(1, n + 1, dtype=np.int64),
+            "uid": np.arange(first_uid, first_uid + n, dtype=np.int64),
             "created_days": created_days,
             "first_delay_days": first_delay_days,
             "lam": lam,
@@ -390,10 +408,14 @@ def build_sample(
         with contextlib.suppress(duckdb.Error):
             con.execute("SET enable_progress_bar = false")
         report("drawing customer parameters", 0.0)
-        latent = _latent(customers, seed, params)
-        con.register("_latent_arrow", latent)
-        con.execute("CREATE TEMP TABLE _latent AS SELECT * FROM _latent_arrow")
-        con.unregister("_latent_arrow")
+        for i, latent in enumerate(_latent_chunks(customers, seed, params)):
+            con.register("_latent_arrow", latent)
+            if i == 0:
+                con.execute("CREATE TEMP TABLE _latent AS SELECT * FROM _latent_arrow")
+            else:
+                con.execute("INSERT INTO _latent SELECT * FROM _latent_arrow")
+            con.unregister("_latent_arrow")
+            del latent  # one chunk in Python memory at a time
         for i, (label, sql) in enumerate(steps, start=1):
             report(f"building {label}", i / (len(steps) + 1))
             con.execute(sql)
