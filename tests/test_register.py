@@ -43,7 +43,7 @@ def _notebook_model(wh, model=None):
     return model.fit(frame[columns], frame["churned"]), columns
 
 
-def test_an_outside_pipeline_gets_a_card_and_scores_like_the_kits(duckdb_wh, tmp_path):
+def test_an_outside_pipeline_gets_a_card_and_scores_like_the_kits(duckdb_wh, tmp_path, monkeypatch):
     from sqltraits_kit.traits.scoring import score
 
     model, columns = _notebook_model(duckdb_wh)
@@ -75,7 +75,18 @@ def test_an_outside_pipeline_gets_a_card_and_scores_like_the_kits(duckdb_wh, tmp
     assert card.metrics["auc"] == pytest.approx(auc, abs=1e-12)
 
     loaded = registry.load("churn_forest")
+    import sqltraits_kit.traits.scoring.scratch as scratch
+
+    asked = []
+    real = scratch.in_threads
+
+    def spy(compute, batches, *, threads=None):
+        asked.append(threads)
+        return real(compute, batches, threads=threads)
+
+    monkeypatch.setattr(scratch, "in_threads", spy)
     run = score(duckdb_wh, models="churn_forest", registry=registry, table="forest_scores")
+    assert asked == [1]  # an outside pipeline is not assumed thread-safe: one batch at a time
     assert run.models[0].path == "streamed"  # a forest has no SQL form: streamed
     scored = duckdb_wh.table("forest_scores").to_pandas().set_index("user_id")
     X = build_features(duckdb_wh, as_of=run.as_of, spec=SPEC).to_pandas().set_index("profile_id")

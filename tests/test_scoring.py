@@ -69,11 +69,22 @@ def test_linear_models_score_in_the_warehouse_and_match_sklearn(wh, trained, uni
     assert leftovers(wh) == []
 
 
-def test_streamed_path_matches_sklearn_over_many_batches(wh, trained, unique_name):
+def test_streamed_path_matches_sklearn_over_many_batches(wh, trained, unique_name, monkeypatch):
+    import sqltraits_kit.traits.scoring.scratch as scratch
+
     registry, refs = trained
+    workers = []
+    real = scratch.in_threads
+
+    def spy(compute, batches, *, threads=None):
+        workers.append(threads)
+        return real(compute, batches, threads=threads)
+
+    monkeypatch.setattr(scratch, "in_threads", spy)
     # 2,000 profiles in batches of 150: 14 batches, so a stream that stops after the first
-    # batch (ibis #9444) cannot pass
+    # batch (ibis #9444) cannot pass; the kit's own model scores them one per core at once
     result = score(wh, models=refs["gbm"], table=unique_name, registry=registry, batch_rows=150)
+    assert workers == [None]  # default: one batch per core
     (run,) = result.models
     assert run.path == "streamed"
     assert "no SQL translation" in run.reason and "HistGradientBoostingClassifier" in run.reason

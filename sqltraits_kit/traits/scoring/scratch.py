@@ -107,8 +107,10 @@ def stream_to_table(
     total: int,
     report: Callable[[str, float], None],
     label: str,
+    threads: int | None = None,
 ) -> ir.Table:
-    """``compute`` over every Arrow batch of ``source``, into a scratch table.
+    """``compute`` over every Arrow batch of ``source``, into a scratch table (``threads``: the
+    batches computed at once here, default one per core; see :func:`in_threads`).
 
     On an engine with an Arrow-batch mapping (Spark) the engine's workers run ``compute`` where
     the rows are (:func:`~sqltraits_kit.warehouse.arrow_map.map_arrow_batches`): nothing comes
@@ -132,7 +134,7 @@ def stream_to_table(
             reader = source.to_pyarrow_batches(chunk_size=batch_rows)
             try:
                 with read_ahead(reader) as batches:
-                    for rows, out in in_threads(compute, batches):
+                    for rows, out in in_threads(compute, batches, threads=threads):
                         writer.write_table(out.cast(schema))
                         done += rows
                         report(f"{label}: {done:,}/{total:,} rows", done / max(total, 1))

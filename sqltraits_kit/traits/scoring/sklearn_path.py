@@ -120,6 +120,10 @@ def stream_sklearn(
         return pa.table(arrays, schema=schema)
 
     refs = ", ".join(m.card.ref for m in group)
+    # The kit's own estimators predict without changing themselves, so batches score in
+    # parallel; a pipeline registered from outside might not (a custom step that caches in
+    # predict): it scores one batch at a time.
+    outside = any(m.card.origin for m in group)
     return stream_to_table(
         wh,
         scratch,
@@ -130,4 +134,5 @@ def stream_sklearn(
         total=total,
         report=report,
         label=f"streaming features through {refs}",
+        threads=1 if outside else None,
     )
