@@ -247,6 +247,8 @@ def test_ensure_state_creates_registers_once_and_re_registers_on_a_change(wh):
 
     # another destination, then other traits, then another identifier: one row each
     s.ensure_state(wh, src, "segment:other")
+    s.ensure_state(wh, src, DEST)  # back to the first: registered there already
+    assert wh.con.table(s.REGISTRY_TABLE).count().to_pyarrow().as_py() == 2
     fewer = _source(wh, {"user_id": pa.array(["a"]), "score": pa.array([0.5])})
     s.ensure_state(wh, fewer, DEST)
     email = _source(wh, {"email": pa.array(["a@x.io"]), "score": pa.array([0.5])})
@@ -342,6 +344,14 @@ def test_the_published_snapshot_is_the_latest_delivered_value_not_removed(wh):
     by_trait_set = s.published_snapshot(wh, TraitSet(name=KEY, table="scores"))
     assert sorted(by_trait_set.to_pyarrow().to_pylist(), key=lambda r: r["user_id"]) == held
 
+    # published to another destination since: the default follows it, a named one stays
+    _ledger(wh, s.state_table_name(KEY, "later"), [("z", 9.0, False, True, None, "r3", 1)])
+    _register(wh, "later", 2)
+    assert s.published_snapshot(wh, KEY).to_pyarrow().to_pylist() == [
+        {"user_id": "z", "score": 9.0}
+    ]
+    assert s.published_snapshot(wh, KEY, destination=DEST).count().to_pyarrow().as_py() == 3
+
 
 def test_a_log_without_the_delivery_column_is_read_as_all_delivered(wh):
     rows = [("a", 1.0, False, True, None, "r1", 1), ("a", 2.0, False, True, None, "r2", 2)]
@@ -405,11 +415,18 @@ def test_destinations_are_the_latest_registered_first_and_the_snapshot_reads_the
 def test_a_registry_from_before_destinations_lists_none(wh):
     schema = ibis.schema({n: t for n, t in s._registry_schema().items() if n != "destination"})
     wh.con.create_table(s.REGISTRY_TABLE, schema=schema)
-    row = {"sync_key": KEY, "state_table": s.state_table_name(KEY), "kind": "identify"}
+    row = {
+        "sync_key": KEY,
+        "state_table": s.state_table_name(KEY),
+        "id_column": "user_id",
+        "kind": "identify",
+        "traits": "score,plan",
+    }
     insert(wh, s.REGISTRY_TABLE, arrow_rows(schema, [row]))
     assert s.destinations(wh, KEY) == []
     assert s.registration(wh, KEY, DEST)["state_table"] == s.state_table_name(KEY)
-    # the next publish registers its destination (the registry gains the column)
+    # the next publish registers its destination (the registry gains the column), though
+    # its identifier and traits are the ones registered
     s.ensure_state(wh, _plain(wh), DEST)
     assert s.destinations(wh, KEY) == [DEST]
 
