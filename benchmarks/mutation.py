@@ -125,6 +125,7 @@ TARGETS: dict[str, Target] = {
     "engine": Target(
         (_SYNC + "engine.py",),
         (
+            "tests/sync/test_engine_rules.py",
             "tests/sync/test_sync_diff.py",
             "tests/sync/test_sync_edges.py",
             "tests/sync/test_sync_gates.py",
