@@ -138,6 +138,13 @@ def test_an_unfinished_run_is_resumed_with_its_plan_start_and_the_requests_it_ma
     }
 
 
+def test_a_run_killed_before_it_recorded_an_end_is_resumed_from_its_one_row(wh):
+    r.record_run(wh, _row("run", "running", 1, requests=5))  # kill -9: no "interrupted" row
+    run = e._Run.start_or_resume(wh, SRC, DEST)
+    assert (run.run_id, run.attempt, run.prior_requests) == ("run", 2, 0)
+    assert run.plan["new"] == 4 and run.base_row["started_at"] == T0
+
+
 def test_a_resumed_run_reads_missing_attempts_counts_and_requests_as_none_yet(wh):
     r.record_run(wh, _row("run", "interrupted", 1, attempt=None, requests=None, new=None))
     run = e._Run.start_or_resume(wh, SRC, DEST)
@@ -250,13 +257,16 @@ class _Client:
 
 
 class _Record:
-    """The run's record: each status written, with its fields."""
+    """The run's record: each status written, with its fields (then ``error`` raised)."""
 
-    def __init__(self) -> None:
+    def __init__(self, error: BaseException | None = None) -> None:
         self.records: list[tuple[str, dict[str, Any]]] = []
+        self.error = error
 
     def record(self, wh, status, **fields):
         self.records.append((status, fields))
+        if self.error is not None:
+            raise self.error
 
 
 def _send(client: _Client, pub: _Pub, run: _Record, checks=()):
@@ -317,6 +327,13 @@ def test_an_interrupted_run_is_recorded_even_when_its_commit_fails():
     with pytest.raises(RuntimeError, match=r"^network down$"):
         _send(_Client(error=RuntimeError("network down")), pub, run)
     assert pub.commits == 1
+    assert [status for status, _ in run.records] == ["interrupted"]
+
+
+def test_the_send_error_is_raised_even_when_recording_the_interruption_fails():
+    pub, run = _Pub(), _Record(error=OSError("warehouse gone"))
+    with pytest.raises(RuntimeError, match=r"^network down$"):
+        _send(_Client(error=RuntimeError("network down")), pub, run)
     assert [status for status, _ in run.records] == ["interrupted"]
 
 
