@@ -84,6 +84,7 @@ def test_the_status_of_a_run(sent, failed, unsent, status):
         (ValueError(" \n "), "ValueError"),
         (ValueError("x" * 600), "ValueError: " + "x" * 488),  # 500 characters in all
     ],
+    ids=["one-line", "first-line", "no-message", "blank", "long"],
 )
 def test_the_error_recorded_is_the_type_and_the_first_line_at_most_500_characters(exc, text):
     assert e._safe_error(exc) == text
@@ -300,7 +301,7 @@ def test_a_check_that_stops_the_run_stops_it_after_the_result_is_recorded():
 
 
 @pytest.mark.parametrize(
-    "error", [RuntimeError("network down\ntraceback"), KeyboardInterrupt()], ids=repr
+    "error", [RuntimeError("network down\ntraceback"), KeyboardInterrupt()], ids=["error", "ctrl-c"]
 )
 def test_any_other_end_commits_records_the_run_interrupted_and_raises(error):
     pub, run = _Pub(), _Record()
