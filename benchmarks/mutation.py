@@ -115,6 +115,7 @@ TARGETS: dict[str, Target] = {
     "state": Target(
         (_SYNC + "state.py",),
         (
+            "tests/sync/test_state_rules.py",
             "tests/sync/test_sync_ledger.py",
             "tests/sync/test_sync_resume.py",
             "tests/sync/test_sync_diff.py",
@@ -124,6 +125,7 @@ TARGETS: dict[str, Target] = {
     "engine": Target(
         (_SYNC + "engine.py",),
         (
+            "tests/sync/test_engine_rules.py",
             "tests/sync/test_sync_diff.py",
             "tests/sync/test_sync_edges.py",
             "tests/sync/test_sync_gates.py",
@@ -184,9 +186,15 @@ def _copy_tree(dest: Path, *, keep_results: bool) -> None:
             shutil.copy2(src, dest / rel)
 
 
-def _write_config(dest: Path, target: Target, *, skip: tuple[str, ...] = ()) -> list[str]:
+def _write_config(
+    dest: Path,
+    target: Target,
+    *,
+    skip: tuple[str, ...] = (),
+    timeout_multiplier: float | None = None,
+) -> list[str]:
     """The scratch copy's pyproject, with a ``[tool.mutmut]`` section for this module only;
-    returns the test files selected."""
+    returns the test files selected. ``timeout_multiplier``: mutmut's (its default is 15)."""
     text = (dest / "pyproject.toml").read_text()
     text = re.sub(r"(?ms)^\[tool\.mutmut\].*?(?=^\[|\Z)", "", text)
     tests = [t for t in target.tests if (dest / t).exists() and t not in skip]
@@ -197,6 +205,10 @@ def _write_config(dest: Path, target: Target, *, skip: tuple[str, ...] = ()) -> 
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", "-x", *target.args],
         "also_copy": ["benchmarks", "sample_data", "traitsets", "models", "examples"],
     }
+    if timeout_multiplier is not None:
+        # mutmut stops a mutant after (its tests' measured time + 1 s) x this many seconds of
+        # wall time (twice that of CPU time): 15 lets a mutant that loops take 15 minutes.
+        section["timeout_multiplier"] = timeout_multiplier
     lines = ["", "[tool.mutmut]"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in section.items()]
     (dest / "pyproject.toml").write_text(text.rstrip() + "\n" + "\n".join(lines) + "\n")
@@ -294,13 +306,16 @@ def run(
     skip: tuple[str, ...] = (),
     resume: bool = False,
     record_only: bool = False,
+    timeout_multiplier: float | None = None,
 ) -> dict[str, int]:
     """Mutate one target and record its score. ``again``: keep the last run's results and run
     only the mutants it did not kill (after adding tests: a killed mutant stays killed).
     ``only``: mutmut name patterns (``'*x_diff_table*'``) to run a module's key functions.
     ``skip``: test files of the target left out (the "before" run of tests added since).
     ``resume``: like ``again`` but only the mutants not run yet (an interrupted run).
-    ``record_only``: run nothing, write the last run's score into MUTATION.md again."""
+    ``record_only``: run nothing, write the last run's score into MUTATION.md again.
+    ``timeout_multiplier``: mutmut's, lower than its 15 so a mutant that loops is stopped in
+    minutes (changing it between runs makes mutmut rerun the mutants that timed out)."""
     target = TARGETS[name]
     dest = SCRATCH / name
     if record_only:
@@ -309,7 +324,7 @@ def run(
         return counts
     again = (again or resume) and (dest / "mutants").is_dir()
     _copy_tree(dest, keep_results=again)
-    tests = _write_config(dest, target, skip=skip)
+    tests = _write_config(dest, target, skip=skip, timeout_multiplier=timeout_multiplier)
     if again:
         _keep_results_for(dest, tests)
     started = dt.datetime.now(dt.UTC)
@@ -432,6 +447,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FILE",
         help="leave out one of the target's test files (the score before it was added)",
     )
+    parser.add_argument(
+        "--timeout-multiplier",
+        type=float,
+        default=None,
+        metavar="X",
+        help="stop a mutant after X times its tests' measured time, plus X seconds "
+        "(mutmut's default 15; 3 stops a mutant that loops in minutes)",
+    )
     args = parser.parse_args(argv)
     if args.list or not args.modules:
         for key, t in TARGETS.items():
@@ -449,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
             skip=tuple(args.skip_tests),
             resume=args.resume,
             record_only=args.record,
+            timeout_multiplier=args.timeout_multiplier,
         )
         print(f"{name}: {score(counts):.0%} killed ({counts})")
     return 0
