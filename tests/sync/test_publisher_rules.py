@@ -347,3 +347,29 @@ def test_a_failed_row_between_two_acknowledged_ones_stays_unknown(
     delivered = sorted(r["user_id"] for r in seen[-1][1] if r[s.DELIVERED])
     assert delivered == sorted([first, last])
     assert list(failed_rows(duckdb_wh, run_id=result.run_id)["identifier"]) == [middle]
+
+
+def test_message_ids_belong_to_their_destination(duckdb_wh, unique_name, segment_server):
+    # The same rows published to two destinations (one server under two names): each
+    # destination has its own message-id namespace, so Segment's dedupe of one can never
+    # swallow a message meant for the other, and a re-send to one keeps that one's ids.
+    make_table(duckdb_wh, unique_name, _scores(3))
+    sent: list[dict[str, str]] = []
+    for url in (segment_server.url, segment_server.url.replace("127.0.0.1", "localhost")):
+        client = Watching(
+            WRITE_KEY,
+            endpoint=url,
+            max_requests_per_second=None,
+            max_events_per_second=None,
+            concurrency=1,
+            sleep=lambda _: None,
+            retry=RetryPolicy(max_retries=0),
+            after=lambda result: None,
+        )
+        result = sync(duckdb_wh, unique_name, client=client, commit_seconds=NEVER)
+        assert result.sent == 3
+        messages = [json.loads(m.data) for res in client.results for m in res.batch.messages]
+        sent.append({m["userId"]: m["messageId"] for m in messages})
+    first, second = sent
+    assert first.keys() == second.keys() == {"u0", "u1", "u2"}
+    assert all(first[k] != second[k] for k in first)
