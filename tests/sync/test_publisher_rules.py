@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 import sqltraits_kit.publishing.sync.diff as sync_diff
@@ -373,3 +374,82 @@ def test_message_ids_belong_to_their_destination(duckdb_wh, unique_name, segment
     first, second = sent
     assert first.keys() == second.keys() == {"u0", "u1", "u2"}
     assert all(first[k] != second[k] for k in first)
+
+
+def _refused_first_page(duckdb_wh, name: str) -> None:
+    """Six rows, two a page: the first page's two rows carry binary values, which the payload
+    layer refuses (nothing of that page is ever sent); the other four are plain."""
+    blobs = pa.array([b"x", b"y", None, None, None, None], type=pa.binary())
+    make_table(duckdb_wh, name, pa.table({"user_id": [f"u{i}" for i in range(6)], "blob": blobs}))
+
+
+def _tracking_pages(
+    monkeypatch, at_read: Callable[[list[weakref.ref]], Any]
+) -> list[tuple[Any, list[str]]]:
+    """Calls ``at_read(pages)`` before each page is read (``pages``: weak references to the
+    pages read so far); returns, per page, that answer and the page's identifiers."""
+    seen: list[tuple[Any, list[str]]] = []
+    pages: list[weakref.ref] = []
+    read_page = sync_diff.read_page
+
+    def tracked(*args: Any, **kwargs: Any) -> Any:
+        before = at_read(pages)
+        page = read_page(*args, **kwargs)
+        seen.append((before, page.column("_id").to_pylist()))
+        pages.append(weakref.ref(page))
+        return page
+
+    monkeypatch.setattr(sync_diff, "read_page", tracked)
+    return seen
+
+
+def test_a_page_whose_every_row_was_refused_is_freed_at_once(
+    duckdb_wh, unique_name, segment_server, monkeypatch
+):
+    # No commit before the end (commit_rows out of reach): only the publisher's own rule can
+    # free the refused page, as no batch and so no result will ever refer to it.
+    _refused_first_page(duckdb_wh, unique_name)
+    seen = _tracking_pages(monkeypatch, lambda pages: [p() is not None for p in pages])
+    client = _client(segment_server, lambda result: None)
+    result = sync(
+        duckdb_wh,
+        unique_name,
+        client=client,
+        allow_invalid=True,
+        page_rows=2,
+        batch_size=2,
+        commit_rows=1_000,
+        commit_seconds=NEVER,
+    )
+    assert (result.sent, result.failed) == (4, 2)
+    assert [ids for _, ids in seen] == [["u0", "u1"], ["u2", "u3"], ["u4", "u5"]]
+    # when the third page is read, the first (all refused) is gone; the second, being sent,
+    # is still held by the run
+    assert seen[2][0] == [False, True]
+
+
+def test_refused_rows_are_committed_at_exactly_commit_rows(
+    duckdb_wh, unique_name, segment_server, monkeypatch
+):
+    _refused_first_page(duckdb_wh, unique_name)
+
+    def recorded() -> int:
+        if not duckdb_wh.has_table(r.FAILED_TABLE):
+            return 0
+        return int(duckdb_wh.con.table(r.FAILED_TABLE).count().execute())
+
+    seen = _tracking_pages(monkeypatch, lambda _pages: recorded())
+    client = _client(segment_server, lambda result: None)
+    result = sync(
+        duckdb_wh,
+        unique_name,
+        client=client,
+        allow_invalid=True,
+        page_rows=2,
+        batch_size=2,
+        commit_rows=2,
+        commit_seconds=NEVER,
+    )
+    assert (result.sent, result.failed) == (4, 2)
+    # the first page's two refusals reach commit_rows: recorded before the second page is read
+    assert [count for count, _ in seen] == [0, 2, 2]
