@@ -47,6 +47,10 @@ class Target:
     #: Extra pytest arguments. By default the PostgreSQL half of the both-backend tests is left
     #: out: the rules are the same Ibis expressions on both, and it doubles every mutant's time.
     args: tuple[str, ...] = ("-m", "not postgres")
+    #: Decorated functions to mutate anyway, as (file, decorator line, function): mutmut skips
+    #: a decorated function, so the scratch copy applies the decorator after the function
+    #: instead (``f = decorator(f)`` at the end of the module), which behaves the same.
+    undecorate: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def source(self) -> str:
@@ -132,6 +136,7 @@ TARGETS: dict[str, Target] = {
             "tests/sync/test_sync_resume.py",
         ),
         "the sync run: checks, lease, diff, record",
+        undecorate=((_SYNC + "engine.py", "@lz.scoped", "sync"),),
     ),
     "contract": Target(
         tuple(f"sqltraits_kit/traits/contract/{m}.py" for m in ("shape", "identifier")),
@@ -184,6 +189,26 @@ def _copy_tree(dest: Path, *, keep_results: bool) -> None:
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
+
+
+def _undecorate(dest: Path, target: Target) -> None:
+    """In the scratch copy, move each of ``target.undecorate``'s decorators from its function's
+    head to a plain call after the module's last line, so that mutmut mutates the function."""
+    for rel, decorator, function in target.undecorate:
+        path = dest / rel
+        lines = path.read_text().splitlines()
+        opening = f"def {function}("
+        head = [
+            i
+            for i, line in enumerate(lines[:-1])
+            if line.split("#")[0].strip() == decorator and lines[i + 1].startswith(opening)
+        ]
+        if len(head) != 1:
+            raise SystemExit(f"{rel}: {decorator} before def {function}( not found once")
+        del lines[head[0]]
+        call = f"{function} = {decorator.lstrip('@')}({function})  # benchmarks.mutation"
+        lines += ["", call, ""]
+        path.write_text("\n".join(lines))
 
 
 def _write_config(
@@ -324,6 +349,7 @@ def run(
         return counts
     again = (again or resume) and (dest / "mutants").is_dir()
     _copy_tree(dest, keep_results=again)
+    _undecorate(dest, target)
     tests = _write_config(dest, target, skip=skip, timeout_multiplier=timeout_multiplier)
     if again:
         _keep_results_for(dest, tests)
