@@ -130,6 +130,7 @@ TARGETS: dict[str, Target] = {
         (_SYNC + "engine.py",),
         (
             "tests/sync/test_engine_rules.py",
+            "tests/sync/test_sync_dry_run_call.py",
             "tests/sync/test_sync_diff.py",
             "tests/sync/test_sync_edges.py",
             "tests/sync/test_sync_gates.py",
