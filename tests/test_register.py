@@ -75,16 +75,9 @@ def test_an_outside_pipeline_gets_a_card_and_scores_like_the_kits(duckdb_wh, tmp
     assert card.metrics["auc"] == pytest.approx(auc, abs=1e-12)
 
     loaded = registry.load("churn_forest")
-    import sqltraits_kit.traits.scoring.scratch as scratch
+    from tests.support.models import spy_scoring_threads
 
-    asked = []
-    real = scratch.in_threads
-
-    def spy(compute, batches, *, threads=None):
-        asked.append(threads)
-        return real(compute, batches, threads=threads)
-
-    monkeypatch.setattr(scratch, "in_threads", spy)
+    asked = spy_scoring_threads(monkeypatch)
     run = score(duckdb_wh, models="churn_forest", registry=registry, table="forest_scores")
     assert asked == [1]  # an outside pipeline is not assumed thread-safe: one batch at a time
     assert run.models[0].path == "streamed"  # a forest has no SQL form: streamed

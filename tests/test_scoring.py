@@ -70,17 +70,10 @@ def test_linear_models_score_in_the_warehouse_and_match_sklearn(wh, trained, uni
 
 
 def test_streamed_path_matches_sklearn_over_many_batches(wh, trained, unique_name, monkeypatch):
-    import sqltraits_kit.traits.scoring.scratch as scratch
+    from tests.support.models import spy_scoring_threads
 
     registry, refs = trained
-    workers = []
-    real = scratch.in_threads
-
-    def spy(compute, batches, *, threads=None):
-        workers.append(threads)
-        return real(compute, batches, threads=threads)
-
-    monkeypatch.setattr(scratch, "in_threads", spy)
+    workers = spy_scoring_threads(monkeypatch)
     # 2,000 profiles in batches of 150: 14 batches, so a stream that stops after the first
     # batch (ibis #9444) cannot pass; the kit's own model scores them one per core at once
     result = score(wh, models=refs["gbm"], table=unique_name, registry=registry, batch_rows=150)

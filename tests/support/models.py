@@ -4,6 +4,7 @@ without the kit's scoring code (scikit-learn's own predict, numpy BTYD)."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -169,3 +170,18 @@ def cdnow_crm_tables() -> dict[str, pd.DataFrame]:
         first_order_at=("ordered_at", "min")
     )
     return {"customers": customers, "orders": orders}
+
+
+def spy_scoring_threads(monkeypatch: Any) -> list[int | None]:
+    """Record the ``threads`` the streamed path asks :func:`in_threads` for, one per stream."""
+    import sqltraits_kit.traits.scoring.scratch as scratch
+
+    asked: list[int | None] = []
+    real = scratch.in_threads
+
+    def spy(compute: Any, batches: Any, *, threads: int | None = None) -> Any:
+        asked.append(threads)
+        return real(compute, batches, threads=threads)
+
+    monkeypatch.setattr(scratch, "in_threads", spy)
+    return asked

@@ -403,6 +403,22 @@ def _tracking_pages(
     return seen
 
 
+def _sync_two_a_page(duckdb_wh, name: str, server, *, commit_rows: int) -> None:
+    """Publish the refused-first-page table two rows a page, two a batch: 4 sent, 2 refused."""
+    client = _client(server, lambda result: None)
+    result = sync(
+        duckdb_wh,
+        name,
+        client=client,
+        allow_invalid=True,
+        page_rows=2,
+        batch_size=2,
+        commit_rows=commit_rows,
+        commit_seconds=NEVER,
+    )
+    assert (result.sent, result.failed) == (4, 2)
+
+
 def test_a_page_whose_every_row_was_refused_is_freed_at_once(
     duckdb_wh, unique_name, segment_server, monkeypatch
 ):
@@ -410,18 +426,7 @@ def test_a_page_whose_every_row_was_refused_is_freed_at_once(
     # free the refused page, as no batch and so no result will ever refer to it.
     _refused_first_page(duckdb_wh, unique_name)
     seen = _tracking_pages(monkeypatch, lambda pages: [p() is not None for p in pages])
-    client = _client(segment_server, lambda result: None)
-    result = sync(
-        duckdb_wh,
-        unique_name,
-        client=client,
-        allow_invalid=True,
-        page_rows=2,
-        batch_size=2,
-        commit_rows=1_000,
-        commit_seconds=NEVER,
-    )
-    assert (result.sent, result.failed) == (4, 2)
+    _sync_two_a_page(duckdb_wh, unique_name, segment_server, commit_rows=1_000)
     assert [ids for _, ids in seen] == [["u0", "u1"], ["u2", "u3"], ["u4", "u5"]]
     # when the third page is read, the first (all refused) is gone; the second, being sent,
     # is still held by the run
@@ -439,17 +444,6 @@ def test_refused_rows_are_committed_at_exactly_commit_rows(
         return int(duckdb_wh.con.table(r.FAILED_TABLE).count().execute())
 
     seen = _tracking_pages(monkeypatch, lambda _pages: recorded())
-    client = _client(segment_server, lambda result: None)
-    result = sync(
-        duckdb_wh,
-        unique_name,
-        client=client,
-        allow_invalid=True,
-        page_rows=2,
-        batch_size=2,
-        commit_rows=2,
-        commit_seconds=NEVER,
-    )
-    assert (result.sent, result.failed) == (4, 2)
+    _sync_two_a_page(duckdb_wh, unique_name, segment_server, commit_rows=2)
     # the first page's two refusals reach commit_rows: recorded before the second page is read
     assert [count for count, _ in seen] == [0, 2, 2]
