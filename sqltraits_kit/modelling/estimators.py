@@ -39,18 +39,18 @@ __all__ = [
     "rfm_from_features",
 ]
 
+#: The BTYD candidates, each fitted on one snapshot's order history (no labels).
+BTYD_VARIANTS = ("bgnbd", "mbgnbd", "pnbd")
 #: The candidates ``estimator="auto"`` trains, per kind, in the order ties are broken.
 CANDIDATES: dict[str, tuple[str, ...]] = {
-    "churn": ("logistic", "gbm", "gbm_small", "bgnbd", "mbgnbd", "pnbd", "blend"),
-    "ltv": ("poisson", "tweedie", "gbm", "gbm_small", "bgnbd", "mbgnbd", "pnbd", "blend"),
+    "churn": ("logistic", "gbm", "gbm_small", *BTYD_VARIANTS, "blend"),
+    "ltv": ("poisson", "tweedie", "gbm", "gbm_small", *BTYD_VARIANTS, "blend"),
 }
 #: The families a blend takes its members from (the best of each on validation).
 FAMILIES: dict[str, tuple[tuple[str, ...], ...]] = {
-    "churn": (("logistic",), ("gbm", "gbm_small"), ("bgnbd", "mbgnbd", "pnbd")),
-    "ltv": (("poisson", "tweedie"), ("gbm", "gbm_small"), ("bgnbd", "mbgnbd", "pnbd")),
+    "churn": (("logistic",), ("gbm", "gbm_small"), BTYD_VARIANTS),
+    "ltv": (("poisson", "tweedie"), ("gbm", "gbm_small"), BTYD_VARIANTS),
 }
-#: The BTYD candidates, each fitted on one snapshot's order history (no labels).
-BTYD_VARIANTS = ("bgnbd", "mbgnbd", "pnbd")
 #: The feature columns the BTYD candidates read (LTV also reads ``revenue_mean``).
 BTYD_FEATURES = ("orders_count", "days_since_first_order", "days_since_last_order")
 _GBM = {

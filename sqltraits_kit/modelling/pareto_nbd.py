@@ -68,8 +68,8 @@ def _hyp2f1_1(b: Any, c: Any, z: Any, max_terms: int = 200_000) -> np.ndarray:
     b, c, z = (np.array(v, dtype=float) for v in np.broadcast_arrays(b, c, z))
     with np.errstate(all="ignore"):
         out = np.asarray(hyp2f1(1.0, b, c, z), dtype=float).copy()
-        ok = np.isfinite(out) & (out >= 1.0) & (out * (1.0 - z) <= 1.0) & (z <= 0.95)
         plausible = np.isfinite(out) & (out >= 1.0) & (out * (1.0 - z) <= 1.0)
+    ok = plausible & (z <= 0.95)
     redo = ~ok
     if redo.any():
         summed = _series(b[redo], c[redo], z[redo], max_terms)

@@ -171,9 +171,6 @@ def stream_to_table(
     return target
 
 
-_END = object()
-
-
 def scoring_threads() -> int:
     """Batches scored at once: one per core, at most 4 (memory holds a batch per thread)."""
     return max(1, min(4, os.cpu_count() or 1))
@@ -224,6 +221,9 @@ def in_threads(
         finally:
             for _, future in waiting:
                 future.cancel()
+
+
+_END = object()  # read_ahead's "the reader is done"
 
 
 @contextlib.contextmanager
