@@ -186,19 +186,24 @@ def test_a_failed_batch_stays_unknown_and_records_each_row(duckdb_wh, unique_nam
     assert {x["seq"] for x in recorded if x["run_id"] == result.run_id} == {first_seq + 1}
 
 
-@pytest.mark.parametrize("limit", [2, 3])
-def test_a_success_between_failures_resets_the_count(duckdb_wh, unique_name, segment_server, limit):
-    make_table(duckdb_wh, unique_name, _scores(8))
-    segment_server.fail_every(2, Respond(503))  # batches 2, 4, 6, 8 fail; never two in a row
-    client, seen = _watch(duckdb_wh, unique_name, segment_server)
-    result = sync(
+def _one_a_batch(duckdb_wh, name: str, client: SegmentClient, limit: int) -> Any:
+    """Publish ``name`` one row a batch, stopping after ``limit`` failed batches in a row."""
+    return sync(
         duckdb_wh,
-        unique_name,
+        name,
         client=client,
         batch_size=1,
         commit_seconds=NEVER,
         max_consecutive_failures=limit,
     )
+
+
+@pytest.mark.parametrize("limit", [2, 3])
+def test_a_success_between_failures_resets_the_count(duckdb_wh, unique_name, segment_server, limit):
+    make_table(duckdb_wh, unique_name, _scores(8))
+    segment_server.fail_every(2, Respond(503))  # batches 2, 4, 6, 8 fail; never two in a row
+    client, seen = _watch(duckdb_wh, unique_name, segment_server)
+    result = _one_a_batch(duckdb_wh, unique_name, client, limit)
     assert (result.sent, result.failed, result.error, len(seen)) == (4, 4, None, 8)
 
 
@@ -206,14 +211,7 @@ def test_the_run_stops_at_exactly_max_consecutive_failures(duckdb_wh, unique_nam
     make_table(duckdb_wh, unique_name, _scores(8))
     segment_server.fail_every(1, Respond(503))
     client, seen = _watch(duckdb_wh, unique_name, segment_server)
-    result = sync(
-        duckdb_wh,
-        unique_name,
-        client=client,
-        batch_size=1,
-        commit_seconds=NEVER,
-        max_consecutive_failures=2,
-    )
+    result = _one_a_batch(duckdb_wh, unique_name, client, 2)
     assert (result.sent, result.failed, result.unsent, len(seen)) == (0, 2, 6, 2)
     assert result.error == (
         "stopped after 2 batches in a row failed (last: gave up after 1 requests: HTTP 503 "
