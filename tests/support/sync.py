@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pyarrow as pa
 
 from sqltraits_kit.publishing.segment import SegmentClient, to_json_value
+from sqltraits_kit.publishing.segment.batching import Batch
+from sqltraits_kit.publishing.segment.client import BatchResult, DeliverySummary
 from sqltraits_kit.publishing.segment.retry import RetryPolicy
 from sqltraits_kit.publishing.standin import FakeSegmentServer
+from sqltraits_kit.publishing.sync import state as s
+from sqltraits_kit.publishing.sync.destination import client_destination
 from sqltraits_kit.warehouse import Warehouse
 from tests.support.segment import WRITE_KEY
 
 __all__ = [
     "WRITE_KEY",
+    "Watching",
     "assert_server_holds",
     "expected_profiles",
+    "ledger_rows",
     "make_client",
     "make_table",
     "server_profiles",
+    "watching_client",
 ]
 
 
@@ -27,7 +34,7 @@ def make_client(server: FakeSegmentServer, sleeps: list[float], **options: Any) 
     """A client for the fake server: no rate limit, backoff recorded instead of slept."""
     return SegmentClient(
         WRITE_KEY,
-        endpoint=server.url,
+        endpoint=options.pop("endpoint", server.url),
         max_requests_per_second=None,
         max_events_per_second=None,
         timeout=options.pop("timeout", 5),
@@ -84,3 +91,51 @@ def assert_server_holds(
         }
         assert not extra, f"profiles not in the table still hold values: {list(extra.items())[:3]}"
     assert server.rejected == [], server.rejected[:5]
+
+
+class Watching(SegmentClient):
+    """A client that calls ``after(result)`` once the publisher has handled each result."""
+
+    def __init__(self, *args: Any, after: Callable[[BatchResult], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.after = after
+        self.results: list[BatchResult] = []
+
+    def send_batches(
+        self, batches: Iterable[Batch], *, on_result: Callable[[BatchResult], None] | None = None
+    ) -> DeliverySummary:
+        def hook(result: BatchResult) -> None:
+            try:
+                if on_result is not None:
+                    on_result(result)
+            finally:
+                self.results.append(result)
+                self.after(result)
+
+        return super().send_batches(batches, on_result=hook)
+
+
+def watching_client(
+    server: FakeSegmentServer, after: Callable[[BatchResult], None], **options: Any
+) -> Watching:
+    """A :class:`Watching` client for the stand-in: one request at a time, no rate limit, no
+    retries unless ``retry`` says, backoff not slept."""
+    return Watching(
+        WRITE_KEY,
+        endpoint=server.url,
+        max_requests_per_second=None,
+        max_events_per_second=None,
+        concurrency=1,
+        sleep=lambda _: None,
+        retry=options.pop("retry", RetryPolicy(max_retries=0)),
+        after=after,
+        **options,
+    )
+
+
+def ledger_rows(wh: Warehouse, name: str, client: SegmentClient) -> list[dict[str, Any]]:
+    """Every row of the ledger of table ``name`` published as identify calls through ``client``."""
+    table = s.state_table_name(f"table:{name}:identify", client_destination(client))
+    if not wh.has_table(table):
+        return []
+    return wh.con.table(table).to_pyarrow().to_pylist()

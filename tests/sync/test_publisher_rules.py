@@ -15,7 +15,7 @@ import json
 import time
 import types
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -25,61 +25,22 @@ import sqltraits_kit.publishing.sync.diff as sync_diff
 import sqltraits_kit.publishing.sync.publisher as sync_publisher
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing.segment import SegmentClient
-from sqltraits_kit.publishing.segment.batching import Batch
-from sqltraits_kit.publishing.segment.client import BatchResult, DeliverySummary
+from sqltraits_kit.publishing.segment.client import BatchResult
 from sqltraits_kit.publishing.segment.retry import RetryPolicy
 from sqltraits_kit.publishing.standin import Respond
 from sqltraits_kit.publishing.sync import failed_rows, sync
 from sqltraits_kit.publishing.sync import runs as r
 from sqltraits_kit.publishing.sync import state as s
-from sqltraits_kit.publishing.sync.destination import client_destination
 from tests.support.segment import WRITE_KEY
-from tests.support.sync import make_table, server_profiles
+from tests.support.sync import (
+    Watching,
+    ledger_rows,
+    make_table,
+    server_profiles,
+    watching_client,
+)
 
 NEVER = 1e9  # commit_seconds: only the row count commits
-
-
-class Watching(SegmentClient):
-    """A client that calls ``after(result)`` once the publisher has handled each result."""
-
-    def __init__(self, *args: Any, after: Callable[[BatchResult], None], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.after = after
-        self.results: list[BatchResult] = []
-
-    def send_batches(
-        self, batches: Iterable[Batch], *, on_result: Callable[[BatchResult], None] | None = None
-    ) -> DeliverySummary:
-        def hook(result: BatchResult) -> None:
-            try:
-                if on_result is not None:
-                    on_result(result)
-            finally:
-                self.results.append(result)
-                self.after(result)
-
-        return super().send_batches(batches, on_result=hook)
-
-
-def _client(server, after, **options: Any) -> Watching:
-    return Watching(
-        WRITE_KEY,
-        endpoint=server.url,
-        max_requests_per_second=None,
-        max_events_per_second=None,
-        concurrency=1,
-        sleep=lambda _: None,
-        retry=options.pop("retry", RetryPolicy(max_retries=0)),
-        after=after,
-        **options,
-    )
-
-
-def _ledger(wh, name: str, client: SegmentClient) -> list[dict[str, Any]]:
-    table = s.state_table_name(f"table:{name}:identify", client_destination(client))
-    if not wh.has_table(table):
-        return []
-    return wh.con.table(table).to_pyarrow().to_pylist()
 
 
 def _ids(result: BatchResult) -> list[str]:
@@ -93,8 +54,8 @@ def _scores(n: int, value: float = 0.5) -> dict:
 def _watch(duckdb_wh, name: str, server, **options: Any):
     """A client whose hook records, after each batch, its ids and the run's ledger rows."""
     seen: list[tuple[list[str], list[dict[str, Any]]]] = []
-    client = _client(server, lambda result: None, **options)
-    client.after = lambda result: seen.append((_ids(result), _ledger(duckdb_wh, name, client)))
+    client = watching_client(server, lambda result: None, **options)
+    client.after = lambda result: seen.append((_ids(result), ledger_rows(duckdb_wh, name, client)))
     return client, seen
 
 
@@ -238,7 +199,7 @@ def test_pages_are_freed_once_settled_and_a_late_failure_still_names_its_row(
     monkeypatch.setattr(sync_diff, "read_page", tracked)
     segment_server.fail_every(2, Respond(503))  # the second row of every page
     live: list[int] = []
-    client = _client(
+    client = watching_client(
         segment_server, lambda result: live.append(sum(p() is not None for p in pages))
     )
     result = sync(
@@ -263,7 +224,7 @@ def test_a_message_over_the_size_limit_is_recorded_as_failed_with_its_size(
     duckdb_wh, unique_name, segment_server
 ):
     make_table(duckdb_wh, unique_name, {"user_id": ["a", "b"], "note": ["x", "y" * 40_000]})
-    client = _client(segment_server, lambda result: None)
+    client = watching_client(segment_server, lambda result: None)
     result = sync(duckdb_wh, unique_name, client=client, allow_invalid=True)
     assert (result.sent, result.failed) == (1, 1)
     failed = failed_rows(duckdb_wh, run_id=result.run_id)
@@ -291,10 +252,10 @@ def test_commits_and_progress_follow_the_clock_at_exactly_their_intervals(
     make_table(duckdb_wh, unique_name, _scores(6))
     steps = iter([0.5, 0.0, 0.5, 0.0, 0.5, 0.0])
     delivered: list[int] = []
-    client = _client(segment_server, lambda result: None)
+    client = watching_client(segment_server, lambda result: None)
 
     def after(result: BatchResult) -> None:
-        delivered.append(sum(r[s.DELIVERED] for r in _ledger(duckdb_wh, unique_name, client)))
+        delivered.append(sum(r[s.DELIVERED] for r in ledger_rows(duckdb_wh, unique_name, client)))
         clock[0] += next(steps)
 
     client.after = after
@@ -320,7 +281,7 @@ def test_a_refused_key_stops_the_run_at_the_first_batch(
 ):
     make_table(duckdb_wh, unique_name, _scores(6))
     segment_server.inject(Respond(status))
-    client = _client(segment_server, lambda result: None)
+    client = watching_client(segment_server, lambda result: None)
     with pytest.raises(ConfigError) as info:
         sync(duckdb_wh, unique_name, client=client, batch_size=2)
     assert len(client.results) == 1
@@ -403,7 +364,7 @@ def _tracking_pages(
 
 def _sync_two_a_page(duckdb_wh, name: str, server, *, commit_rows: int) -> None:
     """Publish the refused-first-page table two rows a page, two a batch: 4 sent, 2 refused."""
-    client = _client(server, lambda result: None)
+    client = watching_client(server, lambda result: None)
     result = sync(
         duckdb_wh,
         name,

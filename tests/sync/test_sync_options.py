@@ -1,0 +1,224 @@
+"""``sync()``'s own options and refusals, one at a time: its defaults (when a group of
+acknowledged rows is committed, how many failed batches in a row stop a run, whether a held
+lease is waited for), the time limit, the progress it reports before sending, the options a dry
+run is handed, and the two configuration errors raised before anything is read.
+
+The end-to-end sync tests pass most options explicitly, so mutation testing of ``engine.sync``
+(benchmarks/MUTATION.md) showed its defaults and messages could change unseen. DuckDB, the
+stand-in server in this process, no sleeps: the publisher's clock is moved by the test.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import types
+
+import pytest
+
+import sqltraits_kit.publishing.sync.publisher as sync_publisher
+from sqltraits_kit.errors import ConfigError
+from sqltraits_kit.publishing.segment.client import BatchResult
+from sqltraits_kit.publishing.standin import Respond
+from sqltraits_kit.publishing.sync import SyncRefused, dry_run, sync
+from sqltraits_kit.publishing.sync import lease as lz
+from sqltraits_kit.publishing.sync import state as s
+from sqltraits_kit.publishing.sync.reports import SyncProgress
+from sqltraits_kit.warehouse import connect
+from tests.support.sync import ledger_rows, make_client, make_table, watching_client
+
+
+def _scores(n: int, bump: float = 0.0) -> dict:
+    return {"user_id": [f"u{i:05d}" for i in range(n)], "score": [i + 0.5 + bump for i in range(n)]}
+
+
+def _delivered_groups(rows: list[dict]) -> list[int]:
+    """How many delivered ledger rows each commit (sequence number) wrote, in order."""
+    groups: dict[int, int] = {}
+    for row in rows:
+        if row[s.DELIVERED]:
+            groups[row[s.SEQ]] = groups.get(row[s.SEQ], 0) + 1
+    return [groups[seq] for seq in sorted(groups)]
+
+
+def test_acknowledged_rows_are_committed_in_groups_of_20_000_by_default(
+    duckdb_wh, unique_name, segment_server, monkeypatch
+):
+    # the clock stands still, so only the row count commits
+    monkeypatch.setattr(
+        sync_publisher,
+        "time",
+        types.SimpleNamespace(monotonic=lambda: 0.0, perf_counter=time.perf_counter),
+    )
+    make_table(duckdb_wh, unique_name, _scores(20_001))
+    client = watching_client(segment_server, lambda result: None)
+    result = sync(duckdb_wh, unique_name, client=client)
+    assert (result.sent, result.failed) == (20_001, 0)
+    assert _delivered_groups(ledger_rows(duckdb_wh, unique_name, client)) == [20_000, 1]
+
+
+def test_acknowledged_rows_are_committed_every_second_by_default(
+    duckdb_wh, unique_name, segment_server, monkeypatch
+):
+    clock = [0.0]
+    monkeypatch.setattr(
+        sync_publisher,
+        "time",
+        types.SimpleNamespace(monotonic=lambda: clock[0], perf_counter=time.perf_counter),
+    )
+    make_table(duckdb_wh, unique_name, _scores(6))
+    delivered: list[int] = []
+    client = watching_client(segment_server, lambda result: None)
+    steps = iter([0.5, 0.25, 0.25, 0.0, 0.0, 0.0])
+
+    def after(result: BatchResult) -> None:
+        delivered.append(sum(r[s.DELIVERED] for r in ledger_rows(duckdb_wh, unique_name, client)))
+        clock[0] += next(steps)
+
+    client.after = after
+    sync(duckdb_wh, unique_name, client=client, batch_size=1)
+    # the clock at each batch: 0, 0.5, 0.75, 1.0 (a commit of the four acknowledged), 1.0, 1.0
+    assert delivered == [0, 0, 0, 4, 4, 4]
+
+
+def test_a_run_stops_after_eight_failed_batches_in_a_row_by_default(
+    duckdb_wh, unique_name, segment_server
+):
+    make_table(duckdb_wh, unique_name, _scores(20))
+    segment_server.fail_every(1, Respond(400))
+    client = watching_client(segment_server, lambda result: None)
+    result = sync(duckdb_wh, unique_name, client=client, batch_size=1)
+    assert len(client.results) == 8
+    assert (result.sent, result.failed, result.unsent, result.status) == (0, 8, 12, "failed")
+    assert result.error.startswith("stopped after 8 batches in a row failed")
+
+
+def test_a_held_lease_is_refused_at_once_by_default(duckdb_wh, unique_name, segment_server):
+    """Without ``wait`` a run does not wait for another live run's lease, however short."""
+    make_table(duckdb_wh, unique_name, _scores(5))
+    client = make_client(segment_server, [])
+    lz.ensure_lease_table(duckdb_wh)
+    other = lz.Lease(
+        duckdb_wh,
+        f"table:{unique_name}:identify",
+        lz.client_destination(client),
+        ttl=2.0,
+        host="elsewhere",
+        pid=4242,
+    )
+    other.run_id = "other-run"
+    assert other.heartbeat()
+    with pytest.raises(lz.LeaseHeld, match=r"run other-run on host elsewhere \(pid 4242\)"):
+        sync(duckdb_wh, unique_name, client=client)
+    client.close()
+
+
+def test_the_documented_defaults():
+    """The defaults the docstrings and docs/DELIVERY.md describe; the tests above show what
+    each one does."""
+    params = inspect.signature(sync).parameters
+    defaults = {
+        name: params[name].default
+        for name in ("commit_rows", "commit_seconds", "max_consecutive_failures", "wait")
+    }
+    assert defaults == {
+        "commit_rows": 20_000,
+        "commit_seconds": 1.0,
+        "max_consecutive_failures": 8,
+        "wait": False,
+    }
+
+
+def test_max_duration_is_checked_between_batches(duckdb_wh, unique_name, segment_server):
+    make_table(duckdb_wh, unique_name, _scores(10))
+    client = watching_client(segment_server, lambda result: None)
+    result = sync(duckdb_wh, unique_name, client=client, batch_size=1, max_duration=1e-9)
+    # the limit is past at the first check, after the first batch's result is recorded
+    assert len(client.results) == 1
+    assert (result.sent, result.unsent) == (1, 9)
+    assert result.error.startswith("stopped at the run's time limit (--max-duration 1e-09 s")
+    with pytest.raises(ConfigError, match=r"^max_duration must be > 0 seconds, got 0$"):
+        sync(duckdb_wh, unique_name, client=client, max_duration=0)
+
+
+def test_progress_before_sending_names_the_phase_and_the_run(
+    duckdb_wh, unique_name, segment_server
+):
+    make_table(duckdb_wh, unique_name, _scores(4))
+    client = make_client(segment_server, [])
+    reports: list[SyncProgress] = []
+    started = time.perf_counter()
+    result = sync(duckdb_wh, unique_name, client=client, progress=reports.append)
+    took = time.perf_counter() - started
+    checking, diffing, *rest = reports
+    assert (checking.phase, checking.run_id, checking.total) == ("checking", None, 0)
+    assert (diffing.phase, diffing.run_id, diffing.total) == ("diffing", result.run_id, 0)
+    assert (rest[0].phase, rest[-1].phase) == ("sending", "done")
+    # seconds from the call (the sending phases count from the publisher's start)
+    assert 0 <= checking.elapsed <= diffing.elapsed <= took
+    client.close()
+
+
+def test_a_dry_run_is_handed_retries_only_and_the_page_size(duckdb_wh, unique_name, segment_server):
+    make_table(duckdb_wh, unique_name, _scores(6))
+    client = make_client(segment_server, [])
+    segment_server.inject(Respond(400))
+    first = sync(duckdb_wh, unique_name, client=client, batch_size=2)
+    assert (first.sent, first.failed) == (4, 2)
+    make_table(duckdb_wh, unique_name, _scores(6, bump=1.0))  # every row changes
+    options = {"client": client, "dry_run": True, "allow_drift": True}
+    assert sync(duckdb_wh, unique_name, **options).rows == 6
+    assert sync(duckdb_wh, unique_name, only_failed=True, **options).rows == 2
+    with pytest.raises(ConfigError, match=r"^page_rows must be at least 1, got 0$"):
+        sync(duckdb_wh, unique_name, page_rows=0, **options)
+    client.close()
+
+
+def test_publishing_without_a_client_or_to_a_read_only_warehouse_is_refused(tmp_path, unique_name):
+    path = tmp_path / "ro.duckdb"
+    wh = connect(f"duckdb:///{path}", create=True)
+    make_table(wh, unique_name, _scores(3))
+    with pytest.raises(
+        ConfigError,
+        match=r"^publishing needs a SegmentClient \(see make_client\), or dry_run=True$",
+    ):
+        sync(wh, unique_name)
+    assert dry_run(wh, unique_name).rows == 3  # no client needed for a dry run
+    wh.close()
+    ro = connect(f"duckdb:///{path}", read_only=True)
+    client = types.SimpleNamespace()  # refused before the client is used
+    with pytest.raises(ConfigError) as info:
+        sync(ro, unique_name, client=client)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        f"{ro.display_url} is open read-only; a publish records its state in the warehouse"
+    )
+    ro.close()
+
+
+def test_the_sync_key_given_names_the_run_and_its_state(duckdb_wh, unique_name, segment_server):
+    make_table(duckdb_wh, unique_name, _scores(3))
+    client = make_client(segment_server, [])
+    result = sync(duckdb_wh, unique_name, client=client, sync_key="scores-for-crm")
+    assert result.sync_key == "scores-for-crm"
+    assert s.registration(duckdb_wh, "scores-for-crm") is not None
+    assert s.registration(duckdb_wh, f"table:{unique_name}:identify") is None
+    client.close()
+
+
+def test_the_drift_gate_compares_with_what_this_destination_was_sent(
+    duckdb_wh, unique_name, segment_server
+):
+    """Published to A, then a moved table to B: A is still gated against what A holds, not
+    against the destination published to last."""
+    a = make_client(segment_server, [])
+    other_host = segment_server.url.replace("127.0.0.1", "localhost")
+    b = make_client(segment_server, [], endpoint=other_host)
+    make_table(duckdb_wh, unique_name, _scores(200))
+    sync(duckdb_wh, unique_name, client=a)
+    make_table(duckdb_wh, unique_name, _scores(200, bump=1_000.0))
+    sync(duckdb_wh, unique_name, client=b, allow_drift=True)
+    with pytest.raises(SyncRefused, match="drift over the threshold"):
+        sync(duckdb_wh, unique_name, client=a)
+    assert sync(duckdb_wh, unique_name, client=b).sent == 0  # B holds these values already
+    a.close()
+    b.close()
