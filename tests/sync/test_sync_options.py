@@ -222,3 +222,42 @@ def test_the_drift_gate_compares_with_what_this_destination_was_sent(
     assert sync(duckdb_wh, unique_name, client=b).sent == 0  # B holds these values already
     a.close()
     b.close()
+
+
+def test_a_refusal_names_every_problem(duckdb_wh, unique_name, segment_server):
+    client = make_client(segment_server, [])
+    make_table(duckdb_wh, unique_name, _scores(200))
+    sync(duckdb_wh, unique_name, client=client)
+    moved = _scores(200, bump=1_000.0)
+    moved["user_id"][1] = moved["user_id"][0]  # and a duplicate identifier
+    make_table(duckdb_wh, unique_name, moved)
+    with pytest.raises(SyncRefused) as info:
+        sync(duckdb_wh, unique_name, client=client)
+    message = str(info.value)
+    assert message.startswith(f"not published (table {unique_name}): the table breaks Segment's")
+    assert "); drift over the threshold" in message
+    client.close()
+
+
+def test_a_waiting_run_takes_the_lease_once_it_lapses(duckdb_wh, unique_name, segment_server):
+    make_table(duckdb_wh, unique_name, _scores(5))
+    client = make_client(segment_server, [])
+    lz.ensure_lease_table(duckdb_wh)
+    other = lz.Lease(
+        duckdb_wh, f"table:{unique_name}:identify", lz.client_destination(client), ttl=0.5
+    )
+    other.run_id = "other-run"
+    assert other.heartbeat()
+    assert sync(duckdb_wh, unique_name, client=client, wait=30).sent == 5
+    client.close()
+
+
+def test_the_lease_names_the_run_and_lives_for_lease_ttl(duckdb_wh, unique_name, segment_server):
+    make_table(duckdb_wh, unique_name, _scores(5))
+    client = make_client(segment_server, [])
+    result = sync(duckdb_wh, unique_name, client=client, lease_ttl=30)
+    leases = duckdb_wh.con.table(lz.LEASE_TABLE).to_pyarrow().to_pylist()
+    held = [row for row in leases if row["state"] == "held" and row["run_id"] is not None]
+    assert held and {row["run_id"] for row in held} == {result.run_id}
+    assert {(row["expires_at"] - row["heartbeat_at"]).total_seconds() for row in held} == {30.0}
+    client.close()
