@@ -20,7 +20,7 @@ import sqltraits_kit.publishing.sync.publisher as sync_publisher
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing.segment.client import BatchResult
 from sqltraits_kit.publishing.standin import Respond
-from sqltraits_kit.publishing.sync import SyncRefused, dry_run, sync
+from sqltraits_kit.publishing.sync import SyncRefused, dry_run, source_summary, sync
 from sqltraits_kit.publishing.sync import lease as lz
 from sqltraits_kit.publishing.sync import state as s
 from sqltraits_kit.publishing.sync.reports import SyncProgress
@@ -261,3 +261,23 @@ def test_the_lease_names_the_run_and_lives_for_lease_ttl(duckdb_wh, unique_name,
     assert held and {row["run_id"] for row in held} == {result.run_id}
     assert {(row["expires_at"] - row["heartbeat_at"]).total_seconds() for row in held} == {30.0}
     client.close()
+
+
+def test_source_summary_describes_the_source_as_resolved_with_the_options(duckdb_wh, unique_name):
+    make_table(duckdb_wh, unique_name, {"account_id": ["a1", "a2"], "seats": [3.0, 4.0]})
+    summary = source_summary(
+        duckdb_wh,
+        unique_name,
+        kind="group",
+        id_column="account_id",
+        on_remove="keep",
+        sync_key="accounts",
+    )
+    assert {k: summary[k] for k in ("sync_key", "source", "kind", "id_column", "on_remove")} == {
+        "sync_key": "accounts",
+        "source": f"table {unique_name}",
+        "kind": "group",
+        "id_column": "account_id",
+        "on_remove": "keep",
+    }
+    assert summary["traits"] == ["seats"]
