@@ -20,16 +20,27 @@ import sqltraits_kit.publishing.sync.publisher as sync_publisher
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing.segment.client import BatchResult
 from sqltraits_kit.publishing.standin import Respond
-from sqltraits_kit.publishing.sync import SyncRefused, dry_run, source_summary, sync
+from sqltraits_kit.publishing.sync import SyncRefused, dry_run, failed_rows, source_summary, sync
 from sqltraits_kit.publishing.sync import lease as lz
 from sqltraits_kit.publishing.sync import state as s
 from sqltraits_kit.publishing.sync.reports import SyncProgress
 from sqltraits_kit.warehouse import connect
-from tests.support.sync import ledger_rows, make_client, make_table, watching_client
+from tests.support.sync import (
+    ledger_rows,
+    make_client,
+    make_table,
+    server_profiles,
+    watching_client,
+)
 
 
 def _scores(n: int, bump: float = 0.0) -> dict:
     return {"user_id": [f"u{i:05d}" for i in range(n)], "score": [i + 0.5 + bump for i in range(n)]}
+
+
+def _second_destination(server):
+    """A client for the same stand-in under another host name: another destination."""
+    return make_client(server, [], endpoint=server.url.replace("127.0.0.1", "localhost"))
 
 
 def _delivered_groups(rows: list[dict]) -> list[int]:
@@ -211,8 +222,7 @@ def test_the_drift_gate_compares_with_what_this_destination_was_sent(
     """Published to A, then a moved table to B: A is still gated against what A holds, not
     against the destination published to last."""
     a = make_client(segment_server, [])
-    other_host = segment_server.url.replace("127.0.0.1", "localhost")
-    b = make_client(segment_server, [], endpoint=other_host)
+    b = _second_destination(segment_server)
     make_table(duckdb_wh, unique_name, _scores(200))
     sync(duckdb_wh, unique_name, client=a)
     make_table(duckdb_wh, unique_name, _scores(200, bump=1_000.0))
@@ -281,3 +291,31 @@ def test_source_summary_describes_the_source_as_resolved_with_the_options(duckdb
         "on_remove": "keep",
     }
     assert summary["traits"] == ["seats"]
+
+
+def test_retries_only_send_what_failed_in_an_earlier_run_at_this_destination(
+    duckdb_wh, unique_name, segment_server
+):
+    """``only_failed`` ("send only rows that failed in earlier runs"): a row that failed once
+    and was delivered by a later run is sent again when it changes; a row that never failed is
+    not, and a destination where nothing failed gets nothing."""
+    make_table(duckdb_wh, unique_name, _scores(2))
+    a = make_client(segment_server, [], concurrency=1)
+    segment_server.inject(Respond(400))
+    first = sync(duckdb_wh, unique_name, client=a, batch_size=1)
+    assert (first.sent, first.failed) == (1, 1)
+    [failed] = failed_rows(duckdb_wh, run_id=first.run_id)["identifier"]
+    assert sync(duckdb_wh, unique_name, client=a).sent == 1  # delivered now
+    make_table(duckdb_wh, unique_name, _scores(2, bump=0.25))  # both change a little
+    b = _second_destination(segment_server)
+    at_b = sync(duckdb_wh, unique_name, client=b, only_failed=True, allow_drift=True)
+    assert (at_b.rows, at_b.sent) == (0, 0)
+    at_a = sync(duckdb_wh, unique_name, client=a, only_failed=True, allow_drift=True)
+    assert (at_a.rows, at_a.sent) == (1, 1)
+    held = server_profiles(segment_server)
+    assert {i: v["score"] for i, v in held.items()} == {
+        "u00000": 0.5 + (0.25 if failed == "u00000" else 0.0),
+        "u00001": 1.5 + (0.25 if failed == "u00001" else 0.0),
+    }
+    a.close()
+    b.close()
