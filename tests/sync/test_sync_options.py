@@ -319,3 +319,28 @@ def test_retries_only_send_what_failed_in_an_earlier_run_at_this_destination(
     }
     a.close()
     b.close()
+
+
+def test_overlapping_runs_keep_their_own_rows_to_send(duckdb_wh, unique_name, segment_server):
+    """A lease is per sync key and destination, so two runs can overlap: one table to two
+    destinations, or two tables to one. The rows each still has to send wait in a pending table
+    of its own key and destination."""
+    other_table = f"{unique_name}_other"
+    make_table(duckdb_wh, unique_name, _scores(4))
+    make_table(duckdb_wh, other_table, _scores(3))
+    same_destination = make_client(segment_server, [])
+    b = _second_destination(segment_server)
+    during: list = []
+
+    def after(result: BatchResult) -> None:
+        if not during:  # after the first batch: a whole run to B, and one of another table
+            during.append(sync(duckdb_wh, unique_name, client=b))
+            during.append(sync(duckdb_wh, other_table, client=same_destination))
+
+    a = watching_client(segment_server, after)
+    result = sync(duckdb_wh, unique_name, client=a, batch_size=1, page_rows=1)
+    assert (result.sent, result.failed) == (4, 0)
+    assert [run.sent for run in during] == [4, 3]
+    assert not duckdb_wh.has_table(s.pending_table_name(result.sync_key, result.destination))
+    for client in (a, b, same_destination):
+        client.close()
