@@ -20,7 +20,14 @@ import sqltraits_kit.publishing.sync.publisher as sync_publisher
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing.segment.client import BatchResult
 from sqltraits_kit.publishing.standin import Respond
-from sqltraits_kit.publishing.sync import SyncRefused, dry_run, failed_rows, source_summary, sync
+from sqltraits_kit.publishing.sync import (
+    SyncRefused,
+    dry_run,
+    failed_rows,
+    history,
+    source_summary,
+    sync,
+)
 from sqltraits_kit.publishing.sync import lease as lz
 from sqltraits_kit.publishing.sync import state as s
 from sqltraits_kit.publishing.sync.reports import SyncProgress
@@ -344,3 +351,25 @@ def test_overlapping_runs_keep_their_own_rows_to_send(duckdb_wh, unique_name, se
     assert not duckdb_wh.has_table(s.pending_table_name(result.sync_key, result.destination))
     for client in (a, b, same_destination):
         client.close()
+
+
+def test_a_run_in_progress_is_recorded_as_running_with_nothing_counted_yet(
+    duckdb_wh, unique_name, segment_server
+):
+    make_table(duckdb_wh, unique_name, _scores(3))
+    seen: list[dict] = []
+
+    def after(result: BatchResult) -> None:
+        if not seen:
+            row = history(duckdb_wh, sync_key=f"table:{unique_name}:identify").iloc[0]
+            seen.append(
+                {k: row[k] for k in ("status", "rows", "new", "sent", "failed", "requests")}
+            )
+
+    client = watching_client(segment_server, after)
+    # the first batch's result is handled before the hook: the record is still the plan's
+    sync(duckdb_wh, unique_name, client=client, batch_size=1, commit_seconds=1e9)
+    assert seen == [
+        {"status": "running", "rows": 3, "new": 3, "sent": 0, "failed": 0, "requests": 0}
+    ]
+    client.close()
