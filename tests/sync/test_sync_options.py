@@ -25,12 +25,15 @@ from sqltraits_kit.publishing.sync import (
     dry_run,
     failed_rows,
     history,
+    rollback,
     source_summary,
     sync,
 )
 from sqltraits_kit.publishing.sync import lease as lz
 from sqltraits_kit.publishing.sync import state as s
+from sqltraits_kit.publishing.sync.provenance import provenance
 from sqltraits_kit.publishing.sync.reports import SyncProgress
+from sqltraits_kit.publishing.sync.runs import FAILED_TABLE
 from sqltraits_kit.warehouse import connect
 from tests.support.sync import (
     ledger_rows,
@@ -372,4 +375,61 @@ def test_a_run_in_progress_is_recorded_as_running_with_nothing_counted_yet(
     assert seen == [
         {"status": "running", "rows": 3, "new": 3, "sent": 0, "failed": 0, "requests": 0}
     ]
+    client.close()
+
+
+def test_a_rollback_run_records_the_run_it_restores(duckdb_wh, unique_name, segment_server):
+    key = f"table:{unique_name}:identify"
+    client = make_client(segment_server, [])
+    make_table(duckdb_wh, unique_name, _scores(4))
+    first = sync(duckdb_wh, unique_name, client=client)
+    make_table(duckdb_wh, unique_name, _scores(4, bump=0.25))
+    sync(duckdb_wh, unique_name, client=client, allow_drift=True)
+    result = rollback(duckdb_wh, key, first.run_id, client=client, allow_drift=True)
+    assert result.sent == 4
+    assert [
+        (row["run_id"], row["sync_key"], row["destination"], row["rollback_of"])
+        for row in provenance(duckdb_wh, result.run_id)
+    ] == [(result.run_id, key, result.destination, first.run_id)]
+    assert provenance(duckdb_wh, first.run_id) == []  # a table source carries no scoring runs
+    client.close()
+
+
+def test_failures_committed_apart_are_settled_by_the_next_runs_delivery(
+    duckdb_wh, unique_name, segment_server
+):
+    """Failures are recorded at the sequence number of their commit, which the ledger never
+    sees when no row was delivered; the next run numbers its rows after them, so its delivery
+    settles every one of them."""
+    key = f"table:{unique_name}:identify"
+    make_table(duckdb_wh, unique_name, _scores(6))
+    client = make_client(segment_server, [], concurrency=1)
+    segment_server.fail_every(1, Respond(400))
+    # a commit after every batch: each failure at its own sequence number
+    first = sync(duckdb_wh, unique_name, client=client, batch_size=1, commit_seconds=1e-9)
+    assert first.failed == 6
+    failed = failed_rows(duckdb_wh, run_id=first.run_id)
+    seqs = duckdb_wh.con.table(FAILED_TABLE).to_pyarrow()["seq"].to_pylist()
+    assert len(set(seqs)) >= 3 and len(failed) == 6  # the premise
+    segment_server.clear_faults()
+    second = sync(duckdb_wh, unique_name, client=client, batch_size=1)
+    assert second.sent == 6
+    assert failed_rows(duckdb_wh, sync_key=key).empty
+    client.close()
+
+
+def test_bad_identifiers_are_recorded_by_a_full_run_not_by_a_retries_only_run(
+    duckdb_wh, unique_name, segment_server
+):
+    make_table(
+        duckdb_wh, unique_name, {"user_id": ["a", "d", "d", ""], "score": [1.0, 2.0, 3.0, 4.0]}
+    )
+    client = make_client(segment_server, [])
+    first = sync(duckdb_wh, unique_name, client=client, allow_invalid=True)
+    assert (first.sent, first.failed) == (1, 3)
+    retry = sync(duckdb_wh, unique_name, client=client, allow_invalid=True, only_failed=True)
+    assert (retry.sent, retry.failed) == (0, 0)
+    assert failed_rows(duckdb_wh, run_id=retry.run_id).empty
+    again = sync(duckdb_wh, unique_name, client=client, allow_invalid=True)
+    assert (again.sent, again.failed) == (0, 3)  # every full run says so again
     client.close()
