@@ -158,6 +158,15 @@ def test_max_duration_is_checked_between_batches(duckdb_wh, unique_name, segment
     assert len(client.results) == 1
     assert (result.sent, result.unsent) == (1, 9)
     assert result.error.startswith("stopped at the run's time limit (--max-duration 1e-09 s")
+    # the run's final record says the same
+    record = history(duckdb_wh, sync_key=result.sync_key).iloc[0]
+    assert (record["status"], record["sent"], record["requests"], record["error"]) == (
+        "partial",
+        1,
+        1,
+        result.error,
+    )
+    assert record["finished_at"] is not None and record["duration_s"] == result.duration_s
     with pytest.raises(ConfigError, match=r"^max_duration must be > 0 seconds, got 0$"):
         sync(duckdb_wh, unique_name, client=client, max_duration=0)
 
