@@ -231,6 +231,9 @@ def test_the_sync_key_given_names_the_run_and_its_state(duckdb_wh, unique_name, 
     client = make_client(segment_server, [])
     result = sync(duckdb_wh, unique_name, client=client, sync_key="scores-for-crm")
     assert result.sync_key == "scores-for-crm"
+    # the checks it passed: the contract on 3 rows, no drift (nothing published before)
+    assert result.verdicts.validation_ok and result.verdicts.validation.rows == 3
+    assert (result.verdicts.drift, result.verdicts.published_profiles) == (None, 0)
     assert s.registration(duckdb_wh, "scores-for-crm") is not None
     assert s.registration(duckdb_wh, f"table:{unique_name}:identify") is None
     client.close()
