@@ -123,6 +123,7 @@ TARGETS: dict[str, Target] = {
             "tests/sync/test_sync_ledger.py",
             "tests/sync/test_sync_resume.py",
             "tests/sync/test_sync_diff.py",
+            "tests/sync/test_sync_options.py",
         ),
         "the sync's state tables (the ledger, compaction)",
     ),
