@@ -12,6 +12,7 @@ ledger row is written by hand, so each rule is one row to look at. DuckDB, a fil
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 
 import ibis
@@ -502,3 +503,25 @@ def test_no_compaction_without_a_table_or_an_atomic_rewrite(wh, monkeypatch):
     assert s.compact(wh, "state") is False
     assert wh.con.table("state").count().to_pyarrow().as_py() == 2_010
     assert not wh.has_table(s.log_table_name("state"))
+
+
+def test_table_names_are_lower_snake_case_with_a_hash_of_the_key_and_destination():
+    """Operators see these names (and Snowflake folds case): the key in lower snake case, cut to
+    30 characters, then a hash of the key (and the destination), so distinct keys never share a
+    table; the archive and the pending table carry the state table's suffix."""
+
+    def h(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    key, dest = "  Churn Scores!! (EU)", "segment:https://api.example/v1:abc"
+    assert s.state_table_name(key) == f"sqltraits_state__churn_scores_eu_{h(key)}"
+    assert s.pending_table_name(key) == f"sqltraits_pending__churn_scores_eu_{h(key)}"
+    pair = f"churn_scores_eu_{h(key + chr(0) + dest)}"
+    assert s.state_table_name(key, dest) == f"sqltraits_state__{pair}"
+    assert s.pending_table_name(key, dest) == f"sqltraits_pending__{pair}"
+    assert s.log_table_name(s.state_table_name(key, dest)) == f"sqltraits_statelog__{pair}"
+    assert s.state_table_name("!!!") == f"sqltraits_state__key_{h('!!!')}"  # nothing left
+    long = "x" * 200
+    names = [s.state_table_name(long, dest), s.log_table_name(s.state_table_name(long, dest))]
+    assert all(len(n) <= 63 for n in names)  # PostgreSQL's limit
+    assert s.state_table_name(long) != s.state_table_name(long + "y")  # same 30-char prefix
