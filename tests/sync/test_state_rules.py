@@ -521,7 +521,11 @@ def test_table_names_are_lower_snake_case_with_a_hash_of_the_key_and_destination
     assert s.pending_table_name(key, dest) == f"sqltraits_pending__{pair}"
     assert s.log_table_name(s.state_table_name(key, dest)) == f"sqltraits_statelog__{pair}"
     assert s.state_table_name("!!!") == f"sqltraits_state__key_{h('!!!')}"  # nothing left
+    assert s.state_table_name("!!!", dest) == f"sqltraits_state__key_{h('!!!' + chr(0) + dest)}"
     long = "x" * 200
+    assert s.state_table_name(long) == f"sqltraits_state__{'x' * 30}_{h(long)}"
+    pair = f"{'x' * 30}_{h(long + chr(0) + dest)}"
+    assert s.state_table_name(long, dest) == f"sqltraits_state__{pair}"
     names = [s.state_table_name(long, dest), s.log_table_name(s.state_table_name(long, dest))]
     assert all(len(n) <= 63 for n in names)  # PostgreSQL's limit
     assert s.state_table_name(long) != s.state_table_name(long + "y")  # same 30-char prefix

@@ -97,10 +97,14 @@ def _registry_schema() -> sch.Schema:
     )
 
 
+def _readable(sync_key: str) -> str:
+    """The readable part of a table name: lower snake_case (Snowflake folds case), 30 at most."""
+    return re.sub(r"[^a-z0-9]+", "_", sync_key.lower()).strip("_")[:30] or "key"
+
+
 def _safe(sync_key: str) -> str:
-    # Lower snake_case (Snowflake folds case) plus a hash, so distinct keys never collide.
-    base = re.sub(r"[^a-z0-9]+", "_", sync_key.lower()).strip("_")[:30] or "key"
-    return f"{base}_{hashlib.sha256(sync_key.encode()).hexdigest()[:8]}"
+    # plus a hash, so distinct keys never collide
+    return f"{_readable(sync_key)}_{hashlib.sha256(sync_key.encode()).hexdigest()[:8]}"
 
 
 def state_table_name(sync_key: str, destination: str | None = None) -> str:
@@ -113,9 +117,8 @@ def state_table_name(sync_key: str, destination: str | None = None) -> str:
 
 
 def _safe_pair(sync_key: str, destination: str) -> str:
-    base = re.sub(r"[^a-z0-9]+", "_", sync_key.lower()).strip("_")[:30] or "key"
     digest = hashlib.sha256(f"{sync_key}\x00{destination}".encode()).hexdigest()[:8]
-    return f"{base}_{digest}"
+    return f"{_readable(sync_key)}_{digest}"
 
 
 def log_table_name(state_table: str) -> str:
