@@ -1,16 +1,17 @@
-"""``sync()``'s own options and refusals, one at a time: its defaults (when a group of
-acknowledged rows is committed, how many failed batches in a row stop a run, whether a held
-lease is waited for), the time limit, the progress it reports before sending, the options a dry
-run is handed, and the two configuration errors raised before anything is read.
+"""``sync()``'s own options and rules, one at a time: its defaults by what they do (when a group
+of acknowledged rows is committed, how many failed batches in a row stop a run, whether a held
+lease is waited for), the time limit, the progress it reports before sending, what a dry run is
+handed, the sync key, the drift gate per destination, refusals, the lease, overlapping runs,
+retries-only runs, the sequence numbers a run starts from, the run's records and its result.
 
-The end-to-end sync tests pass most options explicitly, so mutation testing of ``engine.sync``
-(benchmarks/MUTATION.md) showed its defaults and messages could change unseen. DuckDB, the
-stand-in server in this process, no sleeps: the publisher's clock is moved by the test.
+The end-to-end sync tests pass most options explicitly and publish one table to one destination,
+so mutation testing of ``engine.sync`` (benchmarks/MUTATION.md) showed all this could change
+unseen. DuckDB and the stand-in server in this process; no sleeps (where time matters, the
+publisher's clock is moved by the test).
 """
 
 from __future__ import annotations
 
-import inspect
 import time
 import types
 
@@ -132,22 +133,6 @@ def test_a_held_lease_is_refused_at_once_by_default(duckdb_wh, unique_name, segm
     with pytest.raises(lz.LeaseHeld, match=r"run other-run on host elsewhere \(pid 4242\)"):
         sync(duckdb_wh, unique_name, client=client)
     client.close()
-
-
-def test_the_documented_defaults():
-    """The defaults the docstrings and docs/DELIVERY.md describe; the tests above show what
-    each one does."""
-    params = inspect.signature(sync).parameters
-    defaults = {
-        name: params[name].default
-        for name in ("commit_rows", "commit_seconds", "max_consecutive_failures", "wait")
-    }
-    assert defaults == {
-        "commit_rows": 20_000,
-        "commit_seconds": 1.0,
-        "max_consecutive_failures": 8,
-        "wait": False,
-    }
 
 
 def test_max_duration_is_checked_between_batches(duckdb_wh, unique_name, segment_server):
