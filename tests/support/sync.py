@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pyarrow as pa
 
+import sqltraits_kit.publishing.sync.publisher as sync_publisher
 from sqltraits_kit.publishing.segment import SegmentClient, to_json_value
 from sqltraits_kit.publishing.segment.batching import Batch
 from sqltraits_kit.publishing.segment.client import BatchResult, DeliverySummary
@@ -25,7 +28,9 @@ __all__ = [
     "ledger_rows",
     "make_client",
     "make_table",
+    "publisher_clock",
     "server_profiles",
+    "table_key",
     "watching_client",
 ]
 
@@ -133,9 +138,23 @@ def watching_client(
     )
 
 
+def table_key(name: str) -> str:
+    """The sync key of table ``name`` published as identify calls (the default)."""
+    return f"table:{name}:identify"
+
+
+def publisher_clock(monkeypatch: Any, start: float = 0.0) -> list[float]:
+    """The publisher's clock (commits, progress) held by the test: it reads ``clock[0]``, which
+    stands still until the test moves it."""
+    clock = [start]
+    fake = types.SimpleNamespace(monotonic=lambda: clock[0], perf_counter=time.perf_counter)
+    monkeypatch.setattr(sync_publisher, "time", fake)
+    return clock
+
+
 def ledger_rows(wh: Warehouse, name: str, client: SegmentClient) -> list[dict[str, Any]]:
     """Every row of the ledger of table ``name`` published as identify calls through ``client``."""
-    table = s.state_table_name(f"table:{name}:identify", client_destination(client))
+    table = s.state_table_name(table_key(name), client_destination(client))
     if not wh.has_table(table):
         return []
     return wh.con.table(table).to_pyarrow().to_pylist()

@@ -12,8 +12,6 @@ the mutants of ``publisher.py`` the end-to-end sync tests let through (benchmark
 from __future__ import annotations
 
 import json
-import time
-import types
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +34,7 @@ from tests.support.sync import (
     Watching,
     ledger_rows,
     make_table,
+    publisher_clock,
     server_profiles,
     watching_client,
 )
@@ -242,12 +241,7 @@ def test_commits_and_progress_follow_the_clock_at_exactly_their_intervals(
     """A clock moved by the test between batches: a commit at exactly ``commit_seconds`` after
     the last one, a progress report at exactly ``_PROGRESS_EVERY`` after the last one, and
     neither while the clock stands still."""
-    clock = [100.0]
-    monkeypatch.setattr(
-        sync_publisher,
-        "time",
-        types.SimpleNamespace(monotonic=lambda: clock[0], perf_counter=time.perf_counter),
-    )
+    clock = publisher_clock(monkeypatch, 100.0)
     monkeypatch.setattr(sync_publisher, "_PROGRESS_EVERY", 0.5)
     make_table(duckdb_wh, unique_name, _scores(6))
     steps = iter([0.5, 0.0, 0.5, 0.0, 0.5, 0.0])

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import time
 import types
+from collections import Counter
 
 import pytest
 
-import sqltraits_kit.publishing.sync.publisher as sync_publisher
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.publishing.segment.client import BatchResult
 from sqltraits_kit.publishing.standin import Respond
@@ -40,7 +40,9 @@ from tests.support.sync import (
     ledger_rows,
     make_client,
     make_table,
+    publisher_clock,
     server_profiles,
+    table_key,
     watching_client,
 )
 
@@ -56,22 +58,22 @@ def _second_destination(server):
 
 def _delivered_groups(rows: list[dict]) -> list[int]:
     """How many delivered ledger rows each commit (sequence number) wrote, in order."""
-    groups: dict[int, int] = {}
-    for row in rows:
-        if row[s.DELIVERED]:
-            groups[row[s.SEQ]] = groups.get(row[s.SEQ], 0) + 1
+    groups = Counter(row[s.SEQ] for row in rows if row[s.DELIVERED])
     return [groups[seq] for seq in sorted(groups)]
+
+
+def _held_elsewhere(wh, name: str, client, *, ttl: float, **holder) -> None:
+    """The lease of table ``name`` at ``client``'s destination, held by another live run."""
+    lz.ensure_lease_table(wh)
+    other = lz.Lease(wh, table_key(name), lz.client_destination(client), ttl=ttl, **holder)
+    other.run_id = "other-run"
+    assert other.heartbeat()
 
 
 def test_acknowledged_rows_are_committed_in_groups_of_20_000_by_default(
     duckdb_wh, unique_name, segment_server, monkeypatch
 ):
-    # the clock stands still, so only the row count commits
-    monkeypatch.setattr(
-        sync_publisher,
-        "time",
-        types.SimpleNamespace(monotonic=lambda: 0.0, perf_counter=time.perf_counter),
-    )
+    publisher_clock(monkeypatch)  # the clock stands still, so only the row count commits
     make_table(duckdb_wh, unique_name, _scores(20_001))
     client = watching_client(segment_server, lambda result: None)
     result = sync(duckdb_wh, unique_name, client=client)
@@ -82,12 +84,7 @@ def test_acknowledged_rows_are_committed_in_groups_of_20_000_by_default(
 def test_acknowledged_rows_are_committed_every_second_by_default(
     duckdb_wh, unique_name, segment_server, monkeypatch
 ):
-    clock = [0.0]
-    monkeypatch.setattr(
-        sync_publisher,
-        "time",
-        types.SimpleNamespace(monotonic=lambda: clock[0], perf_counter=time.perf_counter),
-    )
+    clock = publisher_clock(monkeypatch)
     make_table(duckdb_wh, unique_name, _scores(6))
     delivered: list[int] = []
     client = watching_client(segment_server, lambda result: None)
@@ -119,17 +116,7 @@ def test_a_held_lease_is_refused_at_once_by_default(duckdb_wh, unique_name, segm
     """Without ``wait`` a run does not wait for another live run's lease, however short."""
     make_table(duckdb_wh, unique_name, _scores(5))
     client = make_client(segment_server, [])
-    lz.ensure_lease_table(duckdb_wh)
-    other = lz.Lease(
-        duckdb_wh,
-        f"table:{unique_name}:identify",
-        lz.client_destination(client),
-        ttl=2.0,
-        host="elsewhere",
-        pid=4242,
-    )
-    other.run_id = "other-run"
-    assert other.heartbeat()
+    _held_elsewhere(duckdb_wh, unique_name, client, ttl=2.0, host="elsewhere", pid=4242)
     with pytest.raises(lz.LeaseHeld, match=r"run other-run on host elsewhere \(pid 4242\)"):
         sync(duckdb_wh, unique_name, client=client)
     client.close()
@@ -221,7 +208,7 @@ def test_the_sync_key_given_names_the_run_and_its_state(duckdb_wh, unique_name, 
     assert result.verdicts.validation_ok and result.verdicts.validation.rows == 3
     assert (result.verdicts.drift, result.verdicts.published_profiles) == (None, 0)
     assert s.registration(duckdb_wh, "scores-for-crm") is not None
-    assert s.registration(duckdb_wh, f"table:{unique_name}:identify") is None
+    assert s.registration(duckdb_wh, table_key(unique_name)) is None
     client.close()
 
 
@@ -261,12 +248,7 @@ def test_a_refusal_names_every_problem(duckdb_wh, unique_name, segment_server):
 def test_a_waiting_run_takes_the_lease_once_it_lapses(duckdb_wh, unique_name, segment_server):
     make_table(duckdb_wh, unique_name, _scores(5))
     client = make_client(segment_server, [])
-    lz.ensure_lease_table(duckdb_wh)
-    other = lz.Lease(
-        duckdb_wh, f"table:{unique_name}:identify", lz.client_destination(client), ttl=0.5
-    )
-    other.run_id = "other-run"
-    assert other.heartbeat()
+    _held_elsewhere(duckdb_wh, unique_name, client, ttl=0.5)
     assert sync(duckdb_wh, unique_name, client=client, wait=30).sent == 5
     client.close()
 
@@ -363,7 +345,7 @@ def test_a_run_in_progress_is_recorded_as_running_with_nothing_counted_yet(
 
     def after(result: BatchResult) -> None:
         if not seen:
-            row = history(duckdb_wh, sync_key=f"table:{unique_name}:identify").iloc[0]
+            row = history(duckdb_wh, sync_key=table_key(unique_name)).iloc[0]
             seen.append(
                 {k: row[k] for k in ("status", "rows", "new", "sent", "failed", "requests")}
             )
@@ -378,7 +360,7 @@ def test_a_run_in_progress_is_recorded_as_running_with_nothing_counted_yet(
 
 
 def test_a_rollback_run_records_the_run_it_restores(duckdb_wh, unique_name, segment_server):
-    key = f"table:{unique_name}:identify"
+    key = table_key(unique_name)
     client = make_client(segment_server, [])
     make_table(duckdb_wh, unique_name, _scores(4))
     first = sync(duckdb_wh, unique_name, client=client)
@@ -400,7 +382,7 @@ def test_failures_committed_apart_are_settled_by_the_next_runs_delivery(
     """Failures are recorded at the sequence number of their commit, which the ledger never
     sees when no row was delivered; the next run numbers its rows after them, so its delivery
     settles every one of them."""
-    key = f"table:{unique_name}:identify"
+    key = table_key(unique_name)
     make_table(duckdb_wh, unique_name, _scores(6))
     client = make_client(segment_server, [], concurrency=1)
     segment_server.fail_every(1, Respond(400))
