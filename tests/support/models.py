@@ -172,6 +172,22 @@ def cdnow_crm_tables() -> dict[str, pd.DataFrame]:
     return {"customers": customers, "orders": orders}
 
 
+def online_retail_crm_tables() -> dict[str, pd.DataFrame]:
+    """UCI's Online Retail log (a UK gift-ware wholesaler, Dec 2010 – Dec 2011) as a CRM would
+    hold it: ``orders`` (order_no, customer_id, order_date, amount: one per customer and day)
+    and ``customers`` (customer_id, first_order_at, country); integer ids, no activity tables.
+    See ``tests/data/README-online-retail.md``."""
+    from tests.support import ROOT
+
+    data = ROOT / "tests" / "data"
+    orders = pd.read_csv(data / "online_retail_orders.csv.gz", parse_dates=["order_date"])
+    orders.insert(0, "order_no", range(1, len(orders) + 1))
+    countries = pd.read_csv(data / "online_retail_customers.csv.gz")
+    first = orders.groupby("customer_id", as_index=False).agg(first_order_at=("order_date", "min"))
+    customers = first.merge(countries, on="customer_id", how="left", validate="one_to_one")
+    return {"customers": customers, "orders": orders}
+
+
 def spy_scoring_threads(monkeypatch: Any) -> list[int | None]:
     """Record the ``threads`` the streamed path asks :func:`in_threads` for, one per stream."""
     import sqltraits_kit.traits.scoring.scratch as scratch
