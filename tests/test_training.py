@@ -22,6 +22,7 @@ from sqltraits_kit.modelling.features import (
     build_features,
     build_labels,
     data_end,
+    data_span,
     profile_count,
 )
 from sqltraits_kit.modelling.registry import Registry
@@ -293,12 +294,33 @@ def test_sampling_caps_the_rows_pulled(sample_wh):
 
 
 def test_too_little_history_for_validation_falls_back_and_says_so(sample_wh):
-    # The sample's first profile is created on 2024-11-01: nothing exists a horizon earlier.
-    result = train_model(sample_wh, kind="churn", cutoff="2025-01-30", snapshots=2)
+    # The sample's log starts on 2024-11-02: a horizon before 2025-02-01 it is 1 day old.
+    result = train_model(sample_wh, kind="churn", cutoff="2025-02-01", snapshots=2)
     card = result.card
     assert card.estimator == "logistic" and card.selection is None
     assert any("too little history for a validation window" in n for n in card.notes)
-    assert card.training_cutoffs == ["2025-01-30"]  # the empty earlier snapshot left out
+    assert card.training_cutoffs == ["2025-02-01"]  # the too young earlier snapshot left out
+
+
+def test_a_log_younger_than_the_longest_window_is_refused(sample_wh):
+    with pytest.raises(DataError, match=r"the log starts on 2024-11-02, less than the 90-day"):
+        train_model(sample_wh, kind="churn", estimator="logistic", cutoff="2025-01-30")
+
+
+def test_training_rows_need_the_longest_window_of_history_before_them(sample_wh):
+    # A snapshot where the log is younger than the 90-day window would have every windowed
+    # feature equal to its total; it is left out of training (never the test rows).
+    start, _end = data_span(sample_wh)
+    cutoff = (start + _days(100)).date()
+    result = train_model(
+        sample_wh, kind="churn", estimator="logistic", cutoff=cutoff, horizon_days=30
+    )
+    card = result.card
+    assert card.training_cutoffs == [cutoff.isoformat()]
+    for j in (2, 3):  # 70 and 40 days after the start
+        when = (start + _days(100 - 30 * (j - 1))).date()
+        assert any(f"rows at {when} left out of training" in n for n in card.notes), card.notes
+    assert card.test_rows == profile_count(sample_wh, as_of=card.test_cutoff)
 
 
 def test_one_snapshot_and_no_refit_is_the_single_cutoff_protocol(sample_wh):

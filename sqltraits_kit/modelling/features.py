@@ -34,6 +34,7 @@ __all__ = [
     "build_features",
     "build_labels",
     "data_end",
+    "data_span",
     "feature_columns",
     "profile_count",
     "profiles_as_of",
@@ -362,19 +363,29 @@ def build_labels(
 
 def data_end(wh: Warehouse, mapping: TableMapping | None = None) -> dt.datetime:
     """The latest event time across the mapped order and activity tables (naive UTC)."""
+    return data_span(wh, mapping)[1]
+
+
+def data_span(
+    wh: Warehouse, mapping: TableMapping | None = None
+) -> tuple[dt.datetime, dt.datetime]:
+    """The earliest and latest event times across the mapped order and activity tables (naive
+    UTC): where the log starts (nothing before it is known) and where it ends."""
     import pandas as pd
 
     mapping = mapping or TableMapping()
     sources = [(mapping.orders_table, mapping.order_profile_id, mapping.order_timestamp)]
-    latest: list[dt.datetime] = []
+    seen: list[dt.datetime] = []
     for table, _id, ts_col in sources + mapping.activity_sources():
         t = wh.table(table)
         wh.column(t, ts_col, table_name=table)
-        value = _time(t, ts_col).max().execute()
-        if value is not None and not pd.isna(value):
-            latest.append(to_instant(pd.Timestamp(value).to_pydatetime()))
-    if not latest:
+        ts = _time(t, ts_col)
+        row = t.aggregate(first=ts.min(), last=ts.max()).execute().iloc[0]
+        for value in (row["first"], row["last"]):
+            if value is not None and not pd.isna(value):
+                seen.append(to_instant(pd.Timestamp(value).to_pydatetime()))
+    if not seen:
         raise ConfigError(
             f"no events in {mapping.orders_table!r} or the activity tables: nothing to learn from"
         )
-    return max(latest)
+    return min(seen), max(seen)

@@ -57,10 +57,11 @@ from sqltraits_kit.modelling.features import (
     TableMapping,
     as_spec,
     data_end,
+    data_span,
     feature_columns,
     to_instant,
 )
-from sqltraits_kit.modelling.snapshots import RFM, Snapshot, fingerprint, plan, pull
+from sqltraits_kit.modelling.snapshots import RFM, Plan, Snapshot, fingerprint, plan, pull
 
 if TYPE_CHECKING:
     from sqltraits_kit.modelling.registry import ModelCard, Registry
@@ -203,7 +204,8 @@ def train_model(
 
     report("checking the table mapping", 0.0)
     mapping.validate(wh)
-    train_cutoff, test_cutoff = _cutoffs(data_end(wh, mapping), cutoff, horizon_days)
+    log_start, log_end = data_span(wh, mapping)
+    train_cutoff, test_cutoff = _cutoffs(log_end, cutoff, horizon_days)
 
     auto = estimator == "auto"
     stages = plan(1 if kind == "btyd" else snapshots, validate=auto, refit=refit)
@@ -222,6 +224,8 @@ def train_model(
         spec=spec,
         report=report,
     )
+    stages, left_out = _enough_history(stages, snaps, log_start=log_start, longest=max(windows))
+    notes += left_out
     tested_snaps = [snaps[j] for j in stages.tested]
     test = snaps[stages.test]
     if not any(s.rows for s in tested_snaps):
@@ -340,6 +344,45 @@ def _pull_snapshots(
         if snaps[j].step > 1:
             notes.append(f"rows at {when.date()}: every {snaps[j].step}th profile by id")
     return snaps, notes
+
+
+def _enough_history(
+    stages: Plan, snaps: dict[int, Snapshot], *, log_start: dt.datetime, longest: int
+) -> tuple[Plan, list[str]]:
+    """The stages without the training rows the log is too young for, and a note for each.
+
+    Where the log starts less than the longest feature window before a cutoff, every windowed
+    feature there equals its all-time total: a model fitted on such rows learns weights that
+    cancel out and explode on a profile with a longer history (a Poisson GLM's test MAE of
+    1e35 on a real log one year long, at 180 days). Those rows are left out of every fit; the
+    test and validation rows are kept, as profiles that young get scored too.
+    """
+    edge = log_start + dt.timedelta(days=longest)
+    fitted_on = {*stages.tested, *stages.validation_fit, *stages.refit}
+    short = sorted(j for j in fitted_on if snaps[j].rows and snaps[j].cutoff < edge)
+    notes = [
+        f"rows at {snaps[j].cutoff.date()} left out of training: the log starts on "
+        f"{log_start.date()}, less than the {longest}-day feature window before them"
+        for j in short
+    ]
+    left = [j for j in stages.tested if j not in short and snaps[j].rows]
+    if not left and any(j in short for j in stages.tested):
+        first = snaps[stages.tested[0]].cutoff.date()
+        raise DataError(
+            f"the log starts on {log_start.date()}, less than the {longest}-day feature window "
+            f"before the training cutoff {first}: choose a later cutoff or a shorter horizon"
+        )
+
+    def keep(js: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(j for j in js if j not in short)
+
+    trimmed = dataclasses.replace(
+        stages,
+        tested=keep(stages.tested),
+        validation_fit=keep(stages.validation_fit),
+        refit=keep(stages.refit),
+    )
+    return trimmed, notes
 
 
 def _add_reference(
