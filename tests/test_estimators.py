@@ -96,3 +96,30 @@ def test_unfittable_data_and_unknown_names_are_explained():
         make_estimator("churn", "bgnbd").fit(empty, None)
     with pytest.raises(ConfigError, match="no estimator 'forest' for 'ltv'"):
         make_estimator("ltv", "forest")
+
+
+LINEAR = [("churn", "logistic"), ("ltv", "poisson"), ("ltv", "tweedie")]
+
+
+@pytest.mark.parametrize(("kind", "name"), LINEAR)
+def test_linear_candidates_hold_each_column_to_its_training_range(kind, name):
+    # Fitted where two columns are equal (windowed features on a short history), a log-link
+    # GLM learns weights that cancel; a profile outside that range must not make them explode.
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"orders": rng.poisson(2.0, 400).astype(float) + 1.0})
+    X["orders_90d"] = X["orders"]
+    X["revenue"] = X["orders"] * rng.gamma(2.0, 50.0, 400)
+    y = rng.poisson(X["orders"]) * 40.0 if kind == "ltv" else rng.integers(0, 2, 400)
+    model = make_estimator(kind, name).fit(X, y)
+    edge = X.max().to_frame().T
+    far = pd.DataFrame({"orders": [500.0], "orders_90d": [0.0], "revenue": [1e7]})
+    held = pd.DataFrame(
+        {
+            "orders": [edge["orders"][0]],
+            "orders_90d": [X["orders"].min()],
+            "revenue": [edge["revenue"][0]],
+        }
+    )
+    out = model.predict_proba if kind == "churn" else model.predict
+    np.testing.assert_allclose(out(far), out(held), rtol=1e-12)
+    assert np.all(np.isfinite(out(far)))

@@ -11,9 +11,9 @@ from typing import Any
 from sqltraits_kit.errors import ModelLoadError
 
 #: Every type a model artifact may contain: the candidates :mod:`sqltraits_kit.modelling.estimators`
-#: builds (logistic / Poisson / Tweedie GLMs with an arcsinh + scaling front, histogram gradient
-#: boosting, BTYD on features, blends of those) and the containers and numpy values inside them.
-#: Anything else is refused at load time.
+#: builds (logistic / Poisson / Tweedie GLMs with an arcsinh + clipping + scaling front,
+#: histogram gradient boosting, BTYD on features, blends of those) and the containers and numpy
+#: values inside them. Anything else is refused at load time.
 TRUSTED_TYPES: tuple[str, ...] = (
     "builtins.bool",
     "builtins.dict",
@@ -55,6 +55,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.linear_model._glm.glm.TweedieRegressor",
     "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.MinMaxScaler",
     "sklearn.preprocessing._data.StandardScaler",
     "sklearn.preprocessing._function_transformer.FunctionTransformer",
     "sklearn.preprocessing._label.LabelEncoder",
