@@ -28,15 +28,22 @@ from tests.support.models import cdnow_crm_tables, online_retail_crm_tables
 pytestmark = pytest.mark.slow
 
 
-def crm_mapping(customers: str, orders: str) -> TableMapping:
+def crm_mapping(
+    customers: str,
+    orders: str,
+    *,
+    key: str = "customer_no",
+    at: str = "ordered_at",
+    revenue: str = "dollars",
+) -> TableMapping:
     return TableMapping(
         profiles_table=customers,
-        profile_id="customer_no",
+        profile_id=key,
         profile_created_at="first_order_at",
         orders_table=orders,
-        order_profile_id="customer_no",
-        order_timestamp="ordered_at",
-        order_revenue="dollars",
+        order_profile_id=key,
+        order_timestamp=at,
+        order_revenue=revenue,
         tracks_table=None,
         pages_table=None,
     )
@@ -63,6 +70,16 @@ def crm(request, tmp_path) -> tuple[str, Path]:
 
 def _json(capsys) -> dict:
     return json.loads(capsys.readouterr().out)
+
+
+def _validate_then_dry_run(url: str, table: str, capsys, *, rows: int) -> None:
+    """Segment's contract, then a dry run: nothing sent, every profile counted."""
+    code = main(["validate", "--db", url, "--table", table, "--json"])
+    report = _json(capsys)
+    assert code == 0, report
+    assert main(["sync", "--db", url, "--table", table, "--dry-run", "--json"]) == 0
+    dry = _json(capsys)
+    assert dry["status"] == "dry_run" and dry["to_send"] == rows and dry["sent"] == 0
 
 
 def test_cdnow_train_score_validate_dry_run(crm, tmp_path, capsys, monkeypatch):
@@ -111,13 +128,7 @@ def test_cdnow_train_score_validate_dry_run(crm, tmp_path, capsys, monkeypatch):
     assert out["churn_probability_90d"].between(0, 1).all()
     assert (out["predicted_ltv_90d"] >= 0).all()
 
-    # ---- Segment's contract, then a dry run: nothing sent, every profile counted
-    code = main(["validate", "--db", url, "--table", table, "--json"])
-    report = _json(capsys)
-    assert code == 0, report
-    assert main(["sync", "--db", url, "--table", table, "--dry-run", "--json"]) == 0
-    dry = _json(capsys)
-    assert dry["status"] == "dry_run" and dry["to_send"] == 2357 and dry["sent"] == 0
+    _validate_then_dry_run(url, table, capsys, rows=2357)
 
 
 def test_online_retail_train_score_validate_dry_run(tmp_path, capsys, monkeypatch):
@@ -127,16 +138,8 @@ def test_online_retail_train_score_validate_dry_run(tmp_path, capsys, monkeypatc
         wh.con.create_table(f"retail_{name}", frame)
     wh.close()
     mapping = tmp_path / "mapping.json"
-    columns = TableMapping(
-        profiles_table="retail_customers",
-        profile_id="customer_id",
-        profile_created_at="first_order_at",
-        orders_table="retail_orders",
-        order_profile_id="customer_id",
-        order_timestamp="order_date",
-        order_revenue="amount",
-        tracks_table=None,
-        pages_table=None,
+    columns = crm_mapping(
+        "retail_customers", "retail_orders", key="customer_id", at="order_date", revenue="amount"
     )
     mapping.write_text(json.dumps(columns.to_dict()))
     monkeypatch.chdir(tmp_path)
@@ -183,11 +186,5 @@ def test_online_retail_train_score_validate_dry_run(tmp_path, capsys, monkeypatc
     table = f"retail_traits_{uuid.uuid4().hex[:6]}"
     score = ["score", "--db", url, "--models-dir", str(models), "--quiet", "--json"]
     assert main([*score, "--model", "churn", "--model", "ltv", "--table", table]) == 0
-    scored = _json(capsys)
-    assert scored["rows"] == 4334
-    code = main(["validate", "--db", url, "--table", table, "--json"])
-    report = _json(capsys)
-    assert code == 0, report
-    assert main(["sync", "--db", url, "--table", table, "--dry-run", "--json"]) == 0
-    dry = _json(capsys)
-    assert dry["status"] == "dry_run" and dry["to_send"] == 4334 and dry["sent"] == 0
+    assert _json(capsys)["rows"] == 4334
+    _validate_then_dry_run(url, table, capsys, rows=4334)
