@@ -43,6 +43,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="save the tested model, not a refit on the latest complete window",
     )
     p.add_argument(
+        "--windows",
+        metavar="DAYS",
+        default="7,30,90",
+        help="the feature windows in days, comma-separated (7,30,90); a log younger than the "
+        "longest window before the training cutoff needs shorter ones",
+    )
+    p.add_argument(
         "--churn-on",
         choices=("orders", "activity"),
         default="orders",
@@ -89,6 +96,12 @@ def run(args: argparse.Namespace) -> int:
     settings = env_settings()
     if args.max_rows < 0:
         raise ConfigError(f"--max-rows must be >= 0, got {args.max_rows}")
+    try:
+        windows = [int(part) for part in args.windows.split(",")]
+    except ValueError:
+        windows = []
+    if not windows or min(windows) < 1:
+        raise ConfigError(f"--windows must be whole days >= 1, like 7,30,90; got {args.windows!r}")
     registry = None if args.no_save else Registry(Path(args.models_dir or settings.models_dir))
 
     def progress(message: str, fraction: float) -> None:
@@ -110,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             name=args.name,
             registry=registry,
             churn_on=args.churn_on,
+            windows=windows,
             max_rows=args.max_rows or None,
             snapshots=args.snapshots,
             refit=not args.no_refit,

@@ -370,7 +370,8 @@ def _enough_history(
         first = snaps[stages.tested[0]].cutoff.date()
         raise DataError(
             f"the log starts on {log_start.date()}, less than the {longest}-day feature window "
-            f"before the training cutoff {first}: choose a later cutoff or a shorter horizon"
+            f"before the training cutoff {first}: choose a later cutoff, a shorter horizon or "
+            "shorter feature windows"
         )
 
     def keep(js: tuple[int, ...]) -> tuple[int, ...]:

@@ -78,6 +78,23 @@ def test_train_ltv_text_output_with_options(db, tmp_path, capsys):
     assert "[100%] done" in captured.err  # progress goes to stderr
 
 
+def test_a_young_log_is_refused_and_shorter_windows_train_on_it(db, capsys):
+    # The sample's log starts on 2024-11-02: 89 days before the cutoff, less than 90.
+    args = ["train", "--db", db, "--model", "churn", "--estimator", "logistic", "--no-save"]
+    args += ["--cutoff", "2025-01-30", "--quiet"]
+    assert main(args) == 1  # a data error, not a bad option
+    err = capsys.readouterr().err
+    assert "less than the 90-day feature window before the training cutoff 2025-01-30" in err
+    assert "shorter feature windows" in err
+    assert main([*args, "--windows", "7,30", "--json"]) == 0
+    card = _json(capsys)
+    assert card["windows"] == [7, 30] and card["training_cutoffs"][0] == "2025-01-30"
+    assert "orders_30d" in card["features"] and "orders_90d" not in card["features"]
+    for bad in ("7,x", "0,30", ""):
+        assert main([*args, "--windows", bad]) == 2
+        assert "--windows must be whole days >= 1" in capsys.readouterr().err
+
+
 def test_default_is_auto_with_baselines_and_candidates(db, tmp_path, capsys):
     code = main(["train", "--db", db, "--model", "churn", "--no-save", "--quiet"])
     out = capsys.readouterr().out
