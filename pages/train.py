@@ -59,6 +59,15 @@ with app_state.user_errors():
                 persist_state="session",
             )
         )
+        windows = st.multiselect(
+            "Feature windows (days)",
+            [7, 14, 30, 60, 90, 180],
+            default=[7, 30, 90],
+            key="train_windows",
+            persist_state="session",
+            help="Orders and spend are counted over each window before the cutoff. A log "
+            "younger than the longest window at the cutoff needs shorter ones.",
+        )
         churn_on = "orders"
         if kind == "churn":
             churn_on = st.radio(
@@ -113,7 +122,7 @@ with app_state.user_errors():
     if st.button(
         "Train",
         type="primary",
-        disabled=mapping is None,
+        disabled=mapping is None or not windows,
         key="train_run",
         icon=":material/model_training:",
     ):
@@ -128,6 +137,7 @@ with app_state.user_errors():
                     estimator=estimator,
                     name=name.strip() or kind,
                     churn_on=churn_on,
+                    windows=windows,
                     feature_spec=feature_spec,
                     progress=app_state.progress_bar(),
                 )

@@ -59,6 +59,25 @@ def test_train_churn_shows_metrics_beside_the_reference_and_saves(page, tmp_path
     assert versions["model"].tolist() == ["churn@1"]
 
 
+def test_a_young_log_says_why_and_shorter_windows_train(page):
+    # The sample's log starts on 2024-11-02: 89 days before 2025-01-30, less than 90.
+    at = page("pages/train.py").run()
+    at.selectbox(key="train_estimator_churn").select("logistic").run()
+    at.toggle(key="train_auto_cutoff").set_value(False).run()
+    at.date_input(key="train_cutoff").set_value("2025-01-30").run()
+    at.button(key="train_run").click().run()
+    assert not at.exception, at.exception
+    assert any("shorter feature windows" in e.value for e in at.error), at.error
+    at.multiselect(key="train_windows").unselect(90).run()
+    assert at.button(key="train_run").disabled is False
+    at.button(key="train_run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.status[0].label == "Trained"
+    assert at.session_state["train_result"].card.windows == [7, 30]
+    at.multiselect(key="train_windows").set_value([]).run()
+    assert at.button(key="train_run").disabled is True  # no window, nothing to count
+
+
 def test_auto_shows_every_candidate_the_champion_and_the_baselines(page):
     at = page("pages/train.py").run()
     at.radio(key="train_kind").set_value("ltv").run()
