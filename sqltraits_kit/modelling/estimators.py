@@ -75,9 +75,10 @@ def make_estimator(kind: str, estimator: str, *, seed: int = 0, horizon_days: in
     def linear(model: Any) -> Any:
         # arcsinh tames heavy-tailed counts and revenue like a log, and is defined for the
         # negative trend features too. Each column is then held to the range it had in
-        # training (clip=True): a log-link GLM fitted on a short history would otherwise
-        # extrapolate exp(eta) without bound for a profile older or busier than any it saw
-        # (seen on a real log: a validation MAE of 1e64).
+        # training (clip=True), so a profile older or busier than any the model saw cannot push
+        # a log-link GLM's exp(eta) further than the edge of that range. A guard, not a cure:
+        # in-range columns in an unseen mix can still explode a GLM fitted on degenerate rows,
+        # which is why training leaves out rows the log is too young for.
         return Pipeline(
             [
                 ("arcsinh", FunctionTransformer(np.arcsinh, feature_names_out="one-to-one")),
