@@ -66,44 +66,20 @@ NOTES = [
 HEADLINE = {"churn": ("auc", "brier"), "ltv": ("mae", "total_pct_error", "gini")}
 
 
-def _crm(path: Path, tables: dict[str, Any], **columns: str) -> Any:
-    """Write a real log's ``customers`` and ``orders`` frames to the DuckDB file ``path`` as a
-    CRM holds them (``crm_customers``, ``shop_orders``) and return the table mapping."""
-    import duckdb
-
-    from sqltraits_kit.modelling.features import TableMapping
-
-    con = duckdb.connect(str(path))
-    for name, key in (("crm_customers", "customers"), ("shop_orders", "orders")):
-        con.register("frame", tables[key])
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
-        con.unregister("frame")
-    con.close()
-    return TableMapping(
-        profiles_table="crm_customers",
-        profile_created_at="first_order_at",
-        orders_table="shop_orders",
-        tracks_table=None,
-        pages_table=None,
-        **columns,
-    )
-
-
 def _cdnow(path: Path) -> Any:
+    from tests.support.crm import crm_mapping, write_crm
     from tests.support.models import cdnow_crm_tables
 
-    ids = {"profile_id": "customer_no", "order_profile_id": "customer_no"}
-    return _crm(
-        path, cdnow_crm_tables(), **ids, order_timestamp="ordered_at", order_revenue="dollars"
-    )
+    write_crm(path, cdnow_crm_tables())
+    return crm_mapping()
 
 
 def _online_retail(path: Path) -> Any:
+    from tests.support.crm import crm_mapping, write_crm
     from tests.support.models import online_retail_crm_tables
 
-    tables = online_retail_crm_tables()
-    ids = {"profile_id": "customer_id", "order_profile_id": "customer_id"}
-    return _crm(path, tables, **ids, order_timestamp="order_date", order_revenue="amount")
+    write_crm(path, online_retail_crm_tables())
+    return crm_mapping(key="customer_id", at="order_date", revenue="amount")
 
 
 def _f(value: Any, metric: str = "") -> str:

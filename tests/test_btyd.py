@@ -207,19 +207,25 @@ def test_bgnbd_recovers_simulated_parameters() -> None:
         assert fitted[name] == pytest.approx(true[name], rel=rtol), name
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_bgnbd_fits_a_log_where_nobody_drops_out(seed: int, monkeypatch) -> None:
-    # A wholesaler's log looks like this: the likelihood's optimum runs off along a ridge
-    # (a -> 0 or a, b -> inf with a/(a+b) -> 0), where L-BFGS-B stalls with a gradient of
-    # 1e-6..1e-5. It used to crawl through 20,000 Nelder-Mead steps, then fail (seed 0).
-    methods: list[str] = []
+@pytest.fixture
+def methods(monkeypatch) -> list[str]:
+    """The scipy methods the BTYD fits call, in order."""
+    called: list[str] = []
     real = btyd.minimize
 
     def spy(*args, **kwargs):
-        methods.append(kwargs["method"])
+        called.append(kwargs["method"])
         return real(*args, **kwargs)
 
     monkeypatch.setattr(btyd, "minimize", spy)
+    return called
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bgnbd_fits_a_log_where_nobody_drops_out(seed: int, methods: list[str]) -> None:
+    # A wholesaler's log looks like this: the likelihood's optimum runs off along a ridge
+    # (a -> 0 or a, b -> inf with a/(a+b) -> 0), where L-BFGS-B stalls with a gradient of
+    # 1e-6..1e-5. It used to crawl through 20,000 Nelder-Mead steps, then fail (seed 0).
     sim = simulate_bgnbd(4000, r=0.75, alpha=9.0, a=1e-6, b=25_000.0, T=26.0, seed=seed)
     fitted = BetaGeo().fit(sim.frequency, sim.recency, sim.T).params_
     assert fitted["r"] == pytest.approx(0.75, rel=0.1)
@@ -228,16 +234,11 @@ def test_bgnbd_fits_a_log_where_nobody_drops_out(seed: int, monkeypatch) -> None
     assert methods.count("Nelder-Mead") <= 1 and len(methods) <= 3
 
 
-def test_bgnbd_on_a_wholesalers_log_needs_no_nelder_mead(monkeypatch) -> None:
+def test_bgnbd_on_a_wholesalers_log_needs_no_nelder_mead(methods: list[str]) -> None:
     # Online Retail at 2011-06-12: L-BFGS-B stalls at a gradient of 1e-6 on the ridge, which
     # is flat enough; Nelder-Mead there took 8 s per fit (of 20 s to train a model).
     from tests.support.models import online_retail_crm_tables
 
-    methods: list[str] = []
-    real = btyd.minimize
-    monkeypatch.setattr(
-        btyd, "minimize", lambda *a, **k: methods.append(k["method"]) or real(*a, **k)
-    )
     orders = online_retail_crm_tables()["orders"]
     rfm = rfm_summary(
         orders, customer_id="customer_id", timestamp="order_date", calibration_end="2011-06-11"

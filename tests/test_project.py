@@ -10,19 +10,10 @@ from sqltraits_kit.cli import main
 from sqltraits_kit.errors import ConfigError
 from sqltraits_kit.modelling.features import TableMapping
 from sqltraits_kit.workflows.project import Project
+from tests.support.crm import crm_mapping
 from tests.support.models import cdnow_crm_tables
 
-CRM = TableMapping(
-    profiles_table="crm_customers",
-    profile_id="customer_no",
-    profile_created_at="first_order_at",
-    orders_table="shop_orders",
-    order_profile_id="customer_no",
-    order_timestamp="ordered_at",
-    order_revenue="dollars",
-    tracks_table=None,
-    pages_table=None,
-)
+CRM = crm_mapping()
 
 
 def test_choices_round_trip_per_warehouse_and_keep_comments(tmp_path):

@@ -21,32 +21,11 @@ from pathlib import Path
 import pytest
 
 from sqltraits_kit.cli import main
-from sqltraits_kit.modelling.features import TableMapping
 from sqltraits_kit.warehouse import connect
+from tests.support.crm import crm_mapping, write_crm
 from tests.support.models import cdnow_crm_tables, online_retail_crm_tables
 
 pytestmark = pytest.mark.slow
-
-
-def crm_mapping(
-    customers: str,
-    orders: str,
-    *,
-    key: str = "customer_no",
-    at: str = "ordered_at",
-    revenue: str = "dollars",
-) -> TableMapping:
-    return TableMapping(
-        profiles_table=customers,
-        profile_id=key,
-        profile_created_at="first_order_at",
-        orders_table=orders,
-        order_profile_id=key,
-        order_timestamp=at,
-        order_revenue=revenue,
-        tracks_table=None,
-        pages_table=None,
-    )
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -132,15 +111,9 @@ def test_cdnow_train_score_validate_dry_run(crm, tmp_path, capsys, monkeypatch):
 
 
 def test_online_retail_train_score_validate_dry_run(tmp_path, capsys, monkeypatch):
-    url = f"duckdb:///{tmp_path / 'retail.duckdb'}"
-    wh = connect(url, create=True)
-    for name, frame in online_retail_crm_tables().items():
-        wh.con.create_table(f"retail_{name}", frame)
-    wh.close()
+    url = f"duckdb:///{write_crm(tmp_path / 'retail.duckdb', online_retail_crm_tables())}"
     mapping = tmp_path / "mapping.json"
-    columns = crm_mapping(
-        "retail_customers", "retail_orders", key="customer_id", at="order_date", revenue="amount"
-    )
+    columns = crm_mapping(key="customer_id", at="order_date", revenue="amount")
     mapping.write_text(json.dumps(columns.to_dict()))
     monkeypatch.chdir(tmp_path)
     models = tmp_path / "models"
