@@ -51,6 +51,11 @@ def _json(capsys) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+def _compared(card: dict, metric: str) -> dict:
+    """The card's comparison row of ``metric``: model, best baseline, whether it beats it."""
+    return next(row for row in card["comparison"] if row["metric"] == metric)
+
+
 def _validate_then_dry_run(url: str, table: str, capsys, *, rows: int) -> None:
     """Segment's contract, then a dry run: nothing sent, every profile counted."""
     code = main(["validate", "--db", url, "--table", table, "--json"])
@@ -72,7 +77,7 @@ def test_cdnow_train_score_validate_dry_run(crm, tmp_path, capsys, monkeypatch):
     churn = _json(capsys)
     assert churn["test_cutoff"] == "1998-04-01" and churn["horizon_days"] == 90
     assert churn["training_cutoffs"] == ["1998-01-01", "1997-10-03", "1997-07-05"]
-    auc = {row["metric"]: row for row in churn["comparison"]}["auc"]
+    auc = _compared(churn, "auc")
     best = max(b["auc"] for b in churn["baselines"].values())
     assert auc["baseline"] == best and auc["beats"] and auc["model"] > best
     sel = churn["selection"]
@@ -86,9 +91,8 @@ def test_cdnow_train_score_validate_dry_run(crm, tmp_path, capsys, monkeypatch):
     ltv = _json(capsys)
     assert abs(ltv["metrics"]["total_pct_error"]) <= 15
     assert ltv["metrics"]["mae"] < ltv["baselines"]["past_rate"]["mae"]
-    rows = {row["metric"]: row for row in ltv["comparison"]}
-    assert rows["total_pct_error"]["beats"]
-    if not rows["mae"]["beats"]:
+    assert _compared(ltv, "total_pct_error")["beats"]
+    if not _compared(ltv, "mae")["beats"]:
         assert any("'predict 0' on MAE" in w for w in ltv["warnings"])
 
     # ---- score both into one table keyed by the CRM's integer id
@@ -127,7 +131,7 @@ def test_online_retail_train_score_validate_dry_run(tmp_path, capsys, monkeypatc
     assert churn["test_cutoff"] == "2011-09-10"
     assert churn["training_cutoffs"] == ["2011-06-12", "2011-03-14"]
     assert any("2010-12-14 left out of training" in n for n in churn["notes"])
-    auc = {row["metric"]: row for row in churn["comparison"]}["auc"]
+    auc = _compared(churn, "auc")
     assert auc["beats"] and auc["model"] > max(b["auc"] for b in churn["baselines"].values())
 
     # ---- LTV: MAE below predicting 0 and below the past rate. The total falls short: the
@@ -138,7 +142,7 @@ def test_online_retail_train_score_validate_dry_run(tmp_path, capsys, monkeypatc
     baselines = ltv["baselines"]
     assert ltv["metrics"]["mae"] < baselines["zero"]["mae"]
     assert ltv["metrics"]["mae"] < baselines["past_rate"]["mae"]
-    assert {row["metric"]: row for row in ltv["comparison"]}["mae"]["beats"]
+    assert _compared(ltv, "mae")["beats"]
     assert ltv["metrics"]["total_pct_error"] < 0
 
     # ---- at 60 days (test window 2011-10-10 – 12-09) the issue's whole bar holds: churn beats
@@ -148,7 +152,7 @@ def test_online_retail_train_score_validate_dry_run(tmp_path, capsys, monkeypatc
     assert main(["train", "--model", "churn", *short]) == 0
     churn60 = _json(capsys)
     assert churn60["test_cutoff"] == "2011-10-10"
-    assert {row["metric"]: row for row in churn60["comparison"]}["auc"]["beats"]
+    assert _compared(churn60, "auc")["beats"]
     assert main(["train", "--model", "ltv", *short]) == 0
     ltv60 = _json(capsys)
     assert abs(ltv60["metrics"]["total_pct_error"]) <= 15
